@@ -1,0 +1,68 @@
+//! How write-side failures become HTTP errors: one exhaustive mapping.
+
+use common::error::ApiError;
+use events::user::{FieldError, UserError};
+use events::{RepositoryError, StoreError};
+
+impl From<FieldErrorList> for ApiError {
+    fn from(list: FieldErrorList) -> Self {
+        let mut fields = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for error in list.0 {
+            fields
+                .entry(error.field.to_owned())
+                .or_default()
+                .push(error.message.to_owned());
+        }
+        ApiError::Unprocessable(fields)
+    }
+}
+
+/// Every invalid field of one request, reported together.
+#[derive(Debug, Default)]
+pub struct FieldErrorList(pub Vec<FieldError>);
+
+impl FieldErrorList {
+    /// Keeps the value, or records why it was refused.
+    pub fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        result.map_err(|e| self.0.push(e)).ok()
+    }
+
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.into())
+        }
+    }
+}
+
+pub fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Conflict { stream, .. } => ApiError::Conflict(stream),
+        StoreError::UniqueTaken { key } => {
+            let field = match key.split_once('#') {
+                Some(("email", _)) => "email",
+                Some(("username", _)) => "username",
+                _ => "body",
+            };
+            ApiError::field(field, "has already been taken")
+        }
+        StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
+        StoreError::InvalidCommit(detail) | StoreError::Corrupt(detail) => ApiError::Internal(detail),
+    }
+}
+
+pub fn user_error(error: RepositoryError<UserError>) -> ApiError {
+    match error {
+        RepositoryError::Domain(UserError::AlreadyRegistered) => {
+            ApiError::Conflict("user already registered".into())
+        }
+        RepositoryError::Domain(UserError::NotRegistered) => ApiError::NotFound("user"),
+        RepositoryError::Domain(UserError::CannotFollowSelf) => {
+            ApiError::field("username", "cannot follow yourself")
+        }
+        RepositoryError::Domain(UserError::Field(field)) => FieldErrorList(vec![field]).into(),
+        RepositoryError::Store(error) => store_error(error),
+        RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
+    }
+}

@@ -1,0 +1,138 @@
+//! Configuration read once from the environment at start-up, failing fast with the variable's name.
+
+use std::time::Duration;
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// The names of every DynamoDB table, all `{prefix}{name}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableNames {
+    pub prefix: String,
+    pub events: String,
+    pub uniques: String,
+    pub users: String,
+    pub follows: String,
+    pub checkpoints: String,
+}
+
+impl TableNames {
+    pub fn with_prefix(prefix: &str) -> Self {
+        let name = |table: &str| format!("{prefix}{table}");
+        Self {
+            prefix: prefix.to_owned(),
+            events: name("events"),
+            uniques: name("uniques"),
+            users: name("users"),
+            follows: name("follows"),
+            checkpoints: name("checkpoints"),
+        }
+    }
+}
+
+/// The default table prefix of the local stack.
+pub const DEFAULT_TABLE_PREFIX: &str = "conduit-";
+
+/// Reads `CONDUIT_TABLE_PREFIX` (default `conduit-`).
+pub fn table_names_from_env() -> Result<TableNames, ConfigError> {
+    let prefix = optional("CONDUIT_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_TABLE_PREFIX.to_owned());
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ConfigError::Invalid {
+            name: "CONDUIT_TABLE_PREFIX",
+            reason: "only letters, digits, '-', '_' and '.' are allowed".into(),
+        });
+    }
+    Ok(TableNames::with_prefix(&prefix))
+}
+
+/// How tokens are signed and how long they live.
+#[derive(Clone)]
+pub struct JwtSettings {
+    pub secret: Vec<u8>,
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("secret", &"<redacted>")
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// Default token lifetime: one day.
+pub const DEFAULT_JWT_TTL_SECONDS: u64 = 86_400;
+/// HS256 wants a key at least as long as its hash.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl JwtSettings {
+    /// Reads `JWT_SECRET` (required, at least 32 bytes) and `JWT_TTL_SECONDS` (default one day).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let secret = optional("JWT_SECRET").ok_or(ConfigError::Missing("JWT_SECRET"))?;
+        let ttl = match optional("JWT_TTL_SECONDS") {
+            None => DEFAULT_JWT_TTL_SECONDS,
+            Some(raw) => raw.parse().map_err(|_| ConfigError::Invalid {
+                name: "JWT_TTL_SECONDS",
+                reason: "must be a whole number of seconds".into(),
+            })?,
+        };
+        Self::new(secret.into_bytes(), Duration::from_secs(ttl))
+    }
+
+    pub fn new(secret: Vec<u8>, ttl: Duration) -> Result<Self, ConfigError> {
+        if secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            });
+        }
+        if ttl.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "JWT_TTL_SECONDS",
+                reason: "must be more than 0".into(),
+            });
+        }
+        Ok(Self { secret, ttl })
+    }
+}
+
+/// Reads a required variable.
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    optional(name).ok_or(ConfigError::Missing(name))
+}
+
+/// Reads an optional variable; empty counts as unset.
+pub fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_share_the_prefix() {
+        let names = TableNames::with_prefix("x-");
+        assert_eq!(names.events, "x-events");
+        assert_eq!(names.follows, "x-follows");
+        assert_eq!(names.checkpoints, "x-checkpoints");
+    }
+
+    #[test]
+    fn short_secrets_are_refused_and_never_printed() {
+        let error = JwtSettings::new(b"short".to_vec(), Duration::from_secs(1)).unwrap_err();
+        assert!(error.to_string().contains("JWT_SECRET"));
+        let settings = JwtSettings::new(vec![b'k'; 32], Duration::from_secs(1)).expect("valid");
+        assert!(!format!("{settings:?}").contains("kkkk"));
+    }
+}

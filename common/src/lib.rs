@@ -1,0 +1,8 @@
+//! Shared plumbing of the services: configuration, AWS clients, JWT, telemetry and the HTTP error type.
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod telemetry;

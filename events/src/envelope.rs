@@ -1,0 +1,165 @@
+//! The stored schema of an event, kept apart from the domain event types so old versions can be upcast.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Who caused an event and in answer to what; stored with every event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// The user id of the caller, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Shared by every event that one user request caused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// The event or command this event answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    /// The request id of the HTTP request or Lambda invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// An event about to be appended: everything but its position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_version: u32,
+    pub payload: Value,
+    pub metadata: Metadata,
+}
+
+/// An event as it is stored in the `events` table and published to the topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    /// `User`, `Article`, ...
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// Position in the aggregate's own stream, from 1.
+    pub sequence: u64,
+    pub event_id: Uuid,
+    /// Past tense: `UserRegistered`.
+    pub event_type: String,
+    pub event_version: u32,
+    pub payload: Value,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// ISO 8601 with milliseconds.
+    pub recorded_at: String,
+}
+
+impl StoredEvent {
+    /// The partition key of the aggregate: `<AggregateType>#<id>`.
+    pub fn stream_key(&self) -> String {
+        stream_key(&self.aggregate_type, &self.aggregate_id)
+    }
+
+    /// The event with every secret field (password hashes) removed: what may leave the write side.
+    pub fn without_secrets(&self) -> StoredEvent {
+        let mut event = self.clone();
+        if let Value::Object(fields) = &mut event.payload {
+            for secret in SECRET_FIELDS {
+                fields.remove(*secret);
+            }
+        }
+        event
+    }
+}
+
+/// Payload fields that never leave the write side.
+pub const SECRET_FIELDS: &[&str] = &["passwordHash"];
+
+/// The partition key of an aggregate's stream.
+pub fn stream_key(aggregate_type: &str, aggregate_id: &str) -> String {
+    format!("{aggregate_type}#{aggregate_id}")
+}
+
+/// A change to the `uniques` table made in the same transaction as the events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UniqueChange {
+    /// Take `key` for the aggregate; fails the commit if someone else holds it.
+    Claim { key: String },
+    /// Give `key` back; only its holder can.
+    Release { key: String },
+}
+
+/// Why a stored event could not be read back as a domain event.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("unknown event type {event_type} version {version}")]
+    Unknown { event_type: String, version: u32 },
+    #[error("event {event_type} v{version} has an invalid payload: {source}")]
+    Payload {
+        event_type: String,
+        version: u32,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// How a domain event enum maps to and from its stored form.
+///
+/// Domain enums are serialized by serde in the externally tagged form
+/// (`{"UserRegistered": {...}}`): the tag becomes `eventType`, the content `payload`.
+pub trait EventSchema: Sized + Serialize + for<'de> Deserialize<'de> {
+    /// The version every event of this enum is written with today.
+    const CURRENT_VERSION: u32 = 1;
+
+    /// The uniqueness claims and releases this event implies for its aggregate.
+    fn unique_changes(&self) -> Vec<UniqueChange> {
+        Vec::new()
+    }
+
+    /// Splits the event into its stored type name and payload.
+    fn to_stored(&self) -> (String, u32, Value) {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) if map.len() == 1 => {
+                let (event_type, payload) = map.into_iter().next().unwrap_or_default();
+                (event_type, Self::CURRENT_VERSION, payload)
+            }
+            // Unit variants serialize as a bare string.
+            Ok(Value::String(event_type)) => (event_type, Self::CURRENT_VERSION, Value::Null),
+            _ => unreachable_shape(),
+        }
+    }
+
+    /// Reads a stored event back, upcasting older versions.
+    fn from_stored(event_type: &str, version: u32, payload: &Value) -> Result<Self, SchemaError> {
+        if version != Self::CURRENT_VERSION {
+            return Err(SchemaError::Unknown {
+                event_type: event_type.to_owned(),
+                version,
+            });
+        }
+        let tagged = if payload.is_null() {
+            Value::String(event_type.to_owned())
+        } else {
+            serde_json::json!({ event_type: payload })
+        };
+        serde_json::from_value(tagged).map_err(|source| {
+            if source.to_string().contains("unknown variant") {
+                SchemaError::Unknown {
+                    event_type: event_type.to_owned(),
+                    version,
+                }
+            } else {
+                SchemaError::Payload {
+                    event_type: event_type.to_owned(),
+                    version,
+                    source,
+                }
+            }
+        })
+    }
+}
+
+#[cold]
+fn unreachable_shape() -> (String, u32, Value) {
+    // Only reachable if a domain event enum stops being a serde enum, which the
+    // round-trip tests of every event catch.
+    (String::from("Invalid"), 0, Value::Null)
+}

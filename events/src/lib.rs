@@ -1,0 +1,12 @@
+//! The contract of Conduit-ES: domain events, their stored schema, aggregates, commands and the DynamoDB event store.
+
+pub mod envelope;
+pub mod repository;
+pub mod store;
+pub mod time_format;
+pub mod user;
+pub mod views;
+
+pub use envelope::{EventSchema, Metadata, NewEvent, SchemaError, StoredEvent, UniqueChange};
+pub use repository::{Repository, RepositoryError};
+pub use store::{Commit, EventStore, StoreError, Tables};

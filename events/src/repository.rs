@@ -1,0 +1,145 @@
+//! Loads cqrs-es aggregates from the event store, runs commands on them and appends what they decide.
+
+use std::time::Duration;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use uuid::Uuid;
+
+use crate::envelope::{EventSchema, Metadata, NewEvent, SchemaError, StoredEvent};
+use crate::store::{Commit, EventStore, StoreError};
+
+/// How often a command is re-run on a fresh load after losing an optimistic-lock race.
+pub const CONFLICT_RETRIES: usize = 5;
+
+/// Why executing a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError<E: std::error::Error> {
+    /// The aggregate refused the command (its own error says which status).
+    #[error(transparent)]
+    Domain(E),
+    /// The store refused the append or could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be read as a domain event.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+}
+
+/// An aggregate as loaded: its state and the sequence of its last event (0 if it has none).
+#[derive(Debug)]
+pub struct Loaded<A> {
+    pub state: A,
+    pub sequence: u64,
+}
+
+/// The outcome of a command: the state after it and the events it appended (maybe none).
+#[derive(Debug)]
+pub struct Executed<A> {
+    pub state: A,
+    pub events: Vec<StoredEvent>,
+}
+
+/// Runs commands against aggregates stored in an [`EventStore`].
+#[derive(Clone, Debug)]
+pub struct Repository {
+    store: EventStore,
+}
+
+impl Repository {
+    pub fn new(store: EventStore) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// Folds every event of the aggregate, strongly consistent.
+    pub async fn load<A>(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>>
+    where
+        A: Aggregate,
+        A::Event: EventSchema,
+    {
+        let events = self.store.load(A::TYPE, id).await?;
+        let mut state = A::default();
+        let mut sequence = 0;
+        for stored in events {
+            let event =
+                A::Event::from_stored(&stored.event_type, stored.event_version, &stored.payload)?;
+            state.apply(event);
+            sequence = stored.sequence;
+        }
+        Ok(Loaded { state, sequence })
+    }
+
+    /// Loads the aggregate, lets it decide, and appends its events with the unique claims they
+    /// imply. A lost race re-runs the command on a fresh load, up to [`CONFLICT_RETRIES`] times.
+    #[tracing::instrument(skip(self, command, metadata), fields(aggregate = A::TYPE))]
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>>
+    where
+        A: Aggregate<Services = ()>,
+        A::Command: Clone,
+        A::Event: EventSchema,
+    {
+        let mut attempt = 0;
+        loop {
+            let Loaded {
+                mut state,
+                sequence,
+            } = self.load::<A>(id).await?;
+            let sink = EventSink::<A>::default();
+            state
+                .handle(command.clone(), &(), &sink)
+                .await
+                .map_err(RepositoryError::Domain)?;
+            let decided = sink.collect().await;
+            if decided.is_empty() {
+                return Ok(Executed {
+                    state,
+                    events: Vec::new(),
+                });
+            }
+            let commit = Commit {
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: id.to_owned(),
+                expected_sequence: sequence,
+                unique_changes: decided.iter().flat_map(EventSchema::unique_changes).collect(),
+                events: decided
+                    .iter()
+                    .map(|event| {
+                        let (event_type, event_version, payload) = event.to_stored();
+                        NewEvent {
+                            event_id: Uuid::new_v4(),
+                            event_type,
+                            event_version,
+                            payload,
+                            metadata: metadata.clone(),
+                        }
+                    })
+                    .collect(),
+            };
+            match self.store.append(commit).await {
+                Ok(events) => return Ok(Executed { state, events }),
+                Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "lost an optimistic-lock race; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+/// A short, jittered pause so that racing writers spread out.
+fn backoff(attempt: usize) -> Duration {
+    let base = 5u64 << attempt.min(6);
+    let jitter = u64::from(Uuid::new_v4().as_bytes()[0]) % base.max(1);
+    Duration::from_millis(base + jitter)
+}

@@ -1,0 +1,9 @@
+//! The fan-out (stream to topic), the projector runtime (queue batch to read model, exactly-once effects per aggregate sequence) and the projectors.
+
+pub mod fanout;
+pub mod runtime;
+pub mod users;
+
+pub use fanout::FanOut;
+pub use runtime::{ProjectionError, Projector, ProjectorRuntime};
+pub use users::UsersProjector;

@@ -1,0 +1,340 @@
+//! The projector runtime: applies each aggregate's events in sequence exactly once, whatever order and how often the queue delivers them.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use events::views::checkpoints;
+use events::{EventStore, StoredEvent};
+use futures::stream::{self, StreamExt};
+use serde::Deserialize;
+
+/// How many aggregates of one batch are projected at once.
+const CONCURRENT_STREAMS: usize = 8;
+/// How often a lost checkpoint race is re-read before the message is handed back to the queue.
+const CHECKPOINT_RETRIES: usize = 5;
+
+/// Why a projection step failed. Every variant fails the message, so the queue redelivers it
+/// and, after its receive limit, moves it to the dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The message is not an event (a poison message).
+    #[error("unreadable message: {0}")]
+    Unreadable(String),
+    /// The event cannot be applied (unknown type or version, bad payload).
+    #[error("cannot apply {event_type} v{version}: {reason}")]
+    Unsupported {
+        event_type: String,
+        version: u32,
+        reason: String,
+    },
+    /// DynamoDB could not be reached or refused the write.
+    #[error("read model unavailable: {0}")]
+    Unavailable(String),
+    /// Other projector instances kept moving the checkpoint.
+    #[error("checkpoint of {0} kept moving")]
+    Contended(String),
+}
+
+/// One read model: which events it wants and the writes each one causes.
+pub trait Projector: Send + Sync {
+    /// Names the projector in checkpoints and logs.
+    fn name(&self) -> &'static str;
+
+    /// Whether events of this aggregate type concern this projector.
+    fn accepts(&self, aggregate_type: &str) -> bool;
+
+    /// The writes that apply `event` to the read model. They run in one transaction with the
+    /// checkpoint, so they must be idempotent only with respect to that transaction.
+    fn effects(
+        &self,
+        event: &StoredEvent,
+    ) -> impl Future<Output = Result<Vec<TransactWriteItem>, ProjectionError>> + Send;
+}
+
+/// What became of one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied, with `filled` earlier events read from the store to close a gap.
+    Applied { filled: u64 },
+    /// Already applied: a duplicate delivery.
+    Duplicate,
+    /// Not for this projector.
+    Ignored,
+}
+
+/// Runs a [`Projector`] with per-aggregate checkpoints.
+#[derive(Clone, Debug)]
+pub struct ProjectorRuntime<P> {
+    projector: P,
+    client: Client,
+    store: EventStore,
+    checkpoints_table: String,
+}
+
+/// The SNS notification that wraps each message on a subscribed queue.
+#[derive(Deserialize)]
+struct SnsEnvelope {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "Message")]
+    message: String,
+}
+
+/// Reads the event out of a queue message body (an SNS envelope, or a raw-delivered event).
+pub fn parse_message(body: &str) -> Result<StoredEvent, ProjectionError> {
+    let unreadable = |e: serde_json::Error| ProjectionError::Unreadable(e.to_string());
+    let inner = match serde_json::from_str::<SnsEnvelope>(body) {
+        Ok(envelope) if envelope.kind == "Notification" => envelope.message,
+        _ => body.to_owned(),
+    };
+    serde_json::from_str(&inner).map_err(unreadable)
+}
+
+fn unavailable<E: std::fmt::Debug>(error: E) -> ProjectionError {
+    ProjectionError::Unavailable(format!("{error:?}"))
+}
+
+impl<P: Projector> ProjectorRuntime<P> {
+    pub fn new(projector: P, client: Client, store: EventStore, checkpoints_table: String) -> Self {
+        Self {
+            projector,
+            client,
+            store,
+            checkpoints_table,
+        }
+    }
+
+    pub fn projector(&self) -> &P {
+        &self.projector
+    }
+
+    /// Handles one SQS batch: each aggregate's messages in sequence order, aggregates in
+    /// parallel. A failed message fails the later messages of its aggregate too (they would
+    /// only fill the same gap and fail the same way); other aggregates go on.
+    pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let mut failed: Vec<String> = Vec::new();
+        let mut streams: BTreeMap<String, Vec<(String, StoredEvent)>> = BTreeMap::new();
+        for record in batch.records {
+            let id = record.message_id.unwrap_or_default();
+            match parse_message(record.body.as_deref().unwrap_or_default()) {
+                Ok(event) => streams.entry(event.stream_key()).or_default().push((id, event)),
+                Err(error) => {
+                    tracing::error!(projector = self.projector.name(), message = %id, %error, "poison message");
+                    failed.push(id);
+                }
+            }
+        }
+        let results: Vec<Vec<String>> = stream::iter(streams.into_values())
+            .map(|mut messages| async move {
+                messages.sort_by_key(|(_, event)| event.sequence);
+                let mut failed = Vec::new();
+                for (id, event) in messages {
+                    if !failed.is_empty() {
+                        failed.push(id);
+                        continue;
+                    }
+                    if let Err(error) = self.project(&event).await {
+                        tracing::error!(
+                            projector = self.projector.name(),
+                            message = %id,
+                            stream = %event.stream_key(),
+                            sequence = event.sequence,
+                            %error,
+                            "projection failed"
+                        );
+                        failed.push(id);
+                    }
+                }
+                failed
+            })
+            .buffer_unordered(CONCURRENT_STREAMS)
+            .collect()
+            .await;
+        failed.extend(results.into_iter().flatten());
+
+        let mut response = SqsBatchResponse::default();
+        let unique: HashSet<String> = failed.into_iter().collect();
+        for id in unique {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+
+    /// Applies `event` exactly once: a duplicate is skipped, a gap before it is filled from the
+    /// events table first.
+    #[tracing::instrument(skip_all, fields(projector = self.projector.name(), stream = %event.stream_key(), sequence = event.sequence))]
+    pub async fn project(&self, event: &StoredEvent) -> Result<Outcome, ProjectionError> {
+        if !self.projector.accepts(&event.aggregate_type) {
+            return Ok(Outcome::Ignored);
+        }
+        self.apply_through(&event.aggregate_type, &event.aggregate_id, event.sequence, Some(event))
+            .await
+    }
+
+    /// Brings one aggregate's projection up to `target` (reading what is missing from the
+    /// store). `known` is the event at `target` when the caller already has it.
+    pub async fn apply_through(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        target: u64,
+        known: Option<&StoredEvent>,
+    ) -> Result<Outcome, ProjectionError> {
+        let stream = events::envelope::stream_key(aggregate_type, aggregate_id);
+        for _ in 0..CHECKPOINT_RETRIES {
+            let last = self.last_applied(&stream).await?;
+            if target <= last {
+                return Ok(Outcome::Duplicate);
+            }
+            // Everything after the checkpoint that the caller did not hand us comes from the store.
+            let missing_upto = if known.is_some() { target - 1 } else { target };
+            let mut pending = if missing_upto > last {
+                self.store
+                    .read_range(aggregate_type, aggregate_id, last + 1, Some(missing_upto))
+                    .await
+                    .map_err(unavailable)?
+            } else {
+                Vec::new()
+            };
+            let filled = pending.len() as u64;
+            if let Some(event) = known {
+                pending.push(event.clone());
+            }
+            let contiguous = pending
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.sequence == last + 1 + i as u64);
+            if !contiguous || pending.last().map(|e| e.sequence) != Some(target) {
+                return Err(ProjectionError::Unavailable(format!(
+                    "{stream}: events {} to {target} are not all in the store yet",
+                    last + 1
+                )));
+            }
+            let mut moved = false;
+            for event in &pending {
+                if !self.apply_one(&event.without_secrets()).await? {
+                    moved = true;
+                    break;
+                }
+            }
+            if !moved {
+                if filled > 0 {
+                    tracing::info!(filled, "filled a gap from the events table");
+                }
+                return Ok(Outcome::Applied { filled });
+            }
+        }
+        Err(ProjectionError::Contended(stream))
+    }
+
+    /// The last sequence applied for a stream (0 when none).
+    pub async fn last_applied(&self, stream: &str) -> Result<u64, ProjectionError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.checkpoints_table)
+            .key(
+                checkpoints::PK,
+                AttributeValue::S(checkpoints::key(self.projector.name(), stream)),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output
+            .item()
+            .and_then(|item| events::views::number(item, checkpoints::LAST_SEQ))
+            .unwrap_or(0))
+    }
+
+    /// Applies one event together with its checkpoint move. `false` when the checkpoint was not
+    /// where we expected (another instance applied it first): nothing was written then.
+    async fn apply_one(&self, event: &StoredEvent) -> Result<bool, ProjectionError> {
+        let mut actions = self.projector.effects(event).await?;
+        let previous = event.sequence - 1;
+        let checkpoint = Update::builder()
+            .table_name(&self.checkpoints_table)
+            .key(
+                checkpoints::PK,
+                AttributeValue::S(checkpoints::key(self.projector.name(), &event.stream_key())),
+            )
+            .update_expression("SET #last = :seq")
+            .condition_expression(if previous == 0 {
+                "attribute_not_exists(#last)"
+            } else {
+                "#last = :prev"
+            })
+            .expression_attribute_names("#last", checkpoints::LAST_SEQ)
+            .expression_attribute_values(":seq", AttributeValue::N(event.sequence.to_string()));
+        let checkpoint = if previous == 0 {
+            checkpoint
+        } else {
+            checkpoint.expression_attribute_values(":prev", AttributeValue::N(previous.to_string()))
+        };
+        let checkpoint = checkpoint.build().map_err(unavailable)?;
+        let checkpoint_index = actions.len();
+        actions.push(TransactWriteItem::builder().update(checkpoint).build());
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) if checkpoint_moved(&error, checkpoint_index) => Ok(false),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+}
+
+/// True when the transaction failed only because the checkpoint had moved.
+fn checkpoint_moved(error: &SdkError<TransactWriteItemsError>, index: usize) -> bool {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        error.as_service_error()
+    else {
+        return false;
+    };
+    cancelled
+        .cancellation_reasons()
+        .get(index)
+        .and_then(|reason| reason.code())
+        .is_some_and(|code| code == "ConditionalCheckFailed" || code == "TransactionConflict")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_events_out_of_sns_envelopes_and_raw_bodies() {
+        let event = serde_json::json!({
+            "aggregateType": "User", "aggregateId": "u1", "sequence": 2,
+            "eventId": "7f8a5f4c-8f0e-4a59-9d0e-0c1c8e2b7a11", "eventType": "UserFollowed",
+            "eventVersion": 1, "payload": {"followeeId": "u2"}, "recordedAt": "2024-01-01T00:00:00.000Z"
+        });
+        let envelope = serde_json::json!({
+            "Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+            "Message": event.to_string()
+        });
+        let parsed = parse_message(&envelope.to_string()).expect("envelope");
+        assert_eq!(parsed.sequence, 2);
+        assert_eq!(parse_message(&event.to_string()).expect("raw").aggregate_id, "u1");
+    }
+
+    #[test]
+    fn garbage_is_a_poison_message() {
+        assert!(matches!(parse_message("not json"), Err(ProjectionError::Unreadable(_))));
+        assert!(matches!(
+            parse_message(r#"{"Type":"Notification","Message":"{}"}"#),
+            Err(ProjectionError::Unreadable(_))
+        ));
+    }
+}

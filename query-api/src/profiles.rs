@@ -1,0 +1,49 @@
+//! `GET /profiles/{username}`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use common::auth::MaybeAuthUser;
+use common::error::ApiError;
+use serde::Serialize;
+
+use crate::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct ProfileBody {
+    username: String,
+    bio: String,
+    image: String,
+    following: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProfileResponse {
+    profile: ProfileBody,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: MaybeAuthUser,
+    Path(username): Path<String>,
+) -> Result<Json<ProfileResponse>, ApiError> {
+    let user = state
+        .readers
+        .user_by_username(&username)
+        .await?
+        .ok_or(ApiError::NotFound("profile"))?;
+    let following = match caller.user_id() {
+        Some(caller_id) if caller_id != user.user_id => {
+            state.readers.is_following(caller_id, &user.user_id).await?
+        }
+        _ => false,
+    };
+    Ok(Json(ProfileResponse {
+        profile: ProfileBody {
+            username: user.username,
+            bio: user.bio,
+            image: user.image,
+            following,
+        },
+    }))
+}

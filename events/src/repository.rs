@@ -109,7 +109,10 @@ impl Repository {
                 aggregate_type: A::TYPE.to_owned(),
                 aggregate_id: id.to_owned(),
                 expected_sequence: sequence,
-                unique_changes: decided.iter().flat_map(EventSchema::unique_changes).collect(),
+                unique_changes: decided
+                    .iter()
+                    .flat_map(EventSchema::unique_changes)
+                    .collect(),
                 events: decided
                     .iter()
                     .map(|event| {

@@ -98,7 +98,9 @@ impl EventStore {
         let stream = stream_key(&commit.aggregate_type, &commit.aggregate_id);
         let uniques = net_unique_changes(&commit.unique_changes);
         if commit.events.is_empty() {
-            return Err(StoreError::InvalidCommit("a commit needs at least one event".into()));
+            return Err(StoreError::InvalidCommit(
+                "a commit needs at least one event".into(),
+            ));
         }
         if commit.events.len() + uniques.len() > MAX_ACTIONS_PER_COMMIT {
             return Err(StoreError::InvalidCommit(format!(
@@ -174,7 +176,13 @@ impl EventStore {
             Ok(_) => Ok(stored),
             Err(error) => {
                 let failed = cancelled_actions(&error);
-                if failed.is_empty() {
+                // Same request token with other parameters: a retry of this commit (its
+                // recordedAt differs), so look at what is stored like after a lost race.
+                let retried = matches!(
+                    error.as_service_error(),
+                    Some(TransactWriteItemsError::IdempotentParameterMismatchException(_))
+                );
+                if failed.is_empty() && !retried {
                     return Err(StoreError::unavailable(error));
                 }
                 if let Some(index) = failed.iter().find(|&&i| i >= stored.len()) {
@@ -345,15 +353,39 @@ pub fn event_to_item(event: &StoredEvent) -> HashMap<String, AttributeValue> {
     }
     HashMap::from([
         ("pk".to_owned(), AttributeValue::S(event.stream_key())),
-        ("sk".to_owned(), AttributeValue::N(event.sequence.to_string())),
-        ("aggregateType".to_owned(), AttributeValue::S(event.aggregate_type.clone())),
-        ("aggregateId".to_owned(), AttributeValue::S(event.aggregate_id.clone())),
-        ("eventId".to_owned(), AttributeValue::S(event.event_id.to_string())),
-        ("eventType".to_owned(), AttributeValue::S(event.event_type.clone())),
-        ("eventVersion".to_owned(), AttributeValue::N(event.event_version.to_string())),
-        ("payload".to_owned(), AttributeValue::S(event.payload.to_string())),
+        (
+            "sk".to_owned(),
+            AttributeValue::N(event.sequence.to_string()),
+        ),
+        (
+            "aggregateType".to_owned(),
+            AttributeValue::S(event.aggregate_type.clone()),
+        ),
+        (
+            "aggregateId".to_owned(),
+            AttributeValue::S(event.aggregate_id.clone()),
+        ),
+        (
+            "eventId".to_owned(),
+            AttributeValue::S(event.event_id.to_string()),
+        ),
+        (
+            "eventType".to_owned(),
+            AttributeValue::S(event.event_type.clone()),
+        ),
+        (
+            "eventVersion".to_owned(),
+            AttributeValue::N(event.event_version.to_string()),
+        ),
+        (
+            "payload".to_owned(),
+            AttributeValue::S(event.payload.to_string()),
+        ),
         ("metadata".to_owned(), AttributeValue::M(metadata)),
-        ("recordedAt".to_owned(), AttributeValue::S(event.recorded_at.clone())),
+        (
+            "recordedAt".to_owned(),
+            AttributeValue::S(event.recorded_at.clone()),
+        ),
     ])
 }
 
@@ -438,9 +470,15 @@ mod tests {
     fn a_damaged_item_is_corrupt_not_a_panic() {
         let mut item = event_to_item(&sample());
         item.insert("payload".into(), AttributeValue::S("{not json".into()));
-        assert!(matches!(event_from_item(&item), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            event_from_item(&item),
+            Err(StoreError::Corrupt(_))
+        ));
         item.remove("sk");
-        assert!(matches!(event_from_item(&item), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            event_from_item(&item),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub fn format_millis(at: OffsetDateTime) -> String {
 pub fn now_millis() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     let nanos = now.nanosecond();
-    now.replace_nanosecond(nanos - nanos % 1_000_000).unwrap_or(now)
+    now.replace_nanosecond(nanos - nanos % 1_000_000)
+        .unwrap_or(now)
 }
 
 /// Parses an RFC 3339 timestamp.

@@ -152,7 +152,10 @@ pub enum UserEvent {
         password_hash: String,
     },
     #[serde(rename_all = "camelCase")]
-    UserEmailChanged { email: String, previous_email: String },
+    UserEmailChanged {
+        email: String,
+        previous_email: String,
+    },
     #[serde(rename_all = "camelCase")]
     UserRenamed {
         username: String,
@@ -622,8 +625,14 @@ mod tests {
     fn emails_are_validated_and_lower_cased() {
         assert_eq!(email(" A@B.io ").as_str(), "a@b.io");
         assert_eq!(Email::parse(""), Err(FieldError::blank("email")));
-        for bad in ["no-at", "@b.io", "a@", "a@b", "a b@c.io", "a@@b.io", "a@b.io."] {
-            assert_eq!(Email::parse(bad), Err(FieldError::invalid("email")), "{bad}");
+        for bad in [
+            "no-at", "@b.io", "a@", "a@b", "a b@c.io", "a@@b.io", "a@b.io.",
+        ] {
+            assert_eq!(
+                Email::parse(bad),
+                Err(FieldError::invalid("email")),
+                "{bad}"
+            );
         }
     }
 
@@ -670,8 +679,7 @@ mod tests {
             let (event_type, version, payload) = event.to_stored();
             assert_eq!(event_type, event.event_type());
             assert!(payload.is_object(), "{event_type} payload is a map");
-            let back = UserEvent::from_stored(&event_type, version, &payload)
-                .expect("round trip");
+            let back = UserEvent::from_stored(&event_type, version, &payload).expect("round trip");
             assert_eq!(back, event);
         }
     }

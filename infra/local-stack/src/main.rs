@@ -1,0 +1,102 @@
+//! `local-stack`: starts DynamoDB Local and moto, provisions everything, serves the API on http://127.0.0.1:3000/api until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use common::aws::LocalEndpoints;
+use common::config::{optional, JwtSettings, DEFAULT_JWT_TTL_SECONDS, DEFAULT_TABLE_PREFIX};
+use infra::emulators::{workspace_root, DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, Storage};
+use local_stack::StackConfig;
+
+fn parse_env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match optional(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .map_err(|_| anyhow::anyhow!("environment variable {name} is invalid: {raw:?}")),
+    }
+}
+
+/// `JWT_SECRET`, or a secret generated on the first run and kept under the data folder so
+/// that tokens survive a restart.
+fn jwt_settings(local: &Path) -> anyhow::Result<JwtSettings> {
+    if optional("JWT_SECRET").is_some() {
+        return Ok(JwtSettings::from_env()?);
+    }
+    let path = local.join("jwt-secret");
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(secret) => secret.trim().to_owned(),
+        Err(_) => {
+            let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+            std::fs::create_dir_all(local)?;
+            std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+            println!("local-stack: generated a JWT secret in {}", path.display());
+            secret
+        }
+    };
+    let ttl = parse_env("JWT_TTL_SECONDS", DEFAULT_JWT_TTL_SECONDS)?;
+    Ok(JwtSettings::new(secret.into_bytes(), Duration::from_secs(ttl))?)
+}
+
+fn main() -> anyhow::Result<()> {
+    common::telemetry::init();
+    let started = Instant::now();
+    let root = workspace_root();
+    let local = optional("CONDUIT_LOCAL_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".local"));
+    let listen: SocketAddr = parse_env("CONDUIT_LISTEN", SocketAddr::from(([127, 0, 0, 1], 3000)))?;
+    let prefix = optional("CONDUIT_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_TABLE_PREFIX.to_owned());
+    let retry_delay = Duration::from_secs(parse_env("CONDUIT_RETRY_DELAY_SECONDS", 2u64)?);
+    let jwt = jwt_settings(&local)?;
+    let logs = local.join("logs");
+    std::fs::create_dir_all(&logs)?;
+
+    // The emulators are started from this (main) thread, which lives as long as the process:
+    // they are killed with it even if it dies without cleaning up.
+    let data = local.join("data").join("dynamodb");
+    println!("local-stack: starting DynamoDB Local (data in {})", data.display());
+    let dynamodb = DynamoDbLocal::start(DynamoDbLocalOptions {
+        port: Some(parse_env("CONDUIT_DYNAMODB_PORT", 8100u16)?),
+        storage: Storage::Dir(data),
+        log_file: Some(logs.join("dynamodb-local.log")),
+        ..DynamoDbLocalOptions::default()
+    })?;
+    println!("local-stack: starting moto (SNS, SQS)");
+    let moto = Moto::start(MotoOptions {
+        port: Some(parse_env("CONDUIT_MOTO_PORT", 8101u16)?),
+        log_file: Some(logs.join("moto.log")),
+        ..MotoOptions::default()
+    })?;
+    let endpoints = LocalEndpoints {
+        dynamodb: dynamodb.endpoint(),
+        moto: moto.endpoint(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        println!("local-stack: creating tables, topic, queues and subscriptions ({prefix}*)");
+        let stack = local_stack::start(StackConfig {
+            endpoints: endpoints.clone(),
+            prefix,
+            jwt,
+            listen,
+            retry_delay: Some(retry_delay),
+            stream_poll_interval: Duration::from_millis(50),
+        })
+        .await?;
+        println!("local-stack: DynamoDB Local at {} , SNS/SQS (moto) at {}", endpoints.dynamodb, endpoints.moto);
+        println!(
+            "local-stack: API ready at {} after {:.1} s (Ctrl-C stops everything)",
+            stack.api_url(),
+            started.elapsed().as_secs_f64()
+        );
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        println!("local-stack: stopping");
+        stack.stop().await;
+        anyhow::Ok(())
+    });
+    drop(moto);
+    drop(dynamodb);
+    result
+}

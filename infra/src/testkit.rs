@@ -1,0 +1,175 @@
+//! Shared emulators for the integration tests of every crate.
+//!
+//! ```no_run
+//! # async fn example() {
+//! let prefix = infra::testkit::unique_prefix("users");
+//! let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+//! # let _ = (clients, provisioned);
+//! # }
+//! ```
+//!
+//! One in-memory DynamoDB Local and one moto server serve the whole test binary: they start on
+//! the first call of [`emulators`] (about 1.5 s) and die with the process. Tests keep apart by
+//! giving every resource a [`unique_prefix`]. Nothing here needs the emulators to be running
+//! beforehand; `./dev test` only makes sure they are installed.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Once, OnceLock};
+use std::time::Duration;
+
+use common::aws::{Clients, LocalEndpoints};
+
+use crate::emulators::{DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, Storage};
+use crate::resources::{provision, Provisioned};
+
+/// The endpoints, or why the emulators could not start (kept, so that every test of the
+/// binary fails at once with the same message instead of each trying again).
+static ENDPOINTS: OnceLock<Result<LocalEndpoints, String>> = OnceLock::new();
+static METADATA_OFF: Once = Once::new();
+
+/// Log files of emulators older than this are removed when a test binary starts its own.
+const LOG_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Sets `AWS_EC2_METADATA_DISABLED=true` (once), so that no SDK client built from the
+/// environment ever tries the instance metadata address.
+fn disable_instance_metadata() {
+    METADATA_OFF.call_once(|| std::env::set_var("AWS_EC2_METADATA_DISABLED", "true"));
+}
+
+/// The endpoints of this test binary's emulators, started on the first call.
+///
+/// The emulators are started from dedicated threads that stay parked for the rest of the
+/// process, so the kernel kills them (`PR_SET_PDEATHSIG`) when the test binary exits, however
+/// it exits. Blocks for the start-up on the first call (concurrent callers wait for it);
+/// panics if an emulator cannot start (the message names the missing piece or the log).
+pub fn emulators() -> &'static LocalEndpoints {
+    disable_instance_metadata();
+    match ENDPOINTS.get_or_init(start_emulators) {
+        Ok(endpoints) => endpoints,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn start_emulators() -> Result<LocalEndpoints, String> {
+    let logs = log_dir();
+    prune_old_logs(&logs);
+    let stem = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "test".to_owned());
+    let pid = std::process::id();
+    let ddb_log = logs.join(format!("{stem}-{pid}-dynamodb-local.log"));
+    let moto_log = logs.join(format!("{stem}-{pid}-moto.log"));
+
+    let ddb = keep_alive("conduit-test-dynamodb-local", {
+        let log = ddb_log.clone();
+        move || {
+            DynamoDbLocal::start(DynamoDbLocalOptions {
+                storage: Storage::InMemory,
+                log_file: Some(log),
+                ..DynamoDbLocalOptions::default()
+            })
+            .map(|e| (e.endpoint(), e))
+        }
+    })?;
+    let moto = keep_alive("conduit-test-moto", {
+        let log = moto_log.clone();
+        move || {
+            Moto::start(MotoOptions {
+                log_file: Some(log),
+                ..MotoOptions::default()
+            })
+            .map(|e| (e.endpoint(), e))
+        }
+    })?;
+    let dynamodb = ddb
+        .recv()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the DynamoDB Local thread died")))
+        .map_err(|e| format!("cannot start DynamoDB Local for tests: {e:#}"))?;
+    let moto = moto
+        .recv()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the moto thread died")))
+        .map_err(|e| format!("cannot start moto server for tests: {e:#}"))?;
+    eprintln!(
+        "testkit: DynamoDB Local at {dynamodb} (log {}), moto at {moto} (log {})",
+        ddb_log.display(),
+        moto_log.display()
+    );
+    Ok(LocalEndpoints { dynamodb, moto })
+}
+
+/// Runs `start` on a new thread that then parks forever, keeping the started emulator (and the
+/// spawning thread its `PR_SET_PDEATHSIG` is tied to) alive until the process exits.
+fn keep_alive<T: Send + 'static>(
+    name: &str,
+    start: impl FnOnce() -> anyhow::Result<(String, T)> + Send + 'static,
+) -> Result<mpsc::Receiver<anyhow::Result<String>>, String> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || match start() {
+            Ok((endpoint, emulator)) => {
+                let _ = tx.send(Ok(endpoint));
+                loop {
+                    std::thread::park();
+                    // Never reached past the loop: the emulator lives as long as the process.
+                    let _ = &emulator;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        });
+    spawned.map_err(|e| format!("cannot spawn thread {name}: {e}"))?;
+    Ok(rx)
+}
+
+/// Where the emulators of test binaries write their logs.
+pub fn log_dir() -> PathBuf {
+    std::env::temp_dir().join("conduit-emulators")
+}
+
+fn prune_old_logs(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > LOG_MAX_AGE);
+        if old && entry.path().extension().is_some_and(|e| e == "log") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A fresh resource prefix `t{tag}{8 random letters/digits}-`, valid for table, topic and
+/// queue names; `tag` is reduced to at most 16 ASCII letters and digits.
+pub fn unique_prefix(tag: &str) -> String {
+    let tag: String = tag
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("t{tag}{}-", &random[..8])
+}
+
+/// Clients for the shared emulators (starting them if needed).
+pub async fn clients() -> Clients {
+    Clients::local(emulators()).await
+}
+
+/// Clients for the shared emulators and every resource provisioned under `prefix`. Panics if
+/// provisioning fails.
+pub async fn provisioned(prefix: &str) -> (Clients, Provisioned) {
+    let clients = clients().await;
+    match provision(&clients, prefix).await {
+        Ok(p) => (clients, p),
+        Err(e) => panic!("provisioning {prefix:?} on the test emulators failed: {e:#}"),
+    }
+}

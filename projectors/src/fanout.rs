@@ -42,7 +42,12 @@ impl FanOut {
     /// published, so that Lambda retries from it (records before it are done).
     #[tracing::instrument(skip_all, fields(records = batch.records.len()))]
     pub async fn handle(&self, batch: Event) -> DynamoDbEventResponse {
-        let prepared: Vec<Prepared> = batch.records.iter().enumerate().map(|(i, r)| prepare(i, r)).collect();
+        let prepared: Vec<Prepared> = batch
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| prepare(i, r))
+            .collect();
         let mut failed: Vec<usize> = Vec::new();
         let mut entries: Vec<(usize, PublishBatchRequestEntry)> = Vec::new();
         for (index, item) in prepared.into_iter().enumerate() {
@@ -81,8 +86,7 @@ impl FanOut {
             .await;
         match result {
             Ok(output) => {
-                let by_id: HashMap<&str, usize> =
-                    chunk.iter().map(|(i, e)| (e.id(), *i)).collect();
+                let by_id: HashMap<&str, usize> = chunk.iter().map(|(i, e)| (e.id(), *i)).collect();
                 output
                     .failed()
                     .iter()
@@ -157,6 +161,9 @@ mod tests {
         assert!(entry.message().contains("a@b.io"));
         let attributes = entry.message_attributes().expect("attributes");
         assert_eq!(attributes[ATTR_AGGREGATE_TYPE].string_value(), Some("User"));
-        assert_eq!(attributes[ATTR_EVENT_TYPE].string_value(), Some("UserRegistered"));
+        assert_eq!(
+            attributes[ATTR_EVENT_TYPE].string_value(),
+            Some("UserRegistered")
+        );
     }
 }

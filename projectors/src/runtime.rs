@@ -131,7 +131,10 @@ impl<P: Projector> ProjectorRuntime<P> {
         for record in batch.records {
             let id = record.message_id.unwrap_or_default();
             match parse_message(record.body.as_deref().unwrap_or_default()) {
-                Ok(event) => streams.entry(event.stream_key()).or_default().push((id, event)),
+                Ok(event) => streams
+                    .entry(event.stream_key())
+                    .or_default()
+                    .push((id, event)),
                 Err(error) => {
                     tracing::error!(projector = self.projector.name(), message = %id, %error, "poison message");
                     failed.push(id);
@@ -183,8 +186,13 @@ impl<P: Projector> ProjectorRuntime<P> {
         if !self.projector.accepts(&event.aggregate_type) {
             return Ok(Outcome::Ignored);
         }
-        self.apply_through(&event.aggregate_type, &event.aggregate_id, event.sequence, Some(event))
-            .await
+        self.apply_through(
+            &event.aggregate_type,
+            &event.aggregate_id,
+            event.sequence,
+            Some(event),
+        )
+        .await
     }
 
     /// Brings one aggregate's projection up to `target` (reading what is missing from the
@@ -375,12 +383,18 @@ mod tests {
         });
         let parsed = parse_message(&envelope.to_string()).expect("envelope");
         assert_eq!(parsed.sequence, 2);
-        assert_eq!(parse_message(&event.to_string()).expect("raw").aggregate_id, "u1");
+        assert_eq!(
+            parse_message(&event.to_string()).expect("raw").aggregate_id,
+            "u1"
+        );
     }
 
     #[test]
     fn garbage_is_a_poison_message() {
-        assert!(matches!(parse_message("not json"), Err(ProjectionError::Unreadable(_))));
+        assert!(matches!(
+            parse_message("not json"),
+            Err(ProjectionError::Unreadable(_))
+        ));
         assert!(matches!(
             parse_message(r#"{"Type":"Notification","Message":"{}"}"#),
             Err(ProjectionError::Unreadable(_))

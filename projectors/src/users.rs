@@ -41,7 +41,12 @@ impl UsersProjector {
                 uniques: tables.uniques.clone(),
             },
         );
-        ProjectorRuntime::new(Self::new(tables), client.clone(), store, tables.checkpoints.clone())
+        ProjectorRuntime::new(
+            Self::new(tables),
+            client.clone(),
+            store,
+            tables.checkpoints.clone(),
+        )
     }
 
     /// `SET` the given attributes and the user's `lastSeq` on the users item.
@@ -81,7 +86,10 @@ impl Projector for UsersProjector {
         aggregate_type == AGGREGATE_TYPE
     }
 
-    async fn effects(&self, event: &StoredEvent) -> Result<Vec<TransactWriteItem>, ProjectionError> {
+    async fn effects(
+        &self,
+        event: &StoredEvent,
+    ) -> Result<Vec<TransactWriteItem>, ProjectionError> {
         let domain = UserEvent::from_stored(&event.event_type, event.event_version, &event.payload)
             .map_err(|e| ProjectionError::Unsupported {
                 event_type: event.event_type.clone(),
@@ -100,7 +108,10 @@ impl Projector for UsersProjector {
                     .item(users::USERNAME, s(&username))
                     .item(users::BIO, s(""))
                     .item(users::IMAGE, s(""))
-                    .item(users::LAST_SEQ, AttributeValue::N(event.sequence.to_string()))
+                    .item(
+                        users::LAST_SEQ,
+                        AttributeValue::N(event.sequence.to_string()),
+                    )
                     .build()
                     .map_err(build_error)?;
                 vec![TransactWriteItem::builder().put(put).build()]

@@ -35,8 +35,10 @@ pub struct StreamBatchFailure {
 /// An on-failure destination. An `Err` is retried by the mapping (with backoff) before it
 /// checkpoints past the records, so a destination that is down loses nothing.
 pub trait OnFailure: Send + Sync {
-    fn on_failure<'a>(&'a self, failure: &'a StreamBatchFailure)
-        -> BoxFuture<'a, anyhow::Result<()>>;
+    fn on_failure<'a>(
+        &'a self,
+        failure: &'a StreamBatchFailure,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
 /// Logs each failure with `tracing::error!` (the default destination).

@@ -33,7 +33,9 @@ pub fn dynamodb_record_json(
     stream_arn: &str,
     aws_region: &str,
 ) -> Result<Value, ConversionError> {
-    let change = record.dynamodb().ok_or(ConversionError::Missing("dynamodb"))?;
+    let change = record
+        .dynamodb()
+        .ok_or(ConversionError::Missing("dynamodb"))?;
     let mut dynamodb = Map::new();
     if let Some(created) = change.approximate_creation_date_time() {
         let seconds = if created.subsec_nanos() == 0 {
@@ -64,7 +66,9 @@ pub fn dynamodb_record_json(
     let mut out = Map::new();
     out.insert(
         "eventID".into(),
-        json!(record.event_id().ok_or(ConversionError::Missing("eventID"))?),
+        json!(record
+            .event_id()
+            .ok_or(ConversionError::Missing("eventID"))?),
     );
     out.insert(
         "eventName".into(),
@@ -172,10 +176,7 @@ pub fn sqs_message_json(
             if let Some(b) = value.binary_value() {
                 attribute.insert("binaryValue".into(), json!(base64(b.as_ref())));
             }
-            attribute.insert(
-                "stringListValues".into(),
-                json!(value.string_list_values()),
-            );
+            attribute.insert("stringListValues".into(), json!(value.string_list_values()));
             attribute.insert(
                 "binaryListValues".into(),
                 json!(value
@@ -194,7 +195,10 @@ pub fn sqs_message_json(
     out.insert("receiptHandle".into(), json!(message.receipt_handle()));
     out.insert("body".into(), json!(message.body().unwrap_or_default()));
     out.insert("attributes".into(), Value::Object(attributes));
-    out.insert("messageAttributes".into(), Value::Object(message_attributes));
+    out.insert(
+        "messageAttributes".into(),
+        Value::Object(message_attributes),
+    );
     out.insert("md5OfBody".into(), json!(message.md5_of_body()));
     if let Some(md5) = message.md5_of_message_attributes() {
         out.insert("md5OfMessageAttributes".into(), json!(md5));

@@ -14,6 +14,10 @@
 //! ```ignore
 //! tokio::spawn(StreamMapping::new(arn, checkpoints).run(clients.streams.clone(), handler, shutdown));
 //! ```
+//!
+//! A `run` future is `Send` (spawnable) when the handler is `Send + Sync`, the futures it
+//! returns are `Send`, and the shutdown future is `Send`. A handler that panics is treated as
+//! a function error, as a crashed Lambda invocation is.
 
 mod checkpoint;
 mod failure;

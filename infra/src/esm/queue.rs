@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
+    MessageSystemAttributeName,
 };
 use aws_sdk_sqs::Client;
 use tracing::Instrument;
@@ -46,7 +46,8 @@ pub struct QueueMapping {
     pub queue_arn: String,
     /// Most messages per invocation, 1..=10 (default 10).
     pub batch_size: usize,
-    /// Long poll wait of each ReceiveMessage (default 1 s, at most 20 s).
+    /// Long poll wait of each ReceiveMessage (default 1 s, at most 20 s), in whole seconds
+    /// (rounded down). Zero is short polling, with 50 ms between empty receives.
     pub wait_time: Duration,
     /// Visibility timeout of received messages; `None` = the queue's.
     pub visibility_timeout: Option<Duration>,
@@ -119,7 +120,6 @@ impl QueueMapping {
         tracing::info!(queue_url = %self.queue_url, "queue mapping stopped");
     }
 
-    #[allow(deprecated)] // `AttributeNames`: older servers (moto) only know this one.
     async fn receive(&self, sqs: &Client) -> anyhow::Result<Vec<Message>> {
         let wait = self.wait_time.as_secs().min(20);
         let mut request = sqs
@@ -128,7 +128,6 @@ impl QueueMapping {
             .max_number_of_messages(i32::try_from(self.batch_size.clamp(1, 10)).unwrap_or(10))
             .wait_time_seconds(i32::try_from(wait).unwrap_or(20))
             .message_system_attribute_names(MessageSystemAttributeName::All)
-            .attribute_names(QueueAttributeName::All)
             .message_attribute_names("All");
         if let Some(visibility) = self.visibility_timeout {
             request = request.visibility_timeout(seconds(visibility));
@@ -140,8 +139,13 @@ impl QueueMapping {
         Ok(output.messages.unwrap_or_default())
     }
 
-    async fn process<H, Fut, E>(&self, sqs: &Client, handler: &H, region: &str, messages: Vec<Message>)
-    where
+    async fn process<H, Fut, E>(
+        &self,
+        sqs: &Client,
+        handler: &H,
+        region: &str,
+        messages: Vec<Message>,
+    ) where
         H: Fn(SqsEvent) -> Fut,
         Fut: Future<Output = Result<SqsBatchResponse, E>>,
         E: Display,
@@ -194,7 +198,11 @@ impl QueueMapping {
                     failed.extend(ids.iter().map(|id| (*id).to_owned()));
                 }
             }
-            tracing::debug!(elapsed_ms = started.elapsed().as_millis(), failed = failed.len(), "batch processed");
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis(),
+                failed = failed.len(),
+                "batch processed"
+            );
         }
 
         let (retry, done): (Vec<&Message>, Vec<&Message>) = messages
@@ -252,7 +260,10 @@ impl QueueMapping {
                 }
             }
             if !entries.is_empty() {
-                tracing::error!(count = entries.len(), "messages not deleted: they will be delivered again");
+                tracing::error!(
+                    count = entries.len(),
+                    "messages not deleted: they will be delivered again"
+                );
             }
         }
     }

@@ -305,7 +305,7 @@ where
         }
     }
 
-    async fn describe(&self) -> anyhow::Result<Vec<Shard>> {
+    async fn describe(&mut self) -> anyhow::Result<Vec<Shard>> {
         let mut shards = Vec::new();
         let mut start: Option<String> = None;
         loop {
@@ -396,20 +396,12 @@ where
                             tracing::warn!(shard_id = %shard.id, after = ?shard.last_read, "records were trimmed before they were read; continuing from TRIM_HORIZON");
                             shard.last_read = None;
                         }
-                        _ => {
-                            return Err(anyhow::anyhow!(
-                                "GetRecords: {}",
-                                aws_error_text(&error)
-                            ))
-                        }
+                        _ => return Err(anyhow::anyhow!("GetRecords: {}", aws_error_text(&error))),
                     }
                 }
                 Err(error) => {
                     shard.iterator = None;
-                    return Err(anyhow::anyhow!(
-                        "GetRecords: {}",
-                        aws_error_text(&error)
-                    ));
+                    return Err(anyhow::anyhow!("GetRecords: {}", aws_error_text(&error)));
                 }
             }
         }
@@ -440,7 +432,7 @@ where
     }
 
     /// A shard iterator after `last_read`, or at `TRIM_HORIZON`. `None`: nothing left to read.
-    async fn open_iterator(&self, shard: &mut ShardState) -> anyhow::Result<Option<String>> {
+    async fn open_iterator(&mut self, shard: &mut ShardState) -> anyhow::Result<Option<String>> {
         if let (Some(after), Some(start)) = (&shard.last_read, &shard.starting_sequence_number) {
             if cmp_sequence_numbers(after, start).is_lt() {
                 tracing::warn!(shard_id = %shard.id, checkpoint = %after, shard_start = %start, "checkpoint is older than the shard's oldest record (trimmed); reading from TRIM_HORIZON");
@@ -541,7 +533,10 @@ where
             };
             match outcome {
                 Ok(None) => {
-                    tracing::debug!(elapsed_ms = started.elapsed().as_millis(), "batch processed");
+                    tracing::debug!(
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "batch processed"
+                    );
                     shard.retry_at = None;
                     self.complete(shard, n).await;
                 }
@@ -602,20 +597,20 @@ where
         }
         let done: Vec<Pending> = shard.pending.drain(..k).collect();
         shard.consume_plan(k);
-        if let Some(last) = done
-            .iter()
-            .rev()
-            .find(|p| !p.sequence_number.is_empty())
-        {
-            self.save_checkpoint(&shard.id, &last.sequence_number)
-                .await;
+        if let Some(last) = done.iter().rev().find(|p| !p.sequence_number.is_empty()) {
+            self.save_checkpoint(&shard.id, &last.sequence_number).await;
         }
     }
 
     async fn save_checkpoint(&mut self, shard_id: &str, sequence_number: &str) {
         let mut backoff = Backoff::new(AWS_BACKOFF);
         loop {
-            match self.mapping.checkpoint.save(shard_id, sequence_number).await {
+            match self
+                .mapping
+                .checkpoint
+                .save(shard_id, sequence_number)
+                .await
+            {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::error!(shard_id, sequence_number, error = %error, "saving the checkpoint failed; retrying");
@@ -690,11 +685,7 @@ fn failed_positions(
         let Some(id) = failure.item_identifier.as_deref().filter(|s| !s.is_empty()) else {
             return Err("batchItemFailures entry without an itemIdentifier".to_owned());
         };
-        match pending
-            .iter()
-            .take(n)
-            .position(|p| p.sequence_number == id)
-        {
+        match pending.iter().take(n).position(|p| p.sequence_number == id) {
             Some(position) => positions.push(position),
             None => {
                 return Err(format!(

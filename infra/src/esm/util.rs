@@ -207,7 +207,10 @@ mod tests {
         backoff.reset();
         assert_eq!(backoff.fail(), Duration::from_millis(100));
         assert_eq!(retry_delay(Duration::from_millis(10), 0), Duration::ZERO);
-        assert_eq!(retry_delay(Duration::from_millis(10), 3), Duration::from_millis(40));
+        assert_eq!(
+            retry_delay(Duration::from_millis(10), 3),
+            Duration::from_millis(40)
+        );
         assert_eq!(retry_delay(Duration::from_millis(10), 40), MAX_BACKOFF);
     }
 

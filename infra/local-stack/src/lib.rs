@@ -57,7 +57,9 @@ impl RunningStack {
     }
 }
 
-fn stopped(mut receiver: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+fn stopped(
+    mut receiver: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     async move {
         let _ = receiver.wait_for(|stop| *stop).await;
     }
@@ -75,8 +77,15 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
     let users = Arc::new(UsersProjector::runtime(&clients.dynamodb, &tables));
     // Events written while the stack was down, or whose messages died with the emulators,
     // reach the read models before the first request.
-    let caught_up = users.catch_up().await.context("catching up the users projection")?;
-    tracing::info!(streams = caught_up.streams, applied = caught_up.applied, "users projection caught up");
+    let caught_up = users
+        .catch_up()
+        .await
+        .context("catching up the users projection")?;
+    tracing::info!(
+        streams = caught_up.streams,
+        applied = caught_up.applied,
+        "users projection caught up"
+    );
 
     let (shutdown, receiver) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -91,12 +100,18 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
     let addr = listener.local_addr()?;
     let serve_stop = stopped(receiver.clone());
     tasks.spawn(async move {
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(serve_stop).await {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(serve_stop)
+            .await
+        {
             tracing::error!(%error, "gateway stopped");
         }
     });
 
-    let fan_out = Arc::new(FanOut::new(clients.sns.clone(), provisioned.topic_arn.clone()));
+    let fan_out = Arc::new(FanOut::new(
+        clients.sns.clone(),
+        provisioned.topic_arn.clone(),
+    ));
     let mut stream = StreamMapping::new(
         provisioned.events_stream_arn.clone(),
         Arc::new(DynamoCheckpoints::new(

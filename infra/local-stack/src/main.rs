@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use common::aws::LocalEndpoints;
 use common::config::{optional, JwtSettings, DEFAULT_JWT_TTL_SECONDS, DEFAULT_TABLE_PREFIX};
-use infra::emulators::{workspace_root, DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, Storage};
+use infra::emulators::{
+    workspace_root, DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, Storage,
+};
 use local_stack::StackConfig;
 
 fn parse_env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -29,24 +31,48 @@ fn jwt_settings(local: &Path) -> anyhow::Result<JwtSettings> {
     let secret = match std::fs::read_to_string(&path) {
         Ok(secret) => secret.trim().to_owned(),
         Err(_) => {
-            let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+            let secret = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
             std::fs::create_dir_all(local)?;
-            std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, &secret)
+                .with_context(|| format!("writing {}", path.display()))?;
             println!("local-stack: generated a JWT secret in {}", path.display());
             secret
         }
     };
     let ttl = parse_env("JWT_TTL_SECONDS", DEFAULT_JWT_TTL_SECONDS)?;
-    Ok(JwtSettings::new(secret.into_bytes(), Duration::from_secs(ttl))?)
+    Ok(JwtSettings::new(
+        secret.into_bytes(),
+        Duration::from_secs(ttl),
+    )?)
 }
 
+const USAGE: &str =
+    "local-stack: runs DynamoDB Local and moto, provisions every resource and serves the API
+on http://127.0.0.1:3000/api until Ctrl-C. Configured by environment variables only (see README):
+CONDUIT_LISTEN, CONDUIT_LOCAL_DIR, CONDUIT_TABLE_PREFIX, CONDUIT_DYNAMODB_PORT, CONDUIT_MOTO_PORT,
+CONDUIT_RETRY_DELAY_SECONDS, JWT_SECRET, JWT_TTL_SECONDS, RUST_LOG.";
+
 fn main() -> anyhow::Result<()> {
+    if let Some(arg) = std::env::args().nth(1) {
+        if arg == "-h" || arg == "--help" {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        anyhow::bail!("unexpected argument {arg:?}: local-stack takes no arguments\n{USAGE}");
+    }
     common::telemetry::init();
     let started = Instant::now();
     let root = workspace_root();
-    let local = optional("CONDUIT_LOCAL_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".local"));
+    let local = optional("CONDUIT_LOCAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".local"));
     let listen: SocketAddr = parse_env("CONDUIT_LISTEN", SocketAddr::from(([127, 0, 0, 1], 3000)))?;
-    let prefix = optional("CONDUIT_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_TABLE_PREFIX.to_owned());
+    let prefix =
+        optional("CONDUIT_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_TABLE_PREFIX.to_owned());
     let retry_delay = Duration::from_secs(parse_env("CONDUIT_RETRY_DELAY_SECONDS", 2u64)?);
     let jwt = jwt_settings(&local)?;
     let logs = local.join("logs");
@@ -55,7 +81,10 @@ fn main() -> anyhow::Result<()> {
     // The emulators are started from this (main) thread, which lives as long as the process:
     // they are killed with it even if it dies without cleaning up.
     let data = local.join("data").join("dynamodb");
-    println!("local-stack: starting DynamoDB Local (data in {})", data.display());
+    println!(
+        "local-stack: starting DynamoDB Local (data in {})",
+        data.display()
+    );
     let dynamodb = DynamoDbLocal::start(DynamoDbLocalOptions {
         port: Some(parse_env("CONDUIT_DYNAMODB_PORT", 8100u16)?),
         storage: Storage::Dir(data),
@@ -73,7 +102,9 @@ fn main() -> anyhow::Result<()> {
         moto: moto.endpoint(),
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(async {
         println!("local-stack: creating tables, topic, queues and subscriptions ({prefix}*)");
         let stack = local_stack::start(StackConfig {
@@ -85,13 +116,18 @@ fn main() -> anyhow::Result<()> {
             stream_poll_interval: Duration::from_millis(50),
         })
         .await?;
-        println!("local-stack: DynamoDB Local at {} , SNS/SQS (moto) at {}", endpoints.dynamodb, endpoints.moto);
+        println!(
+            "local-stack: DynamoDB Local at {} , SNS/SQS (moto) at {}",
+            endpoints.dynamodb, endpoints.moto
+        );
         println!(
             "local-stack: API ready at {} after {:.1} s (Ctrl-C stops everything)",
             stack.api_url(),
             started.elapsed().as_secs_f64()
         );
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
         println!("local-stack: stopping");
         stack.stop().await;
         anyhow::Ok(())

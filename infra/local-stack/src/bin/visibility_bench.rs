@@ -16,7 +16,10 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut parsed = Args { writes: 200, api: None };
+    let mut parsed = Args {
+        writes: 200,
+        api: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -64,7 +67,10 @@ async fn run(api: String, writes: usize) -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let token = registered["user"]["token"].as_str().context("no token")?.to_owned();
+    let token = registered["user"]["token"]
+        .as_str()
+        .context("no token")?
+        .to_owned();
     let auth = format!("Token {token}");
 
     let mut write_times = Vec::with_capacity(writes);
@@ -82,7 +88,11 @@ async fn run(api: String, writes: usize) -> anyhow::Result<()> {
         let written = Instant::now();
         write_times.push(written - started);
         loop {
-            let response = http.get(format!("{api}/user")).header("Authorization", &auth).send().await?;
+            let response = http
+                .get(format!("{api}/user"))
+                .header("Authorization", &auth)
+                .send()
+                .await?;
             if response.status().is_success() {
                 let body: serde_json::Value = response.json().await?;
                 if body["user"]["bio"] == bio.as_str() {
@@ -109,18 +119,29 @@ fn main() -> anyhow::Result<()> {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let args = args()?;
     if let Some(api) = args.api {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         return runtime.block_on(run(api, args.writes));
     }
     // Emulators start from a thread that lives as long as the process (see infra::testkit).
     eprintln!("visibility-bench: starting in-memory emulators and a local stack");
     let endpoints = infra::testkit::emulators().clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let stack = local_stack::start(StackConfig {
             endpoints,
             prefix: infra::testkit::unique_prefix("bench"),
-            jwt: JwtSettings::new(uuid::Uuid::new_v4().simple().to_string().repeat(2).into_bytes(), Duration::from_secs(3600))?,
+            jwt: JwtSettings::new(
+                uuid::Uuid::new_v4()
+                    .simple()
+                    .to_string()
+                    .repeat(2)
+                    .into_bytes(),
+                Duration::from_secs(3600),
+            )?,
             listen: ([127, 0, 0, 1], 0).into(),
             retry_delay: Some(Duration::from_secs(1)),
             stream_poll_interval: Duration::from_millis(50),

@@ -48,7 +48,9 @@ pub fn store_error(error: StoreError) -> ApiError {
             ApiError::field(field, "has already been taken")
         }
         StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
-        StoreError::InvalidCommit(detail) | StoreError::Corrupt(detail) => ApiError::Internal(detail),
+        StoreError::InvalidCommit(detail) | StoreError::Corrupt(detail) => {
+            ApiError::Internal(detail)
+        }
     }
 }
 

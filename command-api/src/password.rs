@@ -57,11 +57,17 @@ mod tests {
             .verify("correct horse".into(), Some(hash.clone()))
             .await
             .expect("verify"));
-        assert!(!passwords.verify("wrong".into(), Some(hash)).await.expect("verify"));
+        assert!(!passwords
+            .verify("wrong".into(), Some(hash))
+            .await
+            .expect("verify"));
     }
 
     #[tokio::test]
     async fn the_decoy_never_matches() {
-        assert!(!Passwords.verify("anything".into(), None).await.expect("verify"));
+        assert!(!Passwords
+            .verify("anything".into(), None)
+            .await
+            .expect("verify"));
     }
 }

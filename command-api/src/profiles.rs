@@ -59,7 +59,11 @@ async fn change_follow(
     };
     state
         .repository
-        .execute::<User>(&caller.user_id, command, metadata(&headers, Some(&caller.user_id)))
+        .execute::<User>(
+            &caller.user_id,
+            command,
+            metadata(&headers, Some(&caller.user_id)),
+        )
         .await
         .map_err(user_error)?;
     let followee = state

@@ -132,7 +132,10 @@ pub async fn register(
         .keys
         .issue(&user_id)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((StatusCode::CREATED, Json(UserResponse::new(&executed.state, token))))
+    Ok((
+        StatusCode::CREATED,
+        Json(UserResponse::new(&executed.state, token)),
+    ))
 }
 
 #[tracing::instrument(skip_all)]
@@ -207,6 +210,12 @@ pub async fn update(
         .password
         .as_deref()
         .and_then(|raw| errors.check(password(Some(raw))));
+    if let Some(bio) = &input.bio {
+        errors.check(user::check_bio(bio));
+    }
+    if let Some(image) = &input.image {
+        errors.check(user::check_image(image));
+    }
     let nothing = input.email.is_none()
         && input.username.is_none()
         && input.password.is_none()

@@ -41,7 +41,8 @@ pub const DEFAULT_TABLE_PREFIX: &str = "conduit-";
 
 /// Reads `CONDUIT_TABLE_PREFIX` (default `conduit-`).
 pub fn table_names_from_env() -> Result<TableNames, ConfigError> {
-    let prefix = optional("CONDUIT_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_TABLE_PREFIX.to_owned());
+    let prefix =
+        optional("CONDUIT_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_TABLE_PREFIX.to_owned());
     if !prefix
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

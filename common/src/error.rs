@@ -14,7 +14,10 @@ pub enum ApiError {
     /// 401 with `WWW-Authenticate: Token`: missing, malformed, tampered or expired token, or a
     /// wrong login.
     #[error("unauthorized")]
-    Unauthorized { field: &'static str, message: &'static str },
+    Unauthorized {
+        field: &'static str,
+        message: &'static str,
+    },
     /// 403: acting on someone else's resource.
     #[error("forbidden")]
     Forbidden,
@@ -27,6 +30,9 @@ pub enum ApiError {
     /// 400: the body is not JSON at all.
     #[error("malformed request: {0}")]
     BadRequest(String),
+    /// 413: the body is larger than the gateway accepts.
+    #[error("payload too large")]
+    PayloadTooLarge,
     /// 415: the body is not declared as JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
@@ -49,7 +55,10 @@ impl ApiError {
 
     /// The 401 for a request without a usable token.
     pub fn missing_token() -> Self {
-        ApiError::Unauthorized { field: "token", message: "is missing or invalid" }
+        ApiError::Unauthorized {
+            field: "token",
+            message: "is missing or invalid",
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -59,6 +68,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,13 +77,15 @@ impl ApiError {
     }
 
     fn body(&self) -> BTreeMap<String, Vec<String>> {
-        let one = |field: &str, message: String| BTreeMap::from([(field.to_owned(), vec![message])]);
+        let one =
+            |field: &str, message: String| BTreeMap::from([(field.to_owned(), vec![message])]);
         match self {
             ApiError::Unauthorized { field, message } => one(field, (*message).to_owned()),
             ApiError::Forbidden => one("body", "you may not change what someone else owns".into()),
             ApiError::NotFound(what) => one(what, "not found".into()),
             ApiError::Conflict(_) => one("body", "changed concurrently, try again".into()),
             ApiError::BadRequest(reason) => one("body", reason.clone()),
+            ApiError::PayloadTooLarge => one("body", "request body is too large".into()),
             ApiError::UnsupportedMediaType => {
                 one("body", "expected Content-Type: application/json".into())
             }
@@ -120,10 +132,13 @@ where
             Err(JsonRejection::JsonDataError(e)) => {
                 Err(ApiError::field("body", shape_error(&e.body_text())))
             }
-            Err(JsonRejection::JsonSyntaxError(_)) => {
-                Err(ApiError::BadRequest("request body is not valid JSON".into()))
-            }
+            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::BadRequest(
+                "request body is not valid JSON".into(),
+            )),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(other) if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
     }
@@ -144,8 +159,14 @@ mod tests {
     fn each_error_has_one_status() {
         assert_eq!(ApiError::missing_token().status(), StatusCode::UNAUTHORIZED);
         assert_eq!(ApiError::Forbidden.status(), StatusCode::FORBIDDEN);
-        assert_eq!(ApiError::NotFound("profile").status(), StatusCode::NOT_FOUND);
-        assert_eq!(ApiError::field("email", "x").status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            ApiError::NotFound("profile").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ApiError::field("email", "x").status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,7 +115,11 @@ mod tests {
         // Swap the payload for one claiming another user, keep the old signature.
         let forged = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &Claims { sub: "admin".into(), iat: 0, exp: u64::MAX / 2 },
+            &Claims {
+                sub: "admin".into(),
+                iat: 0,
+                exp: u64::MAX / 2,
+            },
             &EncodingKey::from_secret(b"x"),
         )
         .expect("signed");
@@ -125,7 +131,8 @@ mod tests {
     fn alg_none_is_refused() {
         let keys = keys(SECRET, 60);
         let header = base64url(br#"{"alg":"none","typ":"JWT"}"#);
-        let payload = base64url(format!(r#"{{"sub":"u1","iat":1,"exp":{}}}"#, unix_now() + 600).as_bytes());
+        let payload =
+            base64url(format!(r#"{{"sub":"u1","iat":1,"exp":{}}}"#, unix_now() + 600).as_bytes());
         assert!(keys.verify(&format!("{header}.{payload}.")).is_err());
     }
 
@@ -134,7 +141,11 @@ mod tests {
         let keys = keys(SECRET, 60);
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &Claims { sub: "u1".into(), iat: 1, exp: unix_now() - 1 },
+            &Claims {
+                sub: "u1".into(),
+                iat: 1,
+                exp: unix_now() - 1,
+            },
             &EncodingKey::from_secret(SECRET),
         )
         .expect("signed");
@@ -142,10 +153,15 @@ mod tests {
     }
 
     fn base64url(bytes: &[u8]) -> String {
-        const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..=chunk.len() {
                 out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);

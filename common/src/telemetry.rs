@@ -9,7 +9,11 @@ pub fn init() {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = if on_lambda {
-        builder.json().without_time().with_current_span(true).try_init()
+        builder
+            .json()
+            .without_time()
+            .with_current_span(true)
+            .try_init()
     } else {
         builder.with_target(false).try_init()
     };

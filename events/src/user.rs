@@ -56,7 +56,32 @@ impl Email {
     }
 }
 
-/// A username: 1 to 64 letters, digits, `_`, `-` or `.` (it appears in URLs).
+/// Longest bio accepted: keeps every event far below SNS's 256 KiB message and DynamoDB's
+/// 400 KB item limits.
+pub const MAX_BIO_CHARS: usize = 10_000;
+/// Longest image URL accepted.
+pub const MAX_IMAGE_CHARS: usize = 2_048;
+
+/// Refuses a bio longer than [`MAX_BIO_CHARS`].
+pub fn check_bio(bio: &str) -> Result<(), FieldError> {
+    if bio.chars().count() > MAX_BIO_CHARS {
+        Err(FieldError::too_long("bio"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses an image URL longer than [`MAX_IMAGE_CHARS`].
+pub fn check_image(image: &str) -> Result<(), FieldError> {
+    if image.chars().count() > MAX_IMAGE_CHARS {
+        Err(FieldError::too_long("image"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A username: 1 to 64 letters, digits, `_`, `-` or `.`, not starting with a dot (it is a URL
+/// path segment, and `.` or `..` would be resolved away by clients).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Username(String);
 
@@ -67,6 +92,7 @@ impl Username {
             return Err(FieldError::blank("username"));
         }
         let valid = value.chars().count() <= 64
+            && !value.starts_with('.')
             && value
                 .chars()
                 .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
@@ -101,6 +127,12 @@ impl FieldError {
         Self {
             field,
             message: "is invalid",
+        }
+    }
+    pub fn too_long(field: &'static str) -> Self {
+        Self {
+            field,
+            message: "is too long",
         }
     }
     pub fn taken(field: &'static str) -> Self {
@@ -327,6 +359,12 @@ impl Aggregate for User {
             }
             UserCommand::Update(update) => {
                 self.id()?;
+                if let Some(bio) = &update.bio {
+                    check_bio(bio)?;
+                }
+                if let Some(image) = &update.image {
+                    check_image(image)?;
+                }
                 self.update_events(update)
             }
             UserCommand::Follow { followee_id } => {
@@ -527,6 +565,34 @@ mod tests {
     }
 
     #[test]
+    fn update_refuses_an_overlong_bio_or_image() {
+        UserTest::with(())
+            .given(vec![registered("u1")])
+            .when(UserCommand::Update(UserUpdate {
+                bio: Some("b".repeat(MAX_BIO_CHARS + 1)),
+                ..UserUpdate::default()
+            }))
+            .then_expect_error(UserError::Field(FieldError::too_long("bio")));
+        UserTest::with(())
+            .given(vec![registered("u1")])
+            .when(UserCommand::Update(UserUpdate {
+                image: Some("i".repeat(MAX_IMAGE_CHARS + 1)),
+                ..UserUpdate::default()
+            }))
+            .then_expect_error(UserError::Field(FieldError::too_long("image")));
+        UserTest::with(())
+            .given(vec![registered("u1")])
+            .when(UserCommand::Update(UserUpdate {
+                bio: Some("b".repeat(MAX_BIO_CHARS)),
+                ..UserUpdate::default()
+            }))
+            .then_expect_events(vec![UserEvent::UserProfileUpdated {
+                bio: "b".repeat(MAX_BIO_CHARS),
+                image: String::new(),
+            }]);
+    }
+
+    #[test]
     fn update_of_unknown_user_is_refused() {
         UserTest::with(())
             .given_no_previous_events()
@@ -640,7 +706,7 @@ mod tests {
     fn usernames_are_validated() {
         assert_eq!(username("jake_2.x-y").as_str(), "jake_2.x-y");
         assert_eq!(Username::parse("  "), Err(FieldError::blank("username")));
-        for bad in ["a b", "a/b", "a?b", &"x".repeat(65)] {
+        for bad in ["a b", "a/b", "a?b", ".", "..", ".hidden", &"x".repeat(65)] {
             assert_eq!(
                 Username::parse(bad),
                 Err(FieldError::invalid("username")),

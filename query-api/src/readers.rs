@@ -57,13 +57,23 @@ impl Readers {
 
     /// Whether `follower_id` follows `followee_id`.
     #[tracing::instrument(skip(self))]
-    pub async fn is_following(&self, follower_id: &str, followee_id: &str) -> Result<bool, ApiError> {
+    pub async fn is_following(
+        &self,
+        follower_id: &str,
+        followee_id: &str,
+    ) -> Result<bool, ApiError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.tables.follows)
-            .key(follows::FOLLOWER_ID, AttributeValue::S(follower_id.to_owned()))
-            .key(follows::FOLLOWEE_ID, AttributeValue::S(followee_id.to_owned()))
+            .key(
+                follows::FOLLOWER_ID,
+                AttributeValue::S(follower_id.to_owned()),
+            )
+            .key(
+                follows::FOLLOWEE_ID,
+                AttributeValue::S(followee_id.to_owned()),
+            )
             .projection_expression("#f")
             .expression_attribute_names("#f", follows::FOLLOWER_ID)
             .send()

@@ -57,12 +57,8 @@ impl RunningStack {
     }
 }
 
-fn stopped(
-    mut receiver: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = receiver.wait_for(|stop| *stop).await;
-    }
+async fn stopped(mut receiver: watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|stop| *stop).await;
 }
 
 /// Provisions every resource, catches the projections up with the log, then serves the API and

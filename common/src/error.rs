@@ -169,6 +169,47 @@ mod tests {
         );
     }
 
+    async fn post_json(
+        body: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
+        use tower::ServiceExt;
+        async fn echo(
+            JsonBody(value): JsonBody<serde_json::Value>,
+        ) -> axum::Json<serde_json::Value> {
+            axum::Json(value)
+        }
+        let app = axum::Router::new().route("/", axum::routing::post(echo));
+        let mut request = axum::http::Request::post("/");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let response = app
+            .oneshot(request.body(axum::body::Body::from(body)).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn body_rejections_are_realworld_errors() {
+        let json = Some("application/json");
+        let (status, body) = post_json(b"{not json".to_vec(), json).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["errors"]["body"].is_array());
+        let (status, _) = post_json(b"{}".to_vec(), None).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // Over axum's default 2 MB body limit.
+        let huge = format!("{{\"p\":\"{}\"}}", "p".repeat(3_000_000)).into_bytes();
+        let (status, body) = post_json(huge, json).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(body["errors"]["body"].is_array());
+    }
+
     #[test]
     fn internal_details_stay_out_of_the_body() {
         let error = ApiError::Internal("table conduit-users: secret detail".into());

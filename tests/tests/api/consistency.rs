@@ -215,24 +215,6 @@ async fn a_bio_over_the_limit_is_refused() {
     overlong_bio_is_refused(450_000).await;
 }
 
-/// A body over the gateway's 2 MB limit is a 413 with an errors body, and registers nobody.
-#[tokio::test]
-async fn an_oversized_body_is_payload_too_large() {
-    let api = Api::new();
-    let name = unique_name("huge");
-    let reply = api
-        .post(
-            "/users",
-            None,
-            &json!({"user": {"username": name, "email": email_for(&name), "password": "p".repeat(3_000_000)}}),
-        )
-        .await;
-    reply.expect_error(413, "body");
-    api.try_register(&name, &email_for(&name), "password")
-        .await
-        .expect(201);
-}
-
 /// Dot-only or dot-first usernames would be resolved away in URLs: refused.
 #[tokio::test]
 async fn usernames_starting_with_a_dot_are_refused() {

@@ -414,7 +414,7 @@ fn signal_group(pgid: libc::pid_t, signal: libc::c_int) {
 
 /// Makes the child receive SIGKILL when the thread that spawned it exits (see module docs).
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
     // SAFETY: the closure runs in the forked child before exec and calls only the
     // async-signal-safe functions prctl(2) and getppid(2); it allocates nothing (the error is
@@ -465,7 +465,7 @@ fn open_log(kind: &str, given: Option<&Path>) -> anyhow::Result<(PathBuf, File, 
 }
 
 /// The last `lines` lines of a log, for error messages.
-fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let Ok(mut f) = File::open(path) else {
         return String::new();
     };

@@ -136,7 +136,7 @@ impl<P: Projector> ProjectorRuntime<P> {
                     .or_default()
                     .push((id, event)),
                 Err(error) => {
-                    tracing::error!(projector = self.projector.name(), message = %id, %error, "poison message");
+                    tracing::error!(projector = self.projector.name(), message_id = %id, %error, "poison message");
                     failed.push(id);
                 }
             }
@@ -153,7 +153,7 @@ impl<P: Projector> ProjectorRuntime<P> {
                     if let Err(error) = self.project(&event).await {
                         tracing::error!(
                             projector = self.projector.name(),
-                            message = %id,
+                            message_id = %id,
                             stream = %event.stream_key(),
                             sequence = event.sequence,
                             %error,

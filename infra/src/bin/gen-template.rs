@@ -1,0 +1,55 @@
+//! Writes the deployment template `infra/template.json`, generated from `infra/src/resources.rs`.
+//!
+//! `cargo run -p infra --bin gen-template` writes it; with `--check` nothing is written and the
+//! exit status is 1 when the file is missing or differs from what would be generated.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let check = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--check") => true,
+        Some("-h" | "--help") => {
+            println!("usage: gen-template [--check]\n\nWrites infra/template.json; with --check, exits 1 if it is not up to date.");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("gen-template: unknown argument {other:?} (usage: gen-template [--check])");
+            return ExitCode::from(2);
+        }
+    };
+    let path = infra::template::template_path();
+    let wanted = infra::template::render();
+    let current = std::fs::read_to_string(&path).ok();
+    if check {
+        if current.as_deref() == Some(wanted.as_str()) {
+            eprintln!("gen-template: {} is up to date", path.display());
+            ExitCode::SUCCESS
+        } else {
+            eprintln!(
+                "gen-template: {} is {}; run `cargo run -p infra --bin gen-template`",
+                path.display(),
+                if current.is_some() {
+                    "out of date"
+                } else {
+                    "missing"
+                }
+            );
+            ExitCode::FAILURE
+        }
+    } else if current.as_deref() == Some(wanted.as_str()) {
+        eprintln!("gen-template: {} is up to date", path.display());
+        ExitCode::SUCCESS
+    } else {
+        match std::fs::write(&path, wanted) {
+            Ok(()) => {
+                eprintln!("gen-template: wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gen-template: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The `fan-out` and `users-projector` Lambda binaries, their real `main`s, behind a local
+//! Lambda Runtime API: a DynamoDB stream event and an SQS event (SNS envelopes) in, partial
+//! batch responses out, effects checked on moto and DynamoDB Local.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use events::views::users::{UserView, USER_ID};
+use events::StoredEvent;
+use infra::resources::USERS_PROJECTOR_QUEUE;
+use infra::runtime_api::{event_from_file, FunctionProcess, InvocationError, RuntimeApi};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Bound on the cold start and on each invocation.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn fixture(name: &str, substitutions: &[(&str, &str)]) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    event_from_file(&path, substitutions).expect("event fixture")
+}
+
+async fn invoke(api: &RuntimeApi, function: &FunctionProcess, event: Value) -> Value {
+    match api.invoke(event, TIMEOUT).await {
+        Ok(response) => response,
+        Err(e) => panic!(
+            "invocation failed: {e}; the function's log {} ends with:\n{}",
+            function.log_file().display(),
+            function.log_tail(40)
+        ),
+    }
+}
+
+/// Placeholders of the fixtures, for a fresh user.
+struct NewUser {
+    user_id: String,
+    event_id: String,
+    email: String,
+    username: String,
+}
+
+impl NewUser {
+    fn new(prefix: &str) -> Self {
+        let username = prefix.trim_end_matches('-').to_owned();
+        Self {
+            user_id: Uuid::new_v4().to_string(),
+            event_id: Uuid::new_v4().to_string(),
+            email: format!("{username}@example.com"),
+            username,
+        }
+    }
+
+    fn substitutions(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("__USER_ID__", &self.user_id),
+            ("__EVENT_ID__", &self.event_id),
+            ("__EMAIL__", &self.email),
+            ("__USERNAME__", &self.username),
+        ]
+    }
+}
+
+#[tokio::test]
+async fn the_fan_out_binary_publishes_stream_records_and_reports_the_corrupt_one() {
+    let prefix = infra::testkit::unique_prefix("fanoutlambda");
+    let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+    let queue = provisioned
+        .queue(USERS_PROJECTOR_QUEUE.name)
+        .expect("users projector queue")
+        .clone();
+    let api = RuntimeApi::start().await;
+    let function = api
+        .spawn_function(
+            Path::new(env!("CARGO_BIN_EXE_fan-out")),
+            infra::testkit::emulators(),
+            &[
+                ("CONDUIT_TABLE_PREFIX", prefix.as_str()),
+                ("CONDUIT_TOPIC_ARN", provisioned.topic_arn.as_str()),
+            ],
+        )
+        .expect("spawn fan-out");
+    let ready = function.ready(TIMEOUT).await.expect("fan-out ready");
+    eprintln!("fan-out: spawn -> ready for its first event: {ready:?}");
+
+    let user = NewUser::new(&prefix);
+    let corrupt_user_id = Uuid::new_v4().to_string();
+    let mut substitutions = user.substitutions();
+    substitutions.push(("__CORRUPT_USER_ID__", &corrupt_user_id));
+    let event = fixture(
+        "dynamodb-stream-user-registered-and-corrupt.json",
+        &substitutions,
+    );
+    let corrupt_sequence = event["Records"][1]["dynamodb"]["SequenceNumber"].clone();
+    assert!(corrupt_sequence.is_string(), "{event}");
+
+    let response = invoke(&api, &function, event).await;
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": corrupt_sequence}]}),
+        "only the corrupt record is reported"
+    );
+
+    // The User event reaches the users projector's queue, without its password hash.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut bodies: Vec<String> = Vec::new();
+    while bodies.is_empty() && Instant::now() < deadline {
+        let received = clients
+            .sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        bodies.extend(
+            received
+                .messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+    }
+    assert_eq!(
+        bodies.len(),
+        1,
+        "one message for one User event: {bodies:?}"
+    );
+    let body = &bodies[0];
+    assert!(!body.contains("passwordHash"), "{body}");
+    assert!(!body.contains("argon2"), "{body}");
+    let envelope: Value = serde_json::from_str(body).expect("an SNS envelope");
+    assert_eq!(envelope["Type"], "Notification", "{body}");
+    assert_eq!(
+        envelope["TopicArn"],
+        provisioned.topic_arn.as_str(),
+        "{body}"
+    );
+    assert_eq!(
+        envelope["MessageAttributes"]["eventType"]["Value"],
+        "UserRegistered"
+    );
+    let published: StoredEvent =
+        serde_json::from_str(envelope["Message"].as_str().expect("Message")).expect("an event");
+    assert_eq!(published.aggregate_type, "User");
+    assert_eq!(published.aggregate_id, user.user_id);
+    assert_eq!(published.event_id.to_string(), user.event_id);
+    assert_eq!(published.sequence, 1);
+    assert_eq!(published.event_type, "UserRegistered");
+    assert_eq!(published.payload["email"], user.email.as_str());
+    assert_eq!(published.payload["username"], user.username.as_str());
+    assert_eq!(function.exit_status(), None, "still running");
+}
+
+#[tokio::test]
+async fn the_fan_out_binary_reports_an_event_of_the_wrong_source_as_an_error_and_keeps_serving() {
+    // Nothing is published here, so no topic needs to exist.
+    let prefix = infra::testkit::unique_prefix("fanoutwrong");
+    let topic_arn = format!("arn:aws:sns:us-east-1:123456789012:{prefix}domain-events");
+    let api = RuntimeApi::start().await;
+    let function = api
+        .spawn_function(
+            Path::new(env!("CARGO_BIN_EXE_fan-out")),
+            infra::testkit::emulators(),
+            &[("CONDUIT_TOPIC_ARN", topic_arn.as_str())],
+        )
+        .expect("spawn fan-out");
+    function.ready(TIMEOUT).await.expect("fan-out ready");
+
+    // An SQS batch is no DynamoDB stream event: the runtime posts it to `/error`.
+    let user = NewUser::new(&prefix);
+    let sqs_event = fixture(
+        "sqs-users-projector-registered-and-garbage.json",
+        &user.substitutions(),
+    );
+    match api.invoke(sqs_event, TIMEOUT).await {
+        Err(InvocationError::Function(error)) => {
+            assert!(error.error_message.contains("deserialize"), "{error:?}");
+        }
+        other => panic!(
+            "expected a function error, got {other:?}; log:\n{}",
+            function.log_tail(40)
+        ),
+    }
+    let response = invoke(&api, &function, json!({"Records": []})).await;
+    assert_eq!(response, json!({"batchItemFailures": []}));
+}
+
+#[tokio::test]
+async fn the_users_projector_binary_applies_the_event_and_reports_the_garbage_message() {
+    let prefix = infra::testkit::unique_prefix("usersprojlambda");
+    let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+    let api = RuntimeApi::start().await;
+    let function = api
+        .spawn_function(
+            Path::new(env!("CARGO_BIN_EXE_users-projector")),
+            infra::testkit::emulators(),
+            &[
+                ("CONDUIT_TABLE_PREFIX", prefix.as_str()),
+                ("CONDUIT_TOPIC_ARN", provisioned.topic_arn.as_str()),
+            ],
+        )
+        .expect("spawn users-projector");
+    let ready = function
+        .ready(TIMEOUT)
+        .await
+        .expect("users-projector ready");
+    eprintln!("users-projector: spawn -> ready for its first event: {ready:?}");
+
+    let user = NewUser::new(&prefix);
+    let event = fixture(
+        "sqs-users-projector-registered-and-garbage.json",
+        &user.substitutions(),
+    );
+    let garbage_id = event["Records"][1]["messageId"].clone();
+    assert!(garbage_id.is_string(), "{event}");
+
+    let response = invoke(&api, &function, event).await;
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": garbage_id}]}),
+        "only the garbage message is reported"
+    );
+
+    let item = clients
+        .dynamodb
+        .get_item()
+        .table_name(format!("{prefix}users"))
+        .key(USER_ID, AttributeValue::S(user.user_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .unwrap_or_else(|| panic!("no users item for {}", user.user_id));
+    let view = UserView::from_item(&item).expect("a user view");
+    assert_eq!(
+        view,
+        UserView {
+            user_id: user.user_id.clone(),
+            email: user.email.clone(),
+            username: user.username.clone(),
+            bio: String::new(),
+            image: String::new(),
+            last_seq: 1,
+        }
+    );
+    assert_eq!(function.exit_status(), None, "still running");
+}

@@ -799,7 +799,7 @@ fn parameters() -> Value {
     json!({
         "JwtSecretArn": {
             "Type": "String",
-            "Description": "ARN of a Secrets Manager secret whose SecretString is the HS256 key of the API tokens (at least 32 bytes); create it before deploying (see infra/DEPLOY.md)",
+            "Description": "ARN of a Secrets Manager secret whose SecretString is the HS256 key of the API tokens (at least 32 bytes); create it before deploying (see the README, Deploy to AWS)",
             "AllowedPattern": "^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$",
             "ConstraintDescription": "the full ARN of a Secrets Manager secret",
         },

@@ -708,7 +708,7 @@ fn alarms_watch_every_dead_letter_queue_and_the_iterator_age() {
 }
 
 /// The longest stack name whose derived names fit AWS's limits (Lambda function names 64
-/// characters, SQS queue names 80); DEPLOY.md states it.
+/// characters, SQS queue names 80); the README's deploy section states it.
 #[test]
 fn the_documented_stack_name_limit_is_right() {
     let function = FUNCTIONS
@@ -725,12 +725,12 @@ fn the_documented_stack_name_limit_is_right() {
         .expect("queues");
     let limit = function.min(queue);
     let deploy =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("DEPLOY.md"))
-            .expect("infra/DEPLOY.md");
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
     let sentence = format!("at most {limit} characters");
     assert!(
         deploy.contains(&sentence),
-        "infra/DEPLOY.md must say the stack name is {sentence:?}"
+        "README.md must say the stack name is {sentence:?}"
     );
 }
 

@@ -1,6 +1,9 @@
 //! The contract of Conduit-ES: domain events, their stored schema, aggregates, commands and the DynamoDB event store.
 
+pub mod article;
+pub mod comment;
 pub mod envelope;
+pub mod favorite;
 pub mod repository;
 pub mod store;
 pub mod time_format;

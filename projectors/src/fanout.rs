@@ -10,8 +10,10 @@ use events::store::event_from_item;
 use events::StoredEvent;
 use futures::future::join_all;
 
-/// SNS takes at most ten messages per `PublishBatch`.
+/// SNS takes at most ten messages per `PublishBatch`...
 const SNS_BATCH: usize = 10;
+/// ...and at most 256 KiB in all of them together (bodies and attributes).
+const SNS_BATCH_BYTES: usize = 256 * 1024;
 
 /// The message attributes every published event carries.
 pub const ATTR_EVENT_TYPE: &str = "eventType";
@@ -61,7 +63,9 @@ impl FanOut {
             }
         }
 
-        let publishes = entries.chunks(SNS_BATCH).map(|chunk| self.publish(chunk));
+        let publishes = batches(&entries)
+            .into_iter()
+            .map(|chunk| self.publish(chunk));
         for chunk_failures in join_all(publishes).await {
             failed.extend(chunk_failures);
         }
@@ -104,6 +108,43 @@ impl FanOut {
     }
 }
 
+/// The bytes SNS counts for a message: its body and its attributes' names, types and values.
+fn message_bytes(entry: &PublishBatchRequestEntry) -> usize {
+    let attributes: usize = entry
+        .message_attributes()
+        .map(|attributes| {
+            attributes
+                .iter()
+                .map(|(name, value)| {
+                    name.len() + value.data_type().len() + value.string_value().map_or(0, str::len)
+                })
+                .sum()
+        })
+        .unwrap_or(0);
+    entry.message().len() + attributes
+}
+
+/// Splits entries into `PublishBatch` calls within both SNS limits, keeping their order. An
+/// entry too large on its own still gets a call of its own, which SNS refuses: it is then
+/// reported like any other refused publish.
+fn batches<T>(entries: &[(T, PublishBatchRequestEntry)]) -> Vec<&[(T, PublishBatchRequestEntry)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, entry)) in entries.iter().enumerate() {
+        let size = message_bytes(entry);
+        if i > start && (i - start == SNS_BATCH || bytes + size > SNS_BATCH_BYTES) {
+            out.push(&entries[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < entries.len() {
+        out.push(&entries[start..]);
+    }
+    out
+}
+
 /// The SNS message of a stored event: its JSON without secrets, and the filter attributes.
 pub fn message(id: String, event: &StoredEvent) -> Result<PublishBatchRequestEntry, String> {
     let body = serde_json::to_string(&event.without_secrets()).map_err(|e| e.to_string())?;
@@ -142,6 +183,32 @@ fn prepare(index: usize, record: &EventRecord) -> Prepared {
 mod tests {
     use super::*;
     use events::Metadata;
+
+    fn entry_of(size: usize) -> ((), PublishBatchRequestEntry) {
+        let entry = PublishBatchRequestEntry::builder()
+            .id("x")
+            .message("m".repeat(size))
+            .build()
+            .expect("entry");
+        ((), entry)
+    }
+
+    #[test]
+    fn batches_respect_the_count_and_the_total_size() {
+        let small: Vec<_> = (0..23).map(|_| entry_of(100)).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![10, 10, 3]);
+
+        // Three 100 KiB messages: two fit under 256 KiB, the third starts a new call.
+        let large: Vec<_> = (0..3).map(|_| entry_of(100 * 1024)).collect();
+        let sizes: Vec<usize> = batches(&large).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![2, 1]);
+
+        let mixed = vec![entry_of(200 * 1024), entry_of(100 * 1024), entry_of(10)];
+        let sizes: Vec<usize> = batches(&mixed).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![1, 2]);
+        assert!(batches::<()>(&[]).is_empty());
+    }
 
     #[test]
     fn messages_carry_no_secret_and_the_filter_attributes() {

@@ -11,7 +11,7 @@
 //! errors with a capped backoff and stops between batches when its shutdown future
 //! completes. Run each one in its own task:
 //!
-//! ```ignore
+//! ```text
 //! tokio::spawn(StreamMapping::new(arn, checkpoints).run(clients.streams.clone(), handler, shutdown));
 //! ```
 //!

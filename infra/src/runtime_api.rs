@@ -286,6 +286,24 @@ impl RuntimeApi {
         self.addr.to_string()
     }
 
+    /// [`RuntimeApi::invoke`] for tests: the answer, or a panic that quotes the end of the
+    /// function's log.
+    pub async fn invoke_answered(
+        &self,
+        function: &FunctionProcess,
+        event: Value,
+        timeout: Duration,
+    ) -> Value {
+        match self.invoke(event, timeout).await {
+            Ok(response) => response,
+            Err(e) => panic!(
+                "invocation failed: {e}; the function's log {} ends with:\n{}",
+                function.log_file().display(),
+                function.log_tail(40)
+            ),
+        }
+    }
+
     /// Queues `event` for the function and waits for its response: the function's JSON
     /// response, or why there is none. `timeout` is also the deadline told to the function.
     ///
@@ -837,6 +855,14 @@ impl Drop for FunctionProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The JSON body of an API Gateway v2 (HTTP API) response a function answered; panics if
+/// it is not JSON text.
+pub fn api_gateway_json_body(response: &Value) -> Value {
+    assert_ne!(response["isBase64Encoded"], true, "a text body: {response}");
+    let text = response["body"].as_str().unwrap_or_default();
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {response}"))
 }
 
 #[cfg(test)]

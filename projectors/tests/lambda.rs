@@ -24,14 +24,7 @@ fn fixture(name: &str, substitutions: &[(&str, &str)]) -> Value {
 }
 
 async fn invoke(api: &RuntimeApi, function: &FunctionProcess, event: Value) -> Value {
-    match api.invoke(event, TIMEOUT).await {
-        Ok(response) => response,
-        Err(e) => panic!(
-            "invocation failed: {e}; the function's log {} ends with:\n{}",
-            function.log_file().display(),
-            function.log_tail(40)
-        ),
-    }
+    api.invoke_answered(function, event, TIMEOUT).await
 }
 
 /// Placeholders of the fixtures, for a fresh user.

@@ -19,21 +19,11 @@ fn fixture(name: &str, substitutions: &[(&str, &str)]) -> Value {
 }
 
 async fn invoke(api: &RuntimeApi, function: &FunctionProcess, event: Value) -> Value {
-    match api.invoke(event, TIMEOUT).await {
-        Ok(response) => response,
-        Err(e) => panic!(
-            "invocation failed: {e}; the function's log {} ends with:\n{}",
-            function.log_file().display(),
-            function.log_tail(40)
-        ),
-    }
+    api.invoke_answered(function, event, TIMEOUT).await
 }
 
-/// The JSON body of an API Gateway v2 response.
 fn body(response: &Value) -> Value {
-    assert_ne!(response["isBase64Encoded"], true, "a text body: {response}");
-    let text = response["body"].as_str().unwrap_or_default();
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {response}"))
+    infra::runtime_api::api_gateway_json_body(response)
 }
 
 #[tokio::test]

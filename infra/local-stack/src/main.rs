@@ -54,7 +54,7 @@ const USAGE: &str =
     "local-stack: runs DynamoDB Local and moto, provisions every resource and serves the API
 on http://127.0.0.1:3000/api until Ctrl-C. Configured by environment variables only (see README):
 CONDUIT_LISTEN, CONDUIT_LOCAL_DIR, CONDUIT_TABLE_PREFIX, CONDUIT_DYNAMODB_PORT, CONDUIT_MOTO_PORT,
-CONDUIT_RETRY_DELAY_SECONDS, JWT_SECRET, JWT_TTL_SECONDS, RUST_LOG.";
+CONDUIT_RETRY_DELAY_SECONDS, CONDUIT_STREAM_POLL_MS, JWT_SECRET, JWT_TTL_SECONDS, RUST_LOG.";
 
 fn main() -> anyhow::Result<()> {
     if let Some(arg) = std::env::args().nth(1) {
@@ -74,6 +74,7 @@ fn main() -> anyhow::Result<()> {
     let prefix =
         optional("CONDUIT_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_TABLE_PREFIX.to_owned());
     let retry_delay = Duration::from_secs(parse_env("CONDUIT_RETRY_DELAY_SECONDS", 2u64)?);
+    let stream_poll_interval = Duration::from_millis(parse_env("CONDUIT_STREAM_POLL_MS", 20u64)?);
     let jwt = jwt_settings(&local)?;
     let logs = local.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -113,7 +114,7 @@ fn main() -> anyhow::Result<()> {
             jwt,
             listen,
             retry_delay: Some(retry_delay),
-            stream_poll_interval: Duration::from_millis(50),
+            stream_poll_interval,
         })
         .await?;
         println!(

@@ -13,20 +13,30 @@ use local_stack::StackConfig;
 struct Args {
     writes: usize,
     api: Option<String>,
+    stream_poll_ms: u64,
 }
 
 fn args() -> anyhow::Result<Args> {
     let mut parsed = Args {
         writes: 200,
         api: None,
+        stream_poll_ms: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--writes" => parsed.writes = it.next().context("--writes needs a number")?.parse()?,
             "--api" => parsed.api = Some(it.next().context("--api needs a URL")?),
+            "--stream-poll-ms" => {
+                parsed.stream_poll_ms = it
+                    .next()
+                    .context("--stream-poll-ms needs a number")?
+                    .parse()?
+            }
             "-h" | "--help" => {
-                println!("visibility-bench [--writes N (200)] [--api http://127.0.0.1:3000/api]");
+                println!(
+                    "visibility-bench [--writes N (200)] [--stream-poll-ms N (20), own stack only] [--api http://127.0.0.1:3000/api]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -144,7 +154,7 @@ fn main() -> anyhow::Result<()> {
             )?,
             listen: ([127, 0, 0, 1], 0).into(),
             retry_delay: Some(Duration::from_secs(1)),
-            stream_poll_interval: Duration::from_millis(50),
+            stream_poll_interval: Duration::from_millis(args.stream_poll_ms),
         })
         .await?;
         let result = run(stack.api_url(), args.writes).await;

@@ -5,25 +5,12 @@ use axum::http::HeaderMap;
 use axum::Json;
 use common::auth::AuthUser;
 use common::error::ApiError;
+use common::responses::{ProfileBody, ProfileResponse};
 use events::user::{self, User, UserCommand};
-use serde::Serialize;
 
 use crate::errors::{store_error, user_error};
 use crate::users::metadata;
 use crate::AppState;
-
-#[derive(Debug, Serialize)]
-pub struct ProfileBody {
-    username: String,
-    bio: String,
-    image: String,
-    following: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ProfileResponse {
-    profile: ProfileBody,
-}
 
 /// The id of the user holding `username`, from the write side's claims.
 async fn user_id_of(state: &AppState, username: &str) -> Result<String, ApiError> {

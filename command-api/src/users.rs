@@ -5,9 +5,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use common::auth::AuthUser;
 use common::error::{ApiError, JsonBody};
+use common::responses::{UserBody, UserResponse};
 use events::user::{self, Email, FieldError, User, UserCommand, UserUpdate, Username};
 use events::Metadata;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::errors::{user_error, FieldErrorList};
@@ -43,32 +44,16 @@ pub struct UpdateUser {
     image: Option<String>,
 }
 
-/// The RealWorld `User` object.
-#[derive(Debug, Serialize)]
-pub struct UserBody {
-    email: String,
-    token: String,
-    username: String,
-    bio: String,
-    image: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UserResponse {
-    user: UserBody,
-}
-
-impl UserResponse {
-    fn new(user: &User, token: String) -> Self {
-        Self {
-            user: UserBody {
-                email: user.email.clone(),
-                token,
-                username: user.username.clone(),
-                bio: user.bio.clone(),
-                image: user.image.clone(),
-            },
-        }
+/// The `user` response for the state of a user aggregate.
+fn user_response(user: &User, token: String) -> UserResponse {
+    UserResponse {
+        user: UserBody {
+            email: user.email.clone(),
+            token,
+            username: user.username.clone(),
+            bio: user.bio.clone(),
+            image: user.image.clone(),
+        },
     }
 }
 
@@ -134,7 +119,7 @@ pub async fn register(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
         StatusCode::CREATED,
-        Json(UserResponse::new(&executed.state, token)),
+        Json(user_response(&executed.state, token)),
     ))
 }
 
@@ -187,7 +172,7 @@ pub async fn login(
         .keys
         .issue(&user_id)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(UserResponse::new(&user, token)))
+    Ok(Json(user_response(&user, token)))
 }
 
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
@@ -248,5 +233,5 @@ pub async fn update(
         )
         .await
         .map_err(user_error)?;
-    Ok(Json(UserResponse::new(&executed.state, caller.token)))
+    Ok(Json(user_response(&executed.state, caller.token)))
 }

@@ -5,4 +5,5 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod jwt;
+pub mod responses;
 pub mod telemetry;

@@ -4,22 +4,9 @@ use axum::extract::{Path, State};
 use axum::Json;
 use common::auth::MaybeAuthUser;
 use common::error::ApiError;
-use serde::Serialize;
+use common::responses::{ProfileBody, ProfileResponse};
 
 use crate::AppState;
-
-#[derive(Debug, Serialize)]
-pub struct ProfileBody {
-    username: String,
-    bio: String,
-    image: String,
-    following: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ProfileResponse {
-    profile: ProfileBody,
-}
 
 #[tracing::instrument(skip_all)]
 pub async fn get(

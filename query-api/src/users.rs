@@ -4,23 +4,9 @@ use axum::extract::State;
 use axum::Json;
 use common::auth::AuthUser;
 use common::error::ApiError;
-use serde::Serialize;
+use common::responses::{UserBody, UserResponse};
 
 use crate::AppState;
-
-#[derive(Debug, Serialize)]
-pub struct UserBody {
-    email: String,
-    token: String,
-    username: String,
-    bio: String,
-    image: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UserResponse {
-    user: UserBody,
-}
 
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
 pub async fn current(

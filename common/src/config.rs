@@ -19,6 +19,9 @@ pub struct TableNames {
     pub uniques: String,
     pub users: String,
     pub follows: String,
+    pub articles: String,
+    pub comments: String,
+    pub favorites: String,
     pub checkpoints: String,
 }
 
@@ -31,6 +34,9 @@ impl TableNames {
             uniques: name("uniques"),
             users: name("users"),
             follows: name("follows"),
+            articles: name("articles"),
+            comments: name("comments"),
+            favorites: name("favorites"),
             checkpoints: name("checkpoints"),
         }
     }

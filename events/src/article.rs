@@ -222,15 +222,21 @@ pub enum ArticleEvent {
         tag_list: Vec<String>,
         created_at: String,
     },
-    /// Carries the complete new values; `previous_slug` equals `slug` when the slug is kept,
-    /// otherwise the old slug is released and the new one claimed.
+    /// Carries the complete article after the edit (the unchanged author, tags and creation
+    /// time too), so a projection can write the whole article from this event alone.
+    /// `previous_slug` equals `slug` when the slug is kept, otherwise the old slug is released
+    /// and the new one claimed.
     #[serde(rename_all = "camelCase")]
     ArticleEdited {
         slug: String,
         previous_slug: String,
+        author_id: String,
         title: String,
         description: String,
         body: String,
+        /// Sorted, without duplicates (tags are not editable, but travel with every edit).
+        tag_list: Vec<String>,
+        created_at: String,
         updated_at: String,
     },
     /// Releases `slug`.
@@ -393,9 +399,12 @@ impl Aggregate for Article {
                     vec![ArticleEvent::ArticleEdited {
                         slug,
                         previous_slug: self.slug.clone(),
+                        author_id: self.author_id.clone(),
                         title,
                         description,
                         body,
+                        tag_list: self.tag_list.clone(),
+                        created_at: self.created_at.clone(),
                         updated_at: at,
                     }]
                 } else {
@@ -607,9 +616,12 @@ mod tests {
             .then_expect_events(vec![ArticleEvent::ArticleEdited {
                 slug: "did-you-train-your-dragon".into(),
                 previous_slug: "how-to-train-your-dragon".into(),
+                author_id: "u1".into(),
                 title: "Did you train your dragon?".into(),
                 description: "Ever wonder how?".into(),
                 body: "You have to believe".into(),
+                tag_list: tags(&["dragons", "training"]),
+                created_at: CREATED.into(),
                 updated_at: LATER.into(),
             }]);
     }
@@ -622,9 +634,12 @@ mod tests {
             .then_expect_events(vec![ArticleEvent::ArticleEdited {
                 slug: "how-to-train-your-dragon".into(),
                 previous_slug: "how-to-train-your-dragon".into(),
+                author_id: "u1".into(),
                 title: "How to train your dragon".into(),
                 description: "Ever wonder how?".into(),
                 body: "With all your heart".into(),
+                tag_list: tags(&["dragons", "training"]),
+                created_at: CREATED.into(),
                 updated_at: LATER.into(),
             }]);
     }
@@ -644,9 +659,12 @@ mod tests {
             .then_expect_events(vec![ArticleEvent::ArticleEdited {
                 slug: "how-to-train-your-dragon-2".into(),
                 previous_slug: "how-to-train-your-dragon".into(),
+                author_id: "u1".into(),
                 title: "How to train your dragon".into(),
                 description: "Ever wonder how?".into(),
                 body: "You have to believe".into(),
+                tag_list: tags(&["dragons", "training"]),
+                created_at: CREATED.into(),
                 updated_at: LATER.into(),
             }]);
     }
@@ -682,9 +700,12 @@ mod tests {
         let edited = ArticleEvent::ArticleEdited {
             slug: "new-slug".into(),
             previous_slug: "how-to-train-your-dragon".into(),
+            author_id: "u1".into(),
             title: "New slug".into(),
             description: "Ever wonder how?".into(),
             body: "You have to believe".into(),
+            tag_list: tags(&["dragons", "training"]),
+            created_at: CREATED.into(),
             updated_at: LATER.into(),
         };
         ArticleTest::with(())
@@ -700,9 +721,12 @@ mod tests {
             .then_expect_events(vec![ArticleEvent::ArticleEdited {
                 slug: "how-to-train-your-dragon".into(),
                 previous_slug: "new-slug".into(),
+                author_id: "u1".into(),
                 title: "How to train your dragon".into(),
                 description: "Ever wonder how?".into(),
                 body: "You have to believe".into(),
+                tag_list: tags(&["dragons", "training"]),
+                created_at: CREATED.into(),
                 updated_at: "2024-01-03T00:00:00.000Z".into(),
             }]);
     }
@@ -773,9 +797,12 @@ mod tests {
         article.apply(ArticleEvent::ArticleEdited {
             slug: "s2".into(),
             previous_slug: "how-to-train-your-dragon".into(),
+            author_id: "u1".into(),
             title: "T2".into(),
             description: "D2".into(),
             body: "B2".into(),
+            tag_list: tags(&["dragons", "training"]),
+            created_at: CREATED.into(),
             updated_at: LATER.into(),
         });
         assert_eq!(
@@ -809,9 +836,12 @@ mod tests {
         let edited = ArticleEvent::ArticleEdited {
             slug: "new".into(),
             previous_slug: "old".into(),
+            author_id: "u1".into(),
             title: "New".into(),
             description: "d".into(),
             body: "b".into(),
+            tag_list: tags(&["dragons", "training"]),
+            created_at: CREATED.into(),
             updated_at: LATER.into(),
         };
         assert_eq!(
@@ -832,9 +862,12 @@ mod tests {
         let edited = ArticleEvent::ArticleEdited {
             slug: "same".into(),
             previous_slug: "same".into(),
+            author_id: "u1".into(),
             title: "Same".into(),
             description: "d".into(),
             body: "b2".into(),
+            tag_list: tags(&["dragons", "training"]),
+            created_at: CREATED.into(),
             updated_at: LATER.into(),
         };
         assert_eq!(edited.unique_changes(), vec![]);
@@ -1012,9 +1045,12 @@ mod tests {
             ArticleEvent::ArticleEdited {
                 slug: "new".into(),
                 previous_slug: "old".into(),
+                author_id: "u1".into(),
                 title: "New".into(),
                 description: "d".into(),
                 body: "b".into(),
+                tag_list: tags(&["dragons", "training"]),
+                created_at: CREATED.into(),
                 updated_at: LATER.into(),
             },
             deleted(),
@@ -1050,16 +1086,23 @@ mod tests {
         let (event_type, _, payload) = ArticleEvent::ArticleEdited {
             slug: "new".into(),
             previous_slug: "old".into(),
+            author_id: "u1".into(),
             title: "New".into(),
             description: "d".into(),
             body: "b".into(),
+            tag_list: tags(&["dragons", "training"]),
+            created_at: CREATED.into(),
             updated_at: LATER.into(),
         }
         .to_stored();
         assert_eq!(event_type, "ArticleEdited");
         assert_eq!(
             payload,
-            serde_json::json!({"slug": "new", "previousSlug": "old", "title": "New", "description": "d", "body": "b", "updatedAt": LATER})
+            serde_json::json!({
+                "slug": "new", "previousSlug": "old", "authorId": "u1", "title": "New",
+                "description": "d", "body": "b", "tagList": ["dragons", "training"],
+                "createdAt": CREATED, "updatedAt": LATER
+            })
         );
         let (event_type, _, payload) = deleted().to_stored();
         assert_eq!(event_type, "ArticleDeleted");

@@ -77,3 +77,134 @@ pub mod checkpoints {
         format!("{projector}#{stream_key}")
     }
 }
+
+/// Reads a list-of-strings attribute (absent gives an empty list).
+pub fn text_list(item: &Item, name: &str) -> Vec<String> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(|v| v.as_s().ok().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `articles` table: one item per article, key `articleId`, GSI `bySlug`.
+///
+/// Written by the articles projector from `Article` events (the article's fields, `lastSeq`)
+/// and from `Favorite` events (`favoritesCount`, moved with `ADD` in the same transaction as the
+/// favorite's checkpoint, so it counts every favorite exactly once). A favorite can be
+/// projected before its article, so an item may hold only `favoritesCount` for a while; a
+/// deleted article leaves a tombstone (`deleted`, no `slug`) so that late comment and favorite
+/// events of it are dropped instead of resurrecting it. [`ArticleView::from_item`] sees neither.
+pub mod articles {
+    use super::*;
+
+    pub const ARTICLE_ID: &str = "articleId";
+    pub const SLUG: &str = "slug";
+    pub const TITLE: &str = "title";
+    pub const DESCRIPTION: &str = "description";
+    pub const BODY: &str = "body";
+    /// A list of strings, sorted.
+    pub const TAG_LIST: &str = "tagList";
+    pub const AUTHOR_ID: &str = "authorId";
+    pub const CREATED_AT: &str = "createdAt";
+    pub const UPDATED_AT: &str = "updatedAt";
+    /// How many users favorite the article (a number, never negative).
+    pub const FAVORITES_COUNT: &str = "favoritesCount";
+    /// The sequence of the last `Article` event reflected in the item.
+    pub const LAST_SEQ: &str = "lastSeq";
+    /// Present (true) once the article was deleted: the item is a tombstone.
+    pub const DELETED: &str = "deleted";
+    /// The GSI that finds an article by slug (tombstones and favorite-only items have no slug).
+    pub const BY_SLUG: &str = "bySlug";
+
+    /// A published, not deleted article as the read side sees it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct ArticleView {
+        pub article_id: String,
+        pub slug: String,
+        pub title: String,
+        pub description: String,
+        pub body: String,
+        pub tag_list: Vec<String>,
+        pub author_id: String,
+        pub created_at: String,
+        pub updated_at: String,
+        pub favorites_count: u64,
+        pub last_seq: u64,
+    }
+
+    impl ArticleView {
+        /// `None` for a tombstone or an item that only counts favorites so far.
+        pub fn from_item(item: &Item) -> Option<Self> {
+            if item.contains_key(DELETED) {
+                return None;
+            }
+            Some(Self {
+                article_id: text(item, ARTICLE_ID)?,
+                slug: text(item, SLUG)?,
+                title: text(item, TITLE)?,
+                description: text(item, DESCRIPTION).unwrap_or_default(),
+                body: text(item, BODY).unwrap_or_default(),
+                tag_list: text_list(item, TAG_LIST),
+                author_id: text(item, AUTHOR_ID)?,
+                created_at: text(item, CREATED_AT)?,
+                updated_at: text(item, UPDATED_AT)?,
+                favorites_count: number(item, FAVORITES_COUNT).unwrap_or(0),
+                last_seq: number(item, LAST_SEQ).unwrap_or(0),
+            })
+        }
+    }
+}
+
+/// The `comments` table: one item per live comment, key (`articleId`, `commentId`).
+pub mod comments {
+    use super::*;
+
+    pub const ARTICLE_ID: &str = "articleId";
+    /// A number: 1, 2, 3... per article.
+    pub const COMMENT_ID: &str = "commentId";
+    pub const AUTHOR_ID: &str = "authorId";
+    pub const BODY: &str = "body";
+    pub const CREATED_AT: &str = "createdAt";
+    pub const UPDATED_AT: &str = "updatedAt";
+    /// The sequence of the comment thread's event that wrote the item.
+    pub const SEQ: &str = "seq";
+
+    /// A comment as the read side sees it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct CommentView {
+        pub article_id: String,
+        pub comment_id: u64,
+        pub author_id: String,
+        pub body: String,
+        pub created_at: String,
+        pub updated_at: String,
+    }
+
+    impl CommentView {
+        pub fn from_item(item: &Item) -> Option<Self> {
+            Some(Self {
+                article_id: text(item, ARTICLE_ID)?,
+                comment_id: number(item, COMMENT_ID)?,
+                author_id: text(item, AUTHOR_ID)?,
+                body: text(item, BODY).unwrap_or_default(),
+                created_at: text(item, CREATED_AT)?,
+                updated_at: text(item, UPDATED_AT)?,
+            })
+        }
+    }
+}
+
+/// The `favorites` table: one item per (article, user) while the user favorites the article,
+/// key (`articleId`, `userId`), GSI `byUser` (`userId`, `articleId`).
+pub mod favorites {
+    pub const ARTICLE_ID: &str = "articleId";
+    pub const USER_ID: &str = "userId";
+    /// The sequence of the favorite's event that wrote the item.
+    pub const SEQ: &str = "seq";
+    pub const BY_USER: &str = "byUser";
+}

@@ -227,6 +227,59 @@ pub const FOLLOWS: TableDef = TableDef {
     billing: BillingMode::PayPerRequest,
 };
 
+/// Articles read model (one item per article; favorite counts; tombstones), with `bySlug`.
+pub const ARTICLES: TableDef = TableDef {
+    name: "articles",
+    key: KeySchema {
+        hash: s("articleId"),
+        range: None,
+    },
+    gsis: &[GsiDef {
+        name: "bySlug",
+        key: KeySchema {
+            hash: s("slug"),
+            range: None,
+        },
+        projection: ProjectionType::All,
+    }],
+    stream: None,
+    billing: BillingMode::PayPerRequest,
+};
+
+/// Comments read model: an article's comments under its id, ordered by comment id.
+pub const COMMENTS: TableDef = TableDef {
+    name: "comments",
+    key: KeySchema {
+        hash: s("articleId"),
+        range: Some(KeyAttr {
+            name: "commentId",
+            ty: AttrType::N,
+        }),
+    },
+    gsis: &[],
+    stream: None,
+    billing: BillingMode::PayPerRequest,
+};
+
+/// Favorites read model (who favorites what), with the per-user `byUser` index.
+pub const FAVORITES: TableDef = TableDef {
+    name: "favorites",
+    key: KeySchema {
+        hash: s("articleId"),
+        range: Some(s("userId")),
+    },
+    gsis: &[GsiDef {
+        name: "byUser",
+        key: KeySchema {
+            hash: s("userId"),
+            range: Some(s("articleId")),
+        },
+        projection: ProjectionType::KeysOnly,
+    }],
+    stream: None,
+    billing: BillingMode::PayPerRequest,
+};
+
 /// Checkpoints (stream positions, replay progress).
 pub const CHECKPOINTS: TableDef = TableDef {
     name: "checkpoints",
@@ -240,7 +293,16 @@ pub const CHECKPOINTS: TableDef = TableDef {
 };
 
 /// Every table.
-pub const TABLES: &[TableDef] = &[EVENTS, UNIQUES, USERS, FOLLOWS, CHECKPOINTS];
+pub const TABLES: &[TableDef] = &[
+    EVENTS,
+    UNIQUES,
+    USERS,
+    FOLLOWS,
+    ARTICLES,
+    COMMENTS,
+    FAVORITES,
+    CHECKPOINTS,
+];
 
 /// An SNS topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,8 +397,32 @@ pub const USERS_PROJECTOR_QUEUE: QueueDef = QueueDef {
     dlq_retention_secs: DLQ_RETENTION_SECS,
 };
 
+/// The articles projector's queue: article, comment-thread and favorite events.
+pub const ARTICLES_PROJECTOR_QUEUE: QueueDef = QueueDef {
+    name: "articles-projector",
+    filter_policy: &[FilterCondition {
+        attribute: "aggregateType",
+        values: &["Article", "ArticleComments", "Favorite"],
+    }],
+    ..USERS_PROJECTOR_QUEUE
+};
+
+/// The search projector's queue: article events only.
+pub const SEARCH_PROJECTOR_QUEUE: QueueDef = QueueDef {
+    name: "search-projector",
+    filter_policy: &[FilterCondition {
+        attribute: "aggregateType",
+        values: &["Article"],
+    }],
+    ..USERS_PROJECTOR_QUEUE
+};
+
 /// Every projector queue (add a projector by adding its queue here).
-pub const PROJECTOR_QUEUES: &[QueueDef] = &[USERS_PROJECTOR_QUEUE];
+pub const PROJECTOR_QUEUES: &[QueueDef] = &[
+    USERS_PROJECTOR_QUEUE,
+    ARTICLES_PROJECTOR_QUEUE,
+    SEARCH_PROJECTOR_QUEUE,
+];
 
 /// Where a stream event source mapping starts reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,9 +16,10 @@ use std::path::PathBuf;
 use serde_json::{json, Map, Value};
 
 use crate::resources::{
-    KeySchema, QueueDef, StreamMappingDef, TableDef, TopicDef, CHECKPOINTS, DLQ_RETENTION_SECS,
-    DOMAIN_EVENTS_TOPIC, EVENTS, EVENTS_STREAM_MAPPING, FOLLOWS, PROJECTOR_QUEUES, TABLES, UNIQUES,
-    USERS, USERS_PROJECTOR_QUEUE,
+    KeySchema, QueueDef, StreamMappingDef, TableDef, TopicDef, ARTICLES, ARTICLES_PROJECTOR_QUEUE,
+    CHECKPOINTS, COMMENTS, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, EVENTS, EVENTS_STREAM_MAPPING,
+    FAVORITES, FOLLOWS, PROJECTOR_QUEUES, SEARCH_PROJECTOR_QUEUE, TABLES, UNIQUES, USERS,
+    USERS_PROJECTOR_QUEUE,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -48,6 +49,28 @@ pub struct TableAccess {
     pub actions: &'static [&'static str],
 }
 
+/// What a function may do on the OpenSearch domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchAccess {
+    /// Nothing: it gets no endpoint and is not in the domain's access policy.
+    None,
+    /// Search and aggregate ([`SEARCH_READ_ACTIONS`]).
+    Read,
+    /// Create the index and alias, index and delete documents ([`SEARCH_WRITE_ACTIONS`]).
+    Write,
+}
+
+impl SearchAccess {
+    /// The `es:` actions it grants.
+    pub fn actions(self) -> &'static [&'static str] {
+        match self {
+            SearchAccess::None => &[],
+            SearchAccess::Read => SEARCH_READ_ACTIONS,
+            SearchAccess::Write => SEARCH_WRITE_ACTIONS,
+        }
+    }
+}
+
 /// A Lambda function of the deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FunctionDef {
@@ -68,9 +91,9 @@ pub struct FunctionDef {
     pub jwt: bool,
     /// Whether it publishes to [`DOMAIN_EVENTS_TOPIC`] (`CONDUIT_TOPIC_ARN`).
     pub publishes_events: bool,
-    /// Whether it reads the search domain (`CONDUIT_OPENSEARCH_ENDPOINT`; granted by the
-    /// domain's access policy).
-    pub reads_search: bool,
+    /// What it does on the search domain (`CONDUIT_SEARCH=opensearch`, `OPENSEARCH_URL`;
+    /// granted by the domain's access policy).
+    pub search: SearchAccess,
     /// What it does to each table.
     pub tables: &'static [TableAccess],
 }
@@ -88,7 +111,7 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
     trigger: Trigger::Http(&["POST", "PUT", "DELETE"]),
     jwt: true,
     publishes_events: false,
-    reads_search: false,
+    search: SearchAccess::None,
     tables: &[
         TableAccess {
             table: &EVENTS,
@@ -104,10 +127,23 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
                 "dynamodb:PutItem",
             ],
         },
+        // The one read of a read model on the write side: a favorite's response counts the
+        // caller's own change by reading the count and its checkpoint in one TransactGetItems.
+        TableAccess {
+            table: &ARTICLES,
+            indexes: &[],
+            actions: &["dynamodb:GetItem"],
+        },
+        TableAccess {
+            table: &CHECKPOINTS,
+            indexes: &[],
+            actions: &["dynamodb:GetItem"],
+        },
     ],
 };
 
-/// The read side: `Readers` gets users by id, queries `byUsername`, gets follows.
+/// The read side: `Readers` gets users by id, queries `byUsername`, `bySlug`, comments and
+/// `byUser` favorites, and fills pages in with multi-table `BatchGetItem`s.
 pub const QUERY_API: FunctionDef = FunctionDef {
     bin: "query-api",
     package: "query-api",
@@ -117,17 +153,36 @@ pub const QUERY_API: FunctionDef = FunctionDef {
     trigger: Trigger::Http(&["GET"]),
     jwt: true,
     publishes_events: false,
-    reads_search: true,
+    search: SearchAccess::Read,
     tables: &[
         TableAccess {
             table: &USERS,
             indexes: &["byUsername"],
-            actions: &["dynamodb:GetItem", "dynamodb:Query"],
+            actions: &[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+            ],
         },
         TableAccess {
             table: &FOLLOWS,
             indexes: &[],
-            actions: &["dynamodb:GetItem"],
+            actions: &["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+        },
+        TableAccess {
+            table: &ARTICLES,
+            indexes: &["bySlug"],
+            actions: &["dynamodb:BatchGetItem", "dynamodb:Query"],
+        },
+        TableAccess {
+            table: &COMMENTS,
+            indexes: &[],
+            actions: &["dynamodb:Query"],
+        },
+        TableAccess {
+            table: &FAVORITES,
+            indexes: &["byUser"],
+            actions: &["dynamodb:BatchGetItem", "dynamodb:Query"],
         },
     ],
 };
@@ -143,7 +198,7 @@ pub const FAN_OUT: FunctionDef = FunctionDef {
     trigger: Trigger::Stream(&EVENTS_STREAM_MAPPING),
     jwt: false,
     publishes_events: true,
-    reads_search: false,
+    search: SearchAccess::None,
     tables: &[],
 };
 
@@ -159,7 +214,7 @@ pub const USERS_PROJECTOR: FunctionDef = FunctionDef {
     trigger: Trigger::Queue(&USERS_PROJECTOR_QUEUE),
     jwt: false,
     publishes_events: false,
-    reads_search: false,
+    search: SearchAccess::None,
     tables: &[
         TableAccess {
             table: &EVENTS,
@@ -184,8 +239,99 @@ pub const USERS_PROJECTOR: FunctionDef = FunctionDef {
     ],
 };
 
+/// The articles projector: the runtime's gap reads and checkpoints as for users; article
+/// events update the articles item (tombstone on delete, after querying and batch-deleting the
+/// article's comments and favorites); comment and favorite events first get the article item,
+/// then put or delete their item with a `ConditionCheck` / conditional `ADD` on the article.
+pub const ARTICLES_PROJECTOR: FunctionDef = FunctionDef {
+    bin: "articles-projector",
+    package: "projectors",
+    description:
+        "Conduit-ES articles projector: article, comment and favorite events to their read models",
+    memory_mb: 256,
+    timeout_secs: ARTICLES_PROJECTOR_QUEUE.function_timeout_secs,
+    trigger: Trigger::Queue(&ARTICLES_PROJECTOR_QUEUE),
+    jwt: false,
+    publishes_events: false,
+    search: SearchAccess::None,
+    tables: &[
+        TableAccess {
+            table: &EVENTS,
+            indexes: &[],
+            actions: &["dynamodb:Query"],
+        },
+        TableAccess {
+            table: &ARTICLES,
+            indexes: &[],
+            actions: &[
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+            ],
+        },
+        TableAccess {
+            table: &COMMENTS,
+            indexes: &[],
+            actions: &[
+                "dynamodb:BatchWriteItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+            ],
+        },
+        TableAccess {
+            table: &FAVORITES,
+            indexes: &[],
+            actions: &[
+                "dynamodb:BatchWriteItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+            ],
+        },
+        TableAccess {
+            table: &CHECKPOINTS,
+            indexes: &[],
+            actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+        },
+    ],
+};
+
+/// The search projector: the runtime's gap reads and checkpoints; versioned writes to the
+/// search domain.
+pub const SEARCH_PROJECTOR: FunctionDef = FunctionDef {
+    bin: "search-projector",
+    package: "projectors",
+    description: "Conduit-ES search projector: article events to the OpenSearch index",
+    memory_mb: 256,
+    timeout_secs: SEARCH_PROJECTOR_QUEUE.function_timeout_secs,
+    trigger: Trigger::Queue(&SEARCH_PROJECTOR_QUEUE),
+    jwt: false,
+    publishes_events: false,
+    search: SearchAccess::Write,
+    tables: &[
+        TableAccess {
+            table: &EVENTS,
+            indexes: &[],
+            actions: &["dynamodb:Query"],
+        },
+        TableAccess {
+            table: &CHECKPOINTS,
+            indexes: &[],
+            actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+        },
+    ],
+};
+
 /// Every Lambda function (a projector queue without a function here fails the tests).
-pub const FUNCTIONS: &[FunctionDef] = &[COMMAND_API, QUERY_API, FAN_OUT, USERS_PROJECTOR];
+pub const FUNCTIONS: &[FunctionDef] = &[
+    COMMAND_API,
+    QUERY_API,
+    FAN_OUT,
+    USERS_PROJECTOR,
+    ARTICLES_PROJECTOR,
+    SEARCH_PROJECTOR,
+];
 
 /// Logical name of the queue receiving the descriptions of stream batches the fan-out gave
 /// up on (the stream mapping's on-failure destination).
@@ -210,6 +356,16 @@ pub const OPENSEARCH_ENGINE_VERSION: &str = "OpenSearch_2.19";
 
 /// Actions the query function gets on the search domain (through its access policy).
 pub const SEARCH_READ_ACTIONS: &[&str] = &["es:ESHttpGet", "es:ESHttpPost"];
+
+/// Actions the search projector gets on the search domain: `ensure_index` (`HEAD`/`PUT` the
+/// index, `GET`/`POST` aliases) and versioned `PUT`/`DELETE` of documents.
+pub const SEARCH_WRITE_ACTIONS: &[&str] = &[
+    "es:ESHttpDelete",
+    "es:ESHttpGet",
+    "es:ESHttpHead",
+    "es:ESHttpPost",
+    "es:ESHttpPut",
+];
 
 /// Where cargo-lambda puts a function's zip, relative to the template (in `infra/`).
 pub fn code_uri(bin: &str) -> String {
@@ -641,9 +797,10 @@ fn function(def: &FunctionDef) -> Value {
             reference(&ids::topic(&DOMAIN_EVENTS_TOPIC)),
         );
     }
-    if def.reads_search {
+    if def.search != SearchAccess::None {
+        env.insert("CONDUIT_SEARCH".into(), json!("opensearch"));
         env.insert(
-            "CONDUIT_OPENSEARCH_ENDPOINT".into(),
+            "OPENSEARCH_URL".into(),
             sub(format!(
                 "https://${{{}.DomainEndpoint}}",
                 ids::SEARCH_DOMAIN
@@ -760,12 +917,12 @@ fn http_api() -> Value {
 fn search_domain() -> Value {
     let readers: Vec<Value> = FUNCTIONS
         .iter()
-        .filter(|f| f.reads_search)
+        .filter(|f| f.search != SearchAccess::None)
         .map(|f| json!({
-            "Sid": format!("{}Reads", pascal(f.bin)),
+            "Sid": format!("{}{}", pascal(f.bin), if f.search == SearchAccess::Write { "Writes" } else { "Reads" }),
             "Effect": "Allow",
             "Principal": { "AWS": get_att(&ids::role(f.bin), "Arn") },
-            "Action": sorted(SEARCH_READ_ACTIONS),
+            "Action": sorted(f.search.actions()),
             "Resource": sub("arn:${AWS::Partition}:es:${AWS::Region}:${AWS::AccountId}:domain/${SearchDomainName}/*"),
         }))
         .collect();
@@ -903,7 +1060,7 @@ pub fn sam_template() -> Value {
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
-        "Description": "Conduit-ES: the event-sourced RealWorld API (DynamoDB events table and stream, fan-out to SNS, one SQS queue with DLQ per projector, HTTP API). The OpenSearch domain is read by query-api; the search projector that writes it comes later. GENERATED from infra/src/resources.rs by `cargo run -p infra --bin gen-template`; do not edit.",
+        "Description": "Conduit-ES: the event-sourced RealWorld API (DynamoDB events table and stream, fan-out to SNS, one SQS queue with DLQ per projector, HTTP API). The OpenSearch domain is written by the search projector and read by query-api. GENERATED from infra/src/resources.rs by `cargo run -p infra --bin gen-template`; do not edit.",
         "Parameters": parameters(),
         "Conditions": {
             "HasAlarmEmail": { "Fn::Not": [{ "Fn::Equals": [reference("AlarmEmail"), ""] }] },

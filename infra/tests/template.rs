@@ -11,7 +11,7 @@ use infra::resources::{
 };
 use infra::template::{
     self, iam_actions, ids, sam_template, FunctionDef, Trigger, FAN_OUT, FAN_OUT_FAILURES_QUEUE,
-    FUNCTIONS, QUERY_API,
+    FUNCTIONS, QUERY_API, SEARCH_PROJECTOR,
 };
 use serde_json::{json, Value};
 
@@ -352,10 +352,14 @@ fn functions_are_built_by_cargo_lambda_for_al2023() {
             json!({ "Ref": "JwtTtlSeconds" })
         );
     }
-    assert_eq!(
-        env(QUERY_API.bin)["CONDUIT_OPENSEARCH_ENDPOINT"],
-        json!({ "Fn::Sub": "https://${SearchDomain.DomainEndpoint}" })
-    );
+    for bin in [QUERY_API.bin, SEARCH_PROJECTOR.bin] {
+        assert_eq!(env(bin)["CONDUIT_SEARCH"], "opensearch", "{bin}");
+        assert_eq!(
+            env(bin)["OPENSEARCH_URL"],
+            json!({ "Fn::Sub": "https://${SearchDomain.DomainEndpoint}" }),
+            "{bin}"
+        );
+    }
 }
 
 #[test]
@@ -537,6 +541,7 @@ fn iam_actions_are_exactly_what_the_code_calls() {
     expected.insert(
         "query-api",
         want(&[
+            "dynamodb:BatchGetItem",
             "dynamodb:GetItem",
             "dynamodb:Query",
             "es:ESHttpGet",
@@ -573,11 +578,46 @@ fn iam_actions_are_exactly_what_the_code_calls() {
             "sqs:ReceiveMessage",
         ]),
     );
+    expected.insert(
+        "articles-projector",
+        want(&[
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+            logs[0],
+            logs[1],
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+        ]),
+    );
+    expected.insert(
+        "search-projector",
+        want(&[
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+            "es:ESHttpDelete",
+            "es:ESHttpGet",
+            "es:ESHttpHead",
+            "es:ESHttpPost",
+            "es:ESHttpPut",
+            logs[0],
+            logs[1],
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+        ]),
+    );
     assert_eq!(actions, expected);
 }
 
 #[test]
-fn only_the_query_role_may_use_the_search_domain() {
+fn only_the_query_role_reads_and_only_the_search_projector_writes_the_search_domain() {
     let resources = resources();
     let domain = props(&resources, ids::SEARCH_DOMAIN);
     assert_eq!(domain["EncryptionAtRestOptions"]["Enabled"], true);
@@ -586,14 +626,26 @@ fn only_the_query_role_may_use_the_search_domain() {
     let statements = domain["AccessPolicies"]["Statement"]
         .as_array()
         .expect("statements");
-    assert_eq!(statements.len(), 1);
+    assert_eq!(statements.len(), 2);
+    let of = |bin: &str| {
+        statements
+            .iter()
+            .find(|s| s["Principal"]["AWS"] == get_att(&ids::role(bin), "Arn"))
+            .unwrap_or_else(|| panic!("no statement for {bin}"))
+    };
     assert_eq!(
-        statements[0]["Principal"]["AWS"],
-        get_att(&ids::role(QUERY_API.bin), "Arn")
+        of(QUERY_API.bin)["Action"],
+        json!(["es:ESHttpGet", "es:ESHttpPost"])
     );
     assert_eq!(
-        statements[0]["Action"],
-        json!(["es:ESHttpGet", "es:ESHttpPost"])
+        of(SEARCH_PROJECTOR.bin)["Action"],
+        json!([
+            "es:ESHttpDelete",
+            "es:ESHttpGet",
+            "es:ESHttpHead",
+            "es:ESHttpPost",
+            "es:ESHttpPut"
+        ])
     );
 }
 

@@ -5,5 +5,6 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod jwt;
+pub mod meter;
 pub mod responses;
 pub mod telemetry;

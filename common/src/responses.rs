@@ -155,7 +155,10 @@ mod tests {
         .expect("json");
         assert_eq!(listed["articlesCount"], 7);
         assert!(listed["articles"][0].get("body").is_none());
-        assert_eq!(listed["articles"][0]["tagList"], serde_json::json!(["a", "b"]));
+        assert_eq!(
+            listed["articles"][0]["tagList"],
+            serde_json::json!(["a", "b"])
+        );
         assert_eq!(listed["articles"][0]["favoritesCount"], 2);
         article.body = Some("b".into());
         let single = serde_json::to_value(SingleArticleResponse { article }).expect("json");

@@ -1,0 +1,352 @@
+//! The embedded search read model: tantivy in the process, in RAM or in a directory.
+//!
+//! One document per article id: the article, or a tombstone that remembers the version of its
+//! deletion (so an older upsert arriving later is stale, as OpenSearch's external versioning
+//! does). Writes go through a single writer behind a mutex; each commits and reloads the
+//! reader, so a write is visible to the next search.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, Value, FAST, STORED, STRING};
+use tantivy::{
+    doc, DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
+    Term, TERMINATED,
+};
+
+use crate::{ArticleDoc, ArticleQuery, Filter, Hit, SearchError, SearchPage, Written, MAX_TAGS};
+
+const KIND_ARTICLE: &str = "article";
+const KIND_TOMBSTONE: &str = "tombstone";
+const SORT_KEY: &str = "sortKey";
+/// tantivy's minimum indexing arena for one thread; articles are small.
+const WRITER_MEMORY_BYTES: usize = 15_000_000;
+
+/// The fields of the tantivy schema.
+#[derive(Clone, Copy)]
+struct Fields {
+    article_id: Field,
+    author_id: Field,
+    tags: Field,
+    sort_key: Field,
+    version: Field,
+    kind: Field,
+}
+
+impl Fields {
+    fn schema() -> (Schema, Fields) {
+        let mut builder = Schema::builder();
+        let fields = Fields {
+            article_id: builder.add_text_field("articleId", STRING | STORED),
+            author_id: builder.add_text_field("authorId", STRING | STORED),
+            // Tags are counted from their postings, skipping deleted docs: no fast column needed.
+            tags: builder.add_text_field("tags", STRING),
+            sort_key: builder.add_i64_field(SORT_KEY, FAST),
+            version: builder.add_u64_field("version", STORED),
+            kind: builder.add_text_field("kind", STRING),
+        };
+        (builder.build(), fields)
+    }
+}
+
+struct Inner {
+    index: Index,
+    fields: Fields,
+    writer: Mutex<IndexWriter<TantivyDocument>>,
+    reader: IndexReader,
+}
+
+/// The embedded adapter. Cheap to clone (an `Arc` inside); one per process and directory
+/// (the directory is locked while open).
+#[derive(Clone)]
+pub struct EmbeddedIndex {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for EmbeddedIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedIndex")
+            .field("index", &self.inner.index)
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine(context: &str) -> impl FnOnce(tantivy::TantivyError) -> SearchError + '_ {
+    move |e| SearchError::Unavailable(format!("tantivy, {context}: {e}"))
+}
+
+impl EmbeddedIndex {
+    /// An empty index in RAM, gone with the process.
+    pub fn in_ram() -> Result<Self, SearchError> {
+        let (schema, fields) = Fields::schema();
+        Self::with_index(Index::create_in_ram(schema), fields)
+    }
+
+    /// The index in `path` (created, with the directory, if missing). Blocks: call it at
+    /// start-up or from a blocking task.
+    pub fn open_dir(path: impl AsRef<Path>) -> Result<Self, SearchError> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path)
+            .map_err(|e| SearchError::Unavailable(format!("creating {}: {e}", path.display())))?;
+        let directory = MmapDirectory::open(path)
+            .map_err(|e| SearchError::Unavailable(format!("opening {}: {e}", path.display())))?;
+        let (schema, fields) = Fields::schema();
+        let index =
+            Index::open_or_create(directory, schema).map_err(engine("opening the index"))?;
+        Self::with_index(index, fields)
+    }
+
+    fn with_index(index: Index, fields: Fields) -> Result<Self, SearchError> {
+        let writer = index
+            .writer_with_num_threads(1, WRITER_MEMORY_BYTES)
+            .map_err(engine("opening the writer"))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(engine("opening the reader"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                index,
+                fields,
+                writer: Mutex::new(writer),
+                reader,
+            }),
+        })
+    }
+
+    /// Nothing to create: the schema is fixed when the index is opened.
+    pub async fn ensure_index(&self) -> Result<(), SearchError> {
+        Ok(())
+    }
+
+    /// See [`crate::SearchIndex::upsert`].
+    pub async fn upsert(&self, doc: &ArticleDoc, version: u64) -> Result<Written, SearchError> {
+        let sort_key = doc.sort_key()?;
+        let f = self.inner.fields;
+        let mut document = doc!(
+            f.article_id => doc.article_id.as_str(),
+            f.author_id => doc.author_id.as_str(),
+            f.sort_key => sort_key,
+            f.version => version,
+            f.kind => KIND_ARTICLE,
+        );
+        for tag in &doc.tag_list {
+            document.add_text(f.tags, tag);
+        }
+        self.write(doc.article_id.clone(), version, document).await
+    }
+
+    /// See [`crate::SearchIndex::delete`]: the article is replaced by a tombstone.
+    pub async fn delete(&self, article_id: &str, version: u64) -> Result<Written, SearchError> {
+        let f = self.inner.fields;
+        let tombstone = doc!(
+            f.article_id => article_id,
+            f.version => version,
+            f.kind => KIND_TOMBSTONE,
+        );
+        self.write(article_id.to_owned(), version, tombstone).await
+    }
+
+    /// See [`crate::SearchIndex::search`].
+    pub async fn search(&self, query: &ArticleQuery) -> Result<SearchPage, SearchError> {
+        let inner = Arc::clone(&self.inner);
+        let query = query.clone();
+        blocking(move || inner.search(&query)).await
+    }
+
+    /// See [`crate::SearchIndex::tags`].
+    pub async fn tags(&self) -> Result<Vec<String>, SearchError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.tags()).await
+    }
+
+    async fn write(
+        &self,
+        article_id: String,
+        version: u64,
+        document: TantivyDocument,
+    ) -> Result<Written, SearchError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.write(&article_id, version, document)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
+) -> Result<T, SearchError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SearchError::Unavailable(format!("search task failed: {e}")))?
+}
+
+impl Inner {
+    fn write(
+        &self,
+        article_id: &str,
+        version: u64,
+        document: TantivyDocument,
+    ) -> Result<Written, SearchError> {
+        // A panic while holding the lock leaves nothing half-done that the rollback below
+        // would not discard, so a poisoned lock is still usable.
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The reader is reloaded after every commit under this lock, so it sees the last write.
+        if let Some(current) = self.current_version(&self.reader.searcher(), article_id)? {
+            if current >= version {
+                return Ok(Written::Stale);
+            }
+        }
+        let applied = (|| {
+            writer.delete_term(Term::from_field_text(self.fields.article_id, article_id));
+            writer.add_document(document)?;
+            writer.commit()?;
+            self.reader.reload()
+        })();
+        match applied {
+            Ok(()) => Ok(Written::Applied),
+            Err(e) => {
+                // Drop the queued delete and add, so a later commit cannot apply half of them.
+                if let Err(rollback) = writer.rollback() {
+                    tracing::error!(error = %rollback, "rolling back the search index writer failed");
+                }
+                Err(engine("writing")(e))
+            }
+        }
+    }
+
+    /// The version of the article or tombstone with this id, if any.
+    fn current_version(
+        &self,
+        searcher: &Searcher,
+        article_id: &str,
+    ) -> Result<Option<u64>, SearchError> {
+        let by_id = TermQuery::new(
+            Term::from_field_text(self.fields.article_id, article_id),
+            IndexRecordOption::Basic,
+        );
+        let found = searcher
+            .search(&by_id, &TopDocs::with_limit(1).order_by_score())
+            .map_err(engine("looking up the current version"))?;
+        let Some((_, address)) = found.first() else {
+            return Ok(None);
+        };
+        let stored: TantivyDocument = searcher
+            .doc(*address)
+            .map_err(engine("reading the current version"))?;
+        Ok(stored
+            .get_first(self.fields.version)
+            .and_then(|value| value.as_u64()))
+    }
+
+    fn query(&self, query: &ArticleQuery) -> BooleanQuery {
+        let f = self.fields;
+        let term = |field: Field, text: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, text),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut clauses = vec![(Occur::Must, term(f.kind, KIND_ARTICLE))];
+        for filter in query.filters() {
+            let clause = match filter {
+                Filter::Tag(tag) => term(f.tags, tag),
+                Filter::Author(author) => term(f.author_id, author),
+                Filter::Ids(ids) => Box::new(TermSetQuery::new(
+                    ids.iter().map(|id| Term::from_field_text(f.article_id, id)),
+                )),
+            };
+            clauses.push((Occur::Must, clause));
+        }
+        BooleanQuery::new(clauses)
+    }
+
+    fn search(&self, query: &ArticleQuery) -> Result<SearchPage, SearchError> {
+        let searcher = self.reader.searcher();
+        let tantivy_query = self.query(query);
+        let (offset, limit) = query.window();
+        if limit == 0 {
+            let total = searcher
+                .search(&tantivy_query, &Count)
+                .map_err(engine("counting"))?;
+            return Ok(SearchPage {
+                hits: vec![],
+                total: total as u64,
+            });
+        }
+        let page = TopDocs::with_limit(limit)
+            .and_offset(offset)
+            .order_by_fast_field::<i64>(SORT_KEY, Order::Desc);
+        let (total, top) = searcher
+            .search(&tantivy_query, &(Count, page))
+            .map_err(engine("searching"))?;
+        let hits = top
+            .into_iter()
+            .map(|(_, address)| {
+                let stored: TantivyDocument =
+                    searcher.doc(address).map_err(engine("reading a hit"))?;
+                let text = |field: Field| {
+                    stored
+                        .get_first(field)
+                        .and_then(|value| value.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                Ok(Hit {
+                    article_id: text(self.fields.article_id),
+                    author_id: text(self.fields.author_id),
+                })
+            })
+            .collect::<Result<Vec<_>, SearchError>>()?;
+        Ok(SearchPage {
+            hits,
+            total: total as u64,
+        })
+    }
+
+    /// Counts, per tag, the live docs holding it (tombstones hold none). tantivy's doc_freq
+    /// would also count deleted docs until their segment is merged.
+    fn tags(&self) -> Result<Vec<String>, SearchError> {
+        let searcher = self.reader.searcher();
+        let io =
+            |e: std::io::Error| SearchError::Unavailable(format!("tantivy, reading tags: {e}"));
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for segment in searcher.segment_readers() {
+            let postings_of_tags = segment
+                .inverted_index(self.fields.tags)
+                .map_err(engine("reading tags"))?;
+            let mut terms = postings_of_tags.terms().stream().map_err(io)?;
+            while terms.advance() {
+                let mut postings = postings_of_tags
+                    .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
+                    .map_err(io)?;
+                let mut live = 0;
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    if !segment.is_deleted(doc) {
+                        live += 1;
+                    }
+                    doc = postings.advance();
+                }
+                if live > 0 {
+                    let tag = String::from_utf8_lossy(terms.key()).into_owned();
+                    *counts.entry(tag).or_default() += live;
+                }
+            }
+        }
+        let mut tags: Vec<(String, u64)> = counts.into_iter().collect();
+        tags.sort_by(|(a, a_count), (b, b_count)| b_count.cmp(a_count).then_with(|| a.cmp(b)));
+        Ok(tags
+            .into_iter()
+            .take(MAX_TAGS)
+            .map(|(tag, _)| tag)
+            .collect())
+    }
+}

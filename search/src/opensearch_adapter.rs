@@ -1,0 +1,510 @@
+//! The OpenSearch search read model (production): an index behind an alias, written with
+//! external versions, read with filter-only queries sorted by `sortKey`.
+//!
+//! Every read and write goes through the alias, so a reindex into `-v2` is an alias swap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opensearch::auth::Credentials;
+use opensearch::http::headers::HeaderMap;
+use opensearch::http::request::JsonBody;
+use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use opensearch::http::{Method, StatusCode, Url};
+use opensearch::indices::{IndicesCreateParts, IndicesExistsAliasParts, IndicesPutAliasParts};
+use opensearch::params::VersionType;
+use opensearch::{DeleteParts, IndexParts, OpenSearch, SearchParts};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{
+    ArticleDoc, ArticleQuery, Filter, Hit, SearchError, SearchPage, Written, MAX_LIMIT, MAX_OFFSET,
+    MAX_TAGS,
+};
+
+/// How long one request may take before it counts as [`SearchError::Unavailable`].
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The SigV4 service name of Amazon OpenSearch Service domains.
+const SIGV4_SERVICE: &str = "es";
+
+/// The OpenSearch adapter. Cheap to clone (the HTTP client is shared).
+#[derive(Clone, Debug)]
+pub struct OpenSearchIndex {
+    // Behind an `Arc` so that `SearchIndex` stays small.
+    client: Arc<OpenSearch>,
+    alias: String,
+    index: String,
+}
+
+/// What the engine answered, classified once for every call.
+enum Answer {
+    /// 2xx, with the body (`Null` when there is none).
+    Ok(Value),
+    /// 409 `version_conflict_engine_exception`.
+    VersionConflict,
+    /// 404, with the body.
+    NotFound(Value),
+    /// 400 `resource_already_exists_exception`.
+    AlreadyExists,
+}
+
+impl OpenSearchIndex {
+    /// A client for the domain at `url`, reading and writing through `alias`, whose concrete
+    /// index (created by [`Self::ensure_index`]) is `index`. With `signing`, every request is
+    /// signed with SigV4 for service `es`, with that configuration's region and credentials.
+    pub fn new(
+        url: &str,
+        alias: impl Into<String>,
+        index: impl Into<String>,
+        signing: Option<&aws_config::SdkConfig>,
+    ) -> Result<Self, SearchError> {
+        let url = Url::parse(url)
+            .map_err(|e| SearchError::Rejected(format!("OpenSearch URL {url:?}: {e}")))?;
+        let mut transport =
+            TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(REQUEST_TIMEOUT);
+        if let Some(sdk_config) = signing {
+            let credentials = Credentials::try_from(sdk_config)
+                .map_err(|e| SearchError::Unavailable(format!("SigV4 configuration: {e}")))?;
+            transport = transport.auth(credentials).service_name(SIGV4_SERVICE);
+        }
+        let transport = transport
+            .build()
+            .map_err(|e| SearchError::Unavailable(format!("building the HTTP client: {e}")))?;
+        Ok(Self {
+            client: Arc::new(OpenSearch::new(transport)),
+            alias: alias.into(),
+            index: index.into(),
+        })
+    }
+
+    /// Creates the index with its mapping unless it exists, then the alias unless it exists.
+    pub async fn ensure_index(&self) -> Result<(), SearchError> {
+        let created = self
+            .client
+            .indices()
+            .create(IndicesCreateParts::Index(&self.index))
+            .body(index_definition())
+            .send()
+            .await;
+        match answer("creating the index", created).await? {
+            Answer::Ok(_) => tracing::info!(index = %self.index, "search index created"),
+            Answer::AlreadyExists => {}
+            other => return Err(unexpected("creating the index", other)),
+        }
+        let alias = self
+            .client
+            .indices()
+            .exists_alias(IndicesExistsAliasParts::Name(&[&self.alias]))
+            .send()
+            .await;
+        match answer("looking up the alias", alias).await? {
+            Answer::Ok(_) => return Ok(()),
+            Answer::NotFound(_) => {}
+            other => return Err(unexpected("looking up the alias", other)),
+        }
+        let added = self
+            .client
+            .indices()
+            .put_alias(IndicesPutAliasParts::IndexName(&[&self.index], &self.alias))
+            .send()
+            .await;
+        match answer("adding the alias", added).await? {
+            Answer::Ok(_) => {
+                tracing::info!(alias = %self.alias, index = %self.index, "search alias added");
+                Ok(())
+            }
+            other => Err(unexpected("adding the alias", other)),
+        }
+    }
+
+    /// See [`crate::SearchIndex::upsert`]: `PUT /<alias>/_doc/<id>?version=<v>&version_type=external`.
+    pub async fn upsert(&self, doc: &ArticleDoc, version: u64) -> Result<Written, SearchError> {
+        let body = document_body(doc)?;
+        let version = external_version(version)?.to_string();
+        // The typed `index` builder always POSTs; PUT is the documented create-or-replace by id.
+        let path = IndexParts::IndexId(&self.alias, &doc.article_id).url();
+        let sent = self
+            .client
+            .send(
+                Method::Put,
+                &path,
+                HeaderMap::new(),
+                Some(&[("version", version.as_str()), ("version_type", "external")]),
+                Some(JsonBody::new(body)),
+                None,
+            )
+            .await;
+        match answer("indexing an article", sent).await? {
+            Answer::Ok(_) => Ok(Written::Applied),
+            Answer::VersionConflict => Ok(Written::Stale),
+            other => Err(unexpected("indexing an article", other)),
+        }
+    }
+
+    /// See [`crate::SearchIndex::delete`]: `DELETE /<alias>/_doc/<id>?version=<v>&version_type=external`.
+    pub async fn delete(&self, article_id: &str, version: u64) -> Result<Written, SearchError> {
+        let sent = self
+            .client
+            .delete(DeleteParts::IndexId(&self.alias, article_id))
+            .version(external_version(version)?)
+            .version_type(VersionType::External)
+            .send()
+            .await;
+        match answer("deleting an article", sent).await? {
+            Answer::Ok(_) => Ok(Written::Applied),
+            Answer::VersionConflict => Ok(Written::Stale),
+            // The document was never indexed; OpenSearch still records the delete's version.
+            Answer::NotFound(body) if body["result"] == "not_found" => Ok(Written::Applied),
+            other => Err(unexpected("deleting an article", other)),
+        }
+    }
+
+    /// See [`crate::SearchIndex::search`].
+    pub async fn search(&self, query: &ArticleQuery) -> Result<SearchPage, SearchError> {
+        let sent = self
+            .client
+            .search(SearchParts::Index(&[&self.alias]))
+            .body(search_body(query))
+            .send()
+            .await;
+        let body = match answer("searching articles", sent).await? {
+            Answer::Ok(body) => body,
+            other => return Err(unexpected("searching articles", other)),
+        };
+        let response: SearchResponse = parse("searching articles", body)?;
+        Ok(SearchPage {
+            total: response.hits.total.value,
+            hits: response
+                .hits
+                .hits
+                .into_iter()
+                .map(|hit| Hit {
+                    article_id: hit.source.article_id,
+                    author_id: hit.source.author_id,
+                })
+                .collect(),
+        })
+    }
+
+    /// See [`crate::SearchIndex::tags`].
+    pub async fn tags(&self) -> Result<Vec<String>, SearchError> {
+        let sent = self
+            .client
+            .search(SearchParts::Index(&[&self.alias]))
+            .body(tags_body())
+            .send()
+            .await;
+        let body = match answer("aggregating tags", sent).await? {
+            Answer::Ok(body) => body,
+            other => return Err(unexpected("aggregating tags", other)),
+        };
+        let response: TagsResponse = parse("aggregating tags", body)?;
+        Ok(response
+            .aggregations
+            .tags
+            .buckets
+            .into_iter()
+            .map(|bucket| bucket.key)
+            .collect())
+    }
+}
+
+/// The index: one shard (the corpus is small, and a terms aggregation over one shard is exact),
+/// a result window that fits every page callers may ask for, and a strict mapping.
+pub(crate) fn index_definition() -> Value {
+    json!({
+        "settings": {
+            "index": {
+                "number_of_shards": 1,
+                "max_result_window": MAX_OFFSET + MAX_LIMIT
+            }
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "articleId": {"type": "keyword"},
+                "authorId": {"type": "keyword"},
+                "slug": {"type": "keyword"},
+                "title": {"type": "text"},
+                "description": {"type": "text"},
+                "tagList": {"type": "keyword"},
+                "createdAt": {"type": "date"},
+                "updatedAt": {"type": "date"},
+                "sortKey": {"type": "long"}
+            }
+        }
+    })
+}
+
+/// The stored document: the article's fields plus its `sortKey`.
+pub(crate) fn document_body(doc: &ArticleDoc) -> Result<Value, SearchError> {
+    let sort_key = doc.sort_key()?;
+    let mut body = serde_json::to_value(doc)
+        .map_err(|e| SearchError::InvalidDocument(format!("serialising the article: {e}")))?;
+    if let Value::Object(fields) = &mut body {
+        fields.insert("sortKey".into(), sort_key.into());
+    }
+    Ok(body)
+}
+
+/// The filter-only query of one page, newest first, counting every match.
+pub(crate) fn search_body(query: &ArticleQuery) -> Value {
+    let filters: Vec<Value> = query
+        .filters()
+        .into_iter()
+        .map(|filter| match filter {
+            Filter::Tag(tag) => json!({"term": {"tagList": tag}}),
+            Filter::Author(author) => json!({"term": {"authorId": author}}),
+            // An empty `terms` list matches nothing, as `Some(empty)` must.
+            Filter::Ids(ids) => json!({"terms": {"articleId": ids}}),
+        })
+        .collect();
+    let (offset, limit) = query.window();
+    json!({
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"sortKey": "desc"}],
+        "from": offset,
+        "size": limit,
+        "track_total_hits": true,
+        "_source": ["articleId", "authorId"]
+    })
+}
+
+/// Every tag with its count; deleted documents are not counted.
+pub(crate) fn tags_body() -> Value {
+    json!({
+        "size": 0,
+        "aggs": {
+            "tags": {
+                "terms": {
+                    "field": "tagList",
+                    "size": MAX_TAGS,
+                    "order": [{"_count": "desc"}, {"_key": "asc"}]
+                }
+            }
+        }
+    })
+}
+
+fn external_version(version: u64) -> Result<i64, SearchError> {
+    i64::try_from(version)
+        .map_err(|_| SearchError::InvalidDocument(format!("version {version} exceeds i64")))
+}
+
+/// Sends nothing itself: classifies the outcome of one request.
+async fn answer(
+    context: &str,
+    sent: Result<opensearch::http::response::Response, opensearch::Error>,
+) -> Result<Answer, SearchError> {
+    let response =
+        sent.map_err(|e| SearchError::Unavailable(format!("OpenSearch, {context}: {e}")))?;
+    let status = response.status_code();
+    let text = response.text().await.map_err(|e| {
+        SearchError::Unavailable(format!("OpenSearch, {context}: reading the answer: {e}"))
+    })?;
+    // HEAD answers and some errors have no JSON body.
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let error_type = body["error"]["type"].as_str().unwrap_or_default();
+    if status.is_success() {
+        return Ok(Answer::Ok(body));
+    }
+    match (status, error_type) {
+        (StatusCode::CONFLICT, "version_conflict_engine_exception") => {
+            return Ok(Answer::VersionConflict)
+        }
+        (StatusCode::BAD_REQUEST, "resource_already_exists_exception") => {
+            return Ok(Answer::AlreadyExists)
+        }
+        (StatusCode::NOT_FOUND, _) => return Ok(Answer::NotFound(body)),
+        _ => {}
+    }
+    let reason = body["error"]["reason"].as_str().unwrap_or_default();
+    let message = format!("OpenSearch, {context}: {status} {error_type} {reason}");
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        Err(SearchError::Unavailable(message))
+    } else {
+        Err(SearchError::Rejected(message))
+    }
+}
+
+/// An answer that the call does not expect (a 404 of a missing index, a stray 409, …).
+fn unexpected(context: &str, answer: Answer) -> SearchError {
+    let what = match answer {
+        Answer::Ok(_) => "unexpected success".to_owned(),
+        Answer::VersionConflict => "409 version_conflict_engine_exception".to_owned(),
+        Answer::AlreadyExists => "400 resource_already_exists_exception".to_owned(),
+        Answer::NotFound(body) => format!(
+            "404 {}",
+            body["error"]["type"].as_str().unwrap_or("not found")
+        ),
+    };
+    SearchError::Rejected(format!("OpenSearch, {context}: {what}"))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(context: &str, body: Value) -> Result<T, SearchError> {
+    serde_json::from_value(body).map_err(|e| {
+        SearchError::Unavailable(format!("OpenSearch, {context}: unexpected answer: {e}"))
+    })
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    hits: SearchHits,
+}
+
+#[derive(Deserialize)]
+struct SearchHits {
+    total: TotalHits,
+    hits: Vec<SearchHit>,
+}
+
+#[derive(Deserialize)]
+struct TotalHits {
+    value: u64,
+}
+
+#[derive(Deserialize)]
+struct SearchHit {
+    #[serde(rename = "_source")]
+    source: HitSource,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HitSource {
+    article_id: String,
+    author_id: String,
+}
+
+#[derive(Deserialize)]
+struct TagsResponse {
+    aggregations: TagsAggregations,
+}
+
+#[derive(Deserialize)]
+struct TagsAggregations {
+    tags: TagsTerms,
+}
+
+#[derive(Deserialize)]
+struct TagsTerms {
+    buckets: Vec<TagBucket>,
+}
+
+#[derive(Deserialize)]
+struct TagBucket {
+    key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> ArticleDoc {
+        ArticleDoc {
+            article_id: "a1".into(),
+            author_id: "u1".into(),
+            slug: "how-to".into(),
+            title: "How to".into(),
+            description: "Ever wonder how?".into(),
+            tag_list: vec!["dragons".into(), "training".into()],
+            created_at: "2024-01-01T00:00:00.000Z".into(),
+            updated_at: "2024-01-02T00:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn the_document_is_the_article_plus_its_sort_key() {
+        let doc = doc();
+        assert_eq!(
+            document_body(&doc).unwrap(),
+            json!({"articleId": "a1", "authorId": "u1", "slug": "how-to", "title": "How to",
+                "description": "Ever wonder how?", "tagList": ["dragons", "training"],
+                "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-02T00:00:00.000Z",
+                "sortKey": doc.sort_key().unwrap()})
+        );
+    }
+
+    #[test]
+    fn the_mapping_has_every_field_of_the_document_and_nothing_dynamic() {
+        let definition = index_definition();
+        let mapped: Vec<&String> = definition["mappings"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        let stored = document_body(&doc()).unwrap();
+        let sent: Vec<&String> = stored.as_object().unwrap().keys().collect();
+        let (mut mapped, mut sent) = (mapped, sent);
+        mapped.sort();
+        sent.sort();
+        assert_eq!(mapped, sent);
+        assert_eq!(definition["mappings"]["dynamic"], "strict");
+    }
+
+    #[test]
+    fn an_unfiltered_query_is_an_empty_bool_filter() {
+        let query = ArticleQuery {
+            limit: 20,
+            ..ArticleQuery::default()
+        };
+        assert_eq!(
+            search_body(&query),
+            json!({"query": {"bool": {"filter": []}}, "sort": [{"sortKey": "desc"}],
+                "from": 0, "size": 20, "track_total_hits": true,
+                "_source": ["articleId", "authorId"]})
+        );
+    }
+
+    #[test]
+    fn every_filter_becomes_one_exact_clause() {
+        let query = ArticleQuery {
+            tag: Some("Rust".into()),
+            author_id: Some("u1".into()),
+            article_ids: Some(vec!["a1".into(), "a2".into()]),
+            limit: 10,
+            offset: 30,
+        };
+        let body = search_body(&query);
+        assert_eq!(
+            body["query"],
+            json!({"bool": {"filter": [{"term": {"tagList": "Rust"}},
+                {"term": {"authorId": "u1"}}, {"terms": {"articleId": ["a1", "a2"]}}]}})
+        );
+        assert_eq!(
+            (body["from"].clone(), body["size"].clone()),
+            (json!(30), json!(10))
+        );
+    }
+
+    #[test]
+    fn no_ids_is_an_empty_terms_list_and_the_window_is_clamped() {
+        let query = ArticleQuery {
+            article_ids: Some(vec![]),
+            limit: 1_000,
+            offset: 50_000,
+            ..ArticleQuery::default()
+        };
+        let body = search_body(&query);
+        assert_eq!(
+            body["query"],
+            json!({"bool": {"filter": [{"terms": {"articleId": []}}]}})
+        );
+        assert_eq!(body["from"], json!(MAX_OFFSET));
+        assert_eq!(body["size"], json!(MAX_LIMIT));
+        // The index's result window admits the deepest page.
+        assert_eq!(
+            index_definition()["settings"]["index"]["max_result_window"],
+            json!(MAX_OFFSET + MAX_LIMIT)
+        );
+    }
+
+    #[test]
+    fn tags_are_a_terms_aggregation_ordered_by_count_then_name() {
+        assert_eq!(
+            tags_body(),
+            json!({"size": 0, "aggs": {"tags": {"terms": {"field": "tagList", "size": 1000,
+                "order": [{"_count": "desc"}, {"_key": "asc"}]}}}})
+        );
+    }
+}

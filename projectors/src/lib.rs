@@ -1,9 +1,13 @@
 //! The fan-out (stream to topic), the projector runtime (queue batch to read model, exactly-once effects per aggregate sequence) and the projectors.
 
+pub mod articles;
 pub mod fanout;
 pub mod runtime;
+pub mod search;
 pub mod users;
 
+pub use self::search::SearchProjector;
+pub use articles::ArticlesProjector;
 pub use fanout::FanOut;
 pub use runtime::{ProjectionError, Projector, ProjectorRuntime};
 pub use users::UsersProjector;

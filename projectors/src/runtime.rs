@@ -2,11 +2,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use events::views::checkpoints;
 use events::{EventStore, StoredEvent};
@@ -15,8 +17,11 @@ use serde::Deserialize;
 
 /// How many aggregates of one batch are projected at once.
 const CONCURRENT_STREAMS: usize = 8;
-/// How often a lost checkpoint race is re-read before the message is handed back to the queue.
-const CHECKPOINT_RETRIES: usize = 5;
+/// How often a lost checkpoint race or a transaction conflict is tried again before the message
+/// is handed back to the queue.
+const CHECKPOINT_RETRIES: usize = 6;
+/// The first pause after a transaction conflict; it doubles with each further conflict.
+const CONFLICT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Why a projection step failed. Every variant fails the message, so the queue redelivers it
 /// and, after its receive limit, moves it to the dead-letter queue.
@@ -35,7 +40,8 @@ pub enum ProjectionError {
     /// DynamoDB could not be reached or refused the write.
     #[error("read model unavailable: {0}")]
     Unavailable(String),
-    /// Other projector instances kept moving the checkpoint.
+    /// Other projector instances kept moving the checkpoint, or kept writing the same items
+    /// (a popular article's favorites count).
     #[error("checkpoint of {0} kept moving")]
     Contended(String),
 }
@@ -205,7 +211,7 @@ impl<P: Projector> ProjectorRuntime<P> {
         known: Option<&StoredEvent>,
     ) -> Result<Outcome, ProjectionError> {
         let stream = events::envelope::stream_key(aggregate_type, aggregate_id);
-        for _ in 0..CHECKPOINT_RETRIES {
+        for attempt in 0..CHECKPOINT_RETRIES {
             let last = self.last_applied(&stream).await?;
             if target <= last {
                 return Ok(Outcome::Duplicate);
@@ -234,14 +240,27 @@ impl<P: Projector> ProjectorRuntime<P> {
                     last + 1
                 )));
             }
-            let mut moved = false;
+            let mut done = true;
             for event in &pending {
-                if !self.apply_one(&event.without_secrets()).await? {
-                    moved = true;
-                    break;
+                match self.apply_one(&event.without_secrets()).await? {
+                    Attempt::Applied => {}
+                    Attempt::CheckpointMoved => {
+                        done = false;
+                        break;
+                    }
+                    Attempt::Conflicted => {
+                        // Another transaction held one of our items: wait a little, jittered so
+                        // that the writers of a hot item spread out, then start over.
+                        let pause = CONFLICT_BACKOFF * 2u32.pow(attempt as u32);
+                        let jitter =
+                            RandomState::new().hash_one(attempt) % (pause.as_millis() as u64 + 1);
+                        tokio::time::sleep(pause + Duration::from_millis(jitter)).await;
+                        done = false;
+                        break;
+                    }
                 }
             }
-            if !moved {
+            if done {
                 if filled > 0 {
                     tracing::info!(filled, "filled a gap from the events table");
                 }
@@ -311,9 +330,9 @@ impl<P: Projector> ProjectorRuntime<P> {
             .unwrap_or(0))
     }
 
-    /// Applies one event together with its checkpoint move. `false` when the checkpoint was not
-    /// where we expected (another instance applied it first): nothing was written then.
-    async fn apply_one(&self, event: &StoredEvent) -> Result<bool, ProjectionError> {
+    /// Applies one event together with its checkpoint move. Nothing was written unless
+    /// [`Attempt::Applied`].
+    async fn apply_one(&self, event: &StoredEvent) -> Result<Attempt, ProjectionError> {
         let mut actions = self.projector.effects(event).await?;
         let previous = event.sequence - 1;
         let checkpoint = Update::builder()
@@ -345,25 +364,55 @@ impl<P: Projector> ProjectorRuntime<P> {
             .send()
             .await
         {
-            Ok(_) => Ok(true),
-            Err(error) if checkpoint_moved(&error, checkpoint_index) => Ok(false),
-            Err(error) => Err(unavailable(error)),
+            Ok(_) => Ok(Attempt::Applied),
+            Err(error) => match cancellation_reasons(&error)
+                .and_then(|reasons| retryable(reasons, checkpoint_index))
+            {
+                Some(attempt) => Ok(attempt),
+                None => Err(unavailable(error)),
+            },
         }
     }
 }
 
-/// True when the transaction failed only because the checkpoint had moved.
-fn checkpoint_moved(error: &SdkError<TransactWriteItemsError>, index: usize) -> bool {
-    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-        error.as_service_error()
-    else {
-        return false;
-    };
-    cancelled
-        .cancellation_reasons()
-        .get(index)
-        .and_then(|reason| reason.code())
-        .is_some_and(|code| code == "ConditionalCheckFailed" || code == "TransactionConflict")
+/// What became of one transaction of [`ProjectorRuntime::apply_one`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    Applied,
+    /// The checkpoint was not where we expected (another instance applied the event first).
+    CheckpointMoved,
+    /// Another transaction was writing one of the same items at the same moment.
+    Conflicted,
+}
+
+fn cancellation_reasons(
+    error: &SdkError<TransactWriteItemsError>,
+) -> Option<&[CancellationReason]> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            Some(cancelled.cancellation_reasons())
+        }
+        _ => None,
+    }
+}
+
+/// Whether a cancelled transaction is worth trying again, and why; `None` when one of
+/// the projector's own conditions failed (that is an error of the message).
+fn retryable(reasons: &[CancellationReason], checkpoint_index: usize) -> Option<Attempt> {
+    let code = |reason: &CancellationReason| reason.code().map(str::to_owned);
+    let at_checkpoint = reasons.get(checkpoint_index).and_then(code);
+    if matches!(
+        at_checkpoint.as_deref(),
+        Some("ConditionalCheckFailed" | "TransactionConflict")
+    ) {
+        return Some(Attempt::CheckpointMoved);
+    }
+    let codes: Vec<String> = reasons.iter().filter_map(code).collect();
+    let conflict = codes.iter().any(|c| c == "TransactionConflict");
+    let only_conflicts = codes
+        .iter()
+        .all(|c| c == "TransactionConflict" || c == "None");
+    (conflict && only_conflicts).then_some(Attempt::Conflicted)
 }
 
 #[cfg(test)]
@@ -387,6 +436,45 @@ mod tests {
             parse_message(&event.to_string()).expect("raw").aggregate_id,
             "u1"
         );
+    }
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes
+            .iter()
+            .map(|code| CancellationReason::builder().code(*code).build())
+            .collect()
+    }
+
+    #[test]
+    fn cancelled_transactions_are_retried_only_for_races() {
+        // The checkpoint (last action) moved: re-read it.
+        assert_eq!(
+            retryable(&reasons(&["None", "ConditionalCheckFailed"]), 1),
+            Some(Attempt::CheckpointMoved)
+        );
+        assert_eq!(
+            retryable(&reasons(&["None", "TransactionConflict"]), 1),
+            Some(Attempt::CheckpointMoved)
+        );
+        // Someone else was writing the same read-model item: try again after a pause.
+        assert_eq!(
+            retryable(&reasons(&["TransactionConflict", "None", "None"]), 2),
+            Some(Attempt::Conflicted)
+        );
+        // A condition of the projector's own failed: an error of the message.
+        assert_eq!(
+            retryable(&reasons(&["ConditionalCheckFailed", "None"]), 1),
+            None
+        );
+        assert_eq!(
+            retryable(
+                &reasons(&["ConditionalCheckFailed", "TransactionConflict", "None"]),
+                2
+            ),
+            None
+        );
+        assert_eq!(retryable(&reasons(&["ValidationError", "None"]), 1), None);
+        assert_eq!(retryable(&[], 0), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The `fan-out` and `users-projector` Lambda binaries, their real `main`s, behind a local
+//! The `fan-out` and projector Lambda binaries, their real `main`s, behind a local
 //! Lambda Runtime API: a DynamoDB stream event and an SQS event (SNS envelopes) in, partial
 //! batch responses out, effects checked on moto and DynamoDB Local.
 
@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use events::views::articles::ArticleView;
+use events::views::checkpoints;
 use events::views::users::{UserView, USER_ID};
 use events::StoredEvent;
 use infra::resources::USERS_PROJECTOR_QUEUE;
@@ -239,6 +241,142 @@ async fn the_users_projector_binary_applies_the_event_and_reports_the_garbage_me
             image: String::new(),
             last_seq: 1,
         }
+    );
+    assert_eq!(function.exit_status(), None, "still running");
+}
+
+/// An SQS batch of the given events in SNS envelopes, then one garbage message; returns the
+/// batch and the garbage message's id.
+fn sqs_batch_with_garbage(events: &[Value]) -> (Value, String) {
+    let mut records: Vec<Value> = events
+        .iter()
+        .map(|event| {
+            let envelope = json!({
+                "Type": "Notification", "MessageId": Uuid::new_v4().to_string(),
+                "TopicArn": "arn:aws:sns:us-east-1:123456789012:conduit-domain-events",
+                "Message": event.to_string(),
+            });
+            json!({"messageId": Uuid::new_v4().to_string(), "body": envelope.to_string()})
+        })
+        .collect();
+    let garbage_id = Uuid::new_v4().to_string();
+    records.push(json!({"messageId": garbage_id, "body": "not an event"}));
+    for record in &mut records {
+        record["receiptHandle"] = json!("rh");
+        record["attributes"] = json!({"ApproximateReceiveCount": "1"});
+        record["messageAttributes"] = json!({});
+        record["eventSource"] = json!("aws:sqs");
+        record["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:123456789012:q");
+        record["awsRegion"] = json!("us-east-1");
+    }
+    (json!({ "Records": records }), garbage_id)
+}
+
+fn article_published(article_id: &str) -> Value {
+    json!({
+        "aggregateType": "Article", "aggregateId": article_id, "sequence": 1,
+        "eventId": Uuid::new_v4().to_string(), "eventType": "ArticlePublished", "eventVersion": 1,
+        "payload": {
+            "articleId": article_id, "authorId": "author", "slug": format!("s-{article_id}"),
+            "title": "T", "description": "D", "body": "B", "tagList": ["x"],
+            "createdAt": "2024-01-01T00:00:00.000Z"
+        },
+        "recordedAt": "2024-01-01T00:00:00.000Z"
+    })
+}
+
+#[tokio::test]
+async fn the_articles_projector_binary_applies_the_events_and_reports_the_garbage_message() {
+    let prefix = infra::testkit::unique_prefix("articlesprojlambda");
+    let (clients, _) = infra::testkit::provisioned(&prefix).await;
+    let api = RuntimeApi::start().await;
+    let function = api
+        .spawn_function(
+            Path::new(env!("CARGO_BIN_EXE_articles-projector")),
+            infra::testkit::emulators(),
+            &[("CONDUIT_TABLE_PREFIX", prefix.as_str())],
+        )
+        .expect("spawn articles-projector");
+    function
+        .ready(TIMEOUT)
+        .await
+        .expect("articles-projector ready");
+
+    let article_id = Uuid::new_v4().to_string();
+    let favorite = json!({
+        "aggregateType": "Favorite", "aggregateId": format!("{article_id}:fan"), "sequence": 1,
+        "eventId": Uuid::new_v4().to_string(), "eventType": "ArticleFavorited", "eventVersion": 1,
+        "payload": {"articleId": article_id, "userId": "fan", "favoritedAt": "2024-01-02T00:00:00.000Z"},
+        "recordedAt": "2024-01-02T00:00:00.000Z"
+    });
+    let (event, garbage_id) = sqs_batch_with_garbage(&[article_published(&article_id), favorite]);
+    let response = invoke(&api, &function, event).await;
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": garbage_id}]}),
+        "only the garbage message is reported"
+    );
+
+    let item = clients
+        .dynamodb
+        .get_item()
+        .table_name(format!("{prefix}articles"))
+        .key("articleId", AttributeValue::S(article_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .unwrap_or_else(|| panic!("no articles item for {article_id}"));
+    let view = ArticleView::from_item(&item).expect("an article view");
+    assert_eq!(view.slug, format!("s-{article_id}"));
+    assert_eq!(view.favorites_count, 1);
+    assert_eq!(function.exit_status(), None, "still running");
+}
+
+#[tokio::test]
+async fn the_search_projector_binary_opens_its_index_and_moves_the_checkpoint() {
+    let prefix = infra::testkit::unique_prefix("searchprojlambda");
+    let (clients, _) = infra::testkit::provisioned(&prefix).await;
+    let api = RuntimeApi::start().await;
+    // No CONDUIT_SEARCH: the embedded index, in RAM.
+    let function = api
+        .spawn_function(
+            Path::new(env!("CARGO_BIN_EXE_search-projector")),
+            infra::testkit::emulators(),
+            &[("CONDUIT_TABLE_PREFIX", prefix.as_str())],
+        )
+        .expect("spawn search-projector");
+    function
+        .ready(TIMEOUT)
+        .await
+        .expect("search-projector ready");
+
+    let article_id = Uuid::new_v4().to_string();
+    let (event, garbage_id) = sqs_batch_with_garbage(&[article_published(&article_id)]);
+    let response = invoke(&api, &function, event).await;
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": garbage_id}]}),
+        "only the garbage message is reported"
+    );
+    let checkpoint = clients
+        .dynamodb
+        .get_item()
+        .table_name(format!("{prefix}checkpoints"))
+        .key(
+            checkpoints::PK,
+            AttributeValue::S(checkpoints::key("search", &format!("Article#{article_id}"))),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .expect("a checkpoint");
+    assert_eq!(
+        events::views::number(&checkpoint, checkpoints::LAST_SEQ),
+        Some(1)
     );
     assert_eq!(function.exit_status(), None, "still running");
 }

@@ -1,0 +1,17 @@
+//! The articles projector Lambda: SQS batches of article, comment and favorite events, applied to the articles, comments and favorites read models.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    common::telemetry::init();
+    let clients = common::aws::Clients::from_env().await;
+    let tables = common::config::table_names_from_env()?;
+    let runtime = projectors::ArticlesProjector::runtime(&clients.dynamodb, &tables);
+    let runtime = &runtime;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(runtime.handle_sqs(event.payload).await)
+    }))
+    .await
+}

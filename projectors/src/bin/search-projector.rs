@@ -1,0 +1,21 @@
+//! The search projector Lambda: SQS batches of article events, applied to the search index.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    common::telemetry::init();
+    let clients = common::aws::Clients::from_env().await;
+    let tables = common::config::table_names_from_env()?;
+    let index = search::SearchConfig::from_env(&tables.prefix)?
+        .open()
+        .await?;
+    index.ensure_index().await?;
+    let runtime = projectors::SearchProjector::runtime(&clients.dynamodb, &tables, index);
+    let runtime = &runtime;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(runtime.handle_sqs(event.payload).await)
+    }))
+    .await
+}

@@ -1,6 +1,9 @@
 //! How write-side failures become HTTP errors: one exhaustive mapping.
 
 use common::error::ApiError;
+use events::article::ArticleError;
+use events::comment::CommentError;
+use events::favorite::FavoriteError;
 use events::user::{FieldError, UserError};
 use events::{RepositoryError, StoreError};
 
@@ -43,6 +46,7 @@ pub fn store_error(error: StoreError) -> ApiError {
             let field = match key.split_once('#') {
                 Some(("email", _)) => "email",
                 Some(("username", _)) => "username",
+                Some(("slug", _)) => "slug",
                 _ => "body",
             };
             ApiError::field(field, "has already been taken")
@@ -64,6 +68,37 @@ pub fn user_error(error: RepositoryError<UserError>) -> ApiError {
             ApiError::field("username", "cannot follow yourself")
         }
         RepositoryError::Domain(UserError::Field(field)) => FieldErrorList(vec![field]).into(),
+        RepositoryError::Store(error) => store_error(error),
+        RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
+    }
+}
+
+pub fn article_error(error: RepositoryError<ArticleError>) -> ApiError {
+    match error {
+        RepositoryError::Domain(ArticleError::AlreadyPublished) => {
+            ApiError::Conflict("article already published".into())
+        }
+        RepositoryError::Domain(ArticleError::NotFound) => ApiError::NotFound("article"),
+        RepositoryError::Domain(ArticleError::Forbidden) => ApiError::Forbidden,
+        RepositoryError::Domain(ArticleError::Field(field)) => FieldErrorList(vec![field]).into(),
+        RepositoryError::Store(error) => store_error(error),
+        RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
+    }
+}
+
+pub fn comment_error(error: RepositoryError<CommentError>) -> ApiError {
+    match error {
+        RepositoryError::Domain(CommentError::ArticleNotFound) => ApiError::NotFound("article"),
+        RepositoryError::Domain(CommentError::CommentNotFound) => ApiError::NotFound("comment"),
+        RepositoryError::Domain(CommentError::Forbidden) => ApiError::Forbidden,
+        RepositoryError::Store(error) => store_error(error),
+        RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
+    }
+}
+
+pub fn favorite_error(error: RepositoryError<FavoriteError>) -> ApiError {
+    match error {
+        RepositoryError::Domain(FavoriteError::ArticleNotFound) => ApiError::NotFound("article"),
         RepositoryError::Store(error) => store_error(error),
         RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
     }

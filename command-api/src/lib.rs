@@ -1,18 +1,23 @@
 //! The write side over HTTP: each request becomes a command on an aggregate; the only effect is appended events.
 
+mod articles;
+mod comments;
 mod errors;
+mod favorite_counts;
+mod favorites;
 mod password;
 mod profiles;
 mod users;
 
 use axum::extract::FromRef;
-use axum::routing::{post, put};
+use axum::routing::{delete, post, put};
 use axum::Router;
 use common::aws::Clients;
 use common::config::{self, ConfigError, JwtSettings, TableNames};
 use common::jwt::JwtKeys;
 use events::{EventStore, Repository, Tables};
 
+pub use favorite_counts::{FavoriteCounts, Snapshot};
 pub use password::Passwords;
 
 /// What every command handler needs, built once per process.
@@ -21,6 +26,8 @@ pub struct AppState {
     pub repository: Repository,
     pub keys: JwtKeys,
     pub passwords: Passwords,
+    /// The articles projection's favorite counts: the write side's one read-model read.
+    pub favorite_counts: FavoriteCounts,
 }
 
 impl FromRef<AppState> for JwtKeys {
@@ -42,6 +49,7 @@ impl AppState {
             repository: Repository::new(store),
             keys: JwtKeys::new(jwt),
             passwords: Passwords,
+            favorite_counts: FavoriteCounts::new(clients.dynamodb.clone(), tables),
         }
     }
 
@@ -64,6 +72,20 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/profiles/{username}/follow",
             post(profiles::follow).delete(profiles::unfollow),
+        )
+        .route("/api/articles", post(articles::create))
+        .route(
+            "/api/articles/{slug}",
+            put(articles::update).delete(articles::delete),
+        )
+        .route(
+            "/api/articles/{slug}/favorite",
+            post(favorites::favorite).delete(favorites::unfavorite),
+        )
+        .route("/api/articles/{slug}/comments", post(comments::create))
+        .route(
+            "/api/articles/{slug}/comments/{id}",
+            delete(comments::delete),
         )
         .with_state(state)
 }

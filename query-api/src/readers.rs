@@ -1,26 +1,82 @@
 //! Readers of the read models; the only place the query side talks to DynamoDB.
+//!
+//! Every request asks for `ReturnConsumedCapacity::Total` and is counted (see [`Usage`]), so
+//! what an endpoint costs is measured, not guessed.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+mod batch;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use common::error::ApiError;
-use events::views::follows;
+use events::views::articles::{self, ArticleView};
+use events::views::comments::{self, CommentView};
 use events::views::users::{self, UserView};
+use events::views::{favorites, follows, text, Item};
 
-/// Reads the users and follows read models.
+use crate::usage::{Counters, Usage};
+
+pub use batch::{BatchKey, MAX_BATCH_KEYS};
+
+/// Reads the users, follows, articles, comments and favorites read models.
 #[derive(Clone, Debug)]
 pub struct Readers {
     client: Client,
     tables: TableNames,
+    usage: Arc<Counters>,
 }
 
 fn unavailable<E: std::fmt::Debug>(error: E) -> ApiError {
     ApiError::Unavailable(format!("{error:?}"))
 }
 
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+/// What one [`Readers::lookup`] should fetch. `follows` and `favorites` are asked about the
+/// caller, so they are ignored without one; the caller's follow of themself is never asked.
+#[derive(Clone, Debug, Default)]
+pub struct Lookup {
+    pub caller: Option<String>,
+    /// Article items by id.
+    pub articles: Vec<String>,
+    /// User items by id.
+    pub users: Vec<String>,
+    /// Whether the caller follows each of these user ids.
+    pub follows: Vec<String>,
+    /// Whether the caller favorites each of these article ids.
+    pub favorites: Vec<String>,
+}
+
+/// What a [`Lookup`] found. Missing ids are simply absent.
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    pub articles: HashMap<String, ArticleView>,
+    pub users: HashMap<String, UserView>,
+    /// The user ids (of those asked) the caller follows.
+    pub followed: HashSet<String>,
+    /// The article ids (of those asked) the caller favorites.
+    pub favorited: HashSet<String>,
+}
+
 impl Readers {
     pub fn new(client: Client, tables: TableNames) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            usage: Arc::default(),
+        }
+    }
+
+    /// DynamoDB requests sent and read capacity consumed by these readers (and their clones)
+    /// since they were built. Subtract two snapshots for the cost of what ran in between; for
+    /// one request amid others, wrap it in [`crate::measure`] instead.
+    pub fn usage(&self) -> Usage {
+        self.usage.snapshot()
     }
 
     /// A user by id.
@@ -30,10 +86,12 @@ impl Readers {
             .client
             .get_item()
             .table_name(&self.tables.users)
-            .key(users::USER_ID, AttributeValue::S(user_id.to_owned()))
+            .key(users::USER_ID, s(user_id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
+        self.usage.record(output.consumed_capacity());
         Ok(output.item().and_then(UserView::from_item))
     }
 
@@ -47,11 +105,13 @@ impl Readers {
             .index_name(users::BY_USERNAME)
             .key_condition_expression("#u = :u")
             .expression_attribute_names("#u", users::USERNAME)
-            .expression_attribute_values(":u", AttributeValue::S(username.to_owned()))
+            .expression_attribute_values(":u", s(username))
             .limit(1)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
+        self.usage.record(output.consumed_capacity());
         Ok(output.items().first().and_then(UserView::from_item))
     }
 
@@ -66,19 +126,156 @@ impl Readers {
             .client
             .get_item()
             .table_name(&self.tables.follows)
-            .key(
-                follows::FOLLOWER_ID,
-                AttributeValue::S(follower_id.to_owned()),
-            )
-            .key(
-                follows::FOLLOWEE_ID,
-                AttributeValue::S(followee_id.to_owned()),
-            )
+            .key(follows::FOLLOWER_ID, s(follower_id))
+            .key(follows::FOLLOWEE_ID, s(followee_id))
             .projection_expression("#f")
             .expression_attribute_names("#f", follows::FOLLOWER_ID)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
+        self.usage.record(output.consumed_capacity());
         Ok(output.item().is_some())
+    }
+
+    /// A published article by slug, through the `bySlug` index (which holds neither
+    /// tombstones nor favorite-count-only items).
+    #[tracing::instrument(skip(self))]
+    pub async fn article_by_slug(&self, slug: &str) -> Result<Option<ArticleView>, ApiError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.articles)
+            .index_name(articles::BY_SLUG)
+            .key_condition_expression("#s = :s")
+            .expression_attribute_names("#s", articles::SLUG)
+            .expression_attribute_values(":s", s(slug))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.usage.record(output.consumed_capacity());
+        Ok(output.items().iter().find_map(ArticleView::from_item))
+    }
+
+    /// The comments of an article, oldest (lowest id) first; pages past 1 MB.
+    #[tracing::instrument(skip(self))]
+    pub async fn comments(&self, article_id: &str) -> Result<Vec<CommentView>, ApiError> {
+        let items = self
+            .query_all(|query| {
+                query
+                    .table_name(&self.tables.comments)
+                    .key_condition_expression("#a = :a")
+                    .expression_attribute_names("#a", comments::ARTICLE_ID)
+                    .expression_attribute_values(":a", s(article_id))
+                    .scan_index_forward(true)
+            })
+            .await?;
+        Ok(items.iter().filter_map(CommentView::from_item).collect())
+    }
+
+    /// The ids of every article `user_id` favorites, through the `byUser` index; pages past 1 MB.
+    #[tracing::instrument(skip(self))]
+    pub async fn favorited_article_ids(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
+        let items = self
+            .query_all(|query| {
+                query
+                    .table_name(&self.tables.favorites)
+                    .index_name(favorites::BY_USER)
+                    .key_condition_expression("#u = :u")
+                    .expression_attribute_names("#u", favorites::USER_ID)
+                    .expression_attribute_values(":u", s(user_id))
+            })
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| text(item, favorites::ARTICLE_ID))
+            .collect())
+    }
+
+    /// Every item a query matches, following `LastEvaluatedKey`.
+    async fn query_all(
+        &self,
+        build: impl Fn(
+            aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, ApiError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = build(self.client.query())
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.usage.record(output.consumed_capacity());
+            items.extend(output.items().iter().cloned());
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Articles, users, and the caller's follows and favorites, all in one `BatchGetItem`
+    /// (more only past [`MAX_BATCH_KEYS`] keys or when DynamoDB leaves keys unprocessed).
+    #[tracing::instrument(skip_all, fields(
+        articles = wanted.articles.len(),
+        users = wanted.users.len(),
+        follows = wanted.follows.len(),
+        favorites = wanted.favorites.len(),
+    ))]
+    pub async fn lookup(&self, wanted: &Lookup) -> Result<Found, ApiError> {
+        let tables = &self.tables;
+        let mut keys: Vec<BatchKey> = Vec::new();
+        for id in &wanted.articles {
+            keys.push(BatchKey::new(
+                &tables.articles,
+                [(articles::ARTICLE_ID, s(id))],
+            ));
+        }
+        for id in &wanted.users {
+            keys.push(BatchKey::new(&tables.users, [(users::USER_ID, s(id))]));
+        }
+        if let Some(caller) = &wanted.caller {
+            for followee in wanted.follows.iter().filter(|id| *id != caller) {
+                keys.push(BatchKey::new(
+                    &tables.follows,
+                    [
+                        (follows::FOLLOWER_ID, s(caller)),
+                        (follows::FOLLOWEE_ID, s(followee)),
+                    ],
+                ));
+            }
+            for article in &wanted.favorites {
+                keys.push(BatchKey::new(
+                    &tables.favorites,
+                    [
+                        (favorites::ARTICLE_ID, s(article)),
+                        (favorites::USER_ID, s(caller)),
+                    ],
+                ));
+            }
+        }
+        let mut found = Found::default();
+        for (table, items) in self.batch_get(keys).await? {
+            for item in &items {
+                if table == tables.articles {
+                    if let Some(article) = ArticleView::from_item(item) {
+                        found.articles.insert(article.article_id.clone(), article);
+                    }
+                } else if table == tables.users {
+                    if let Some(user) = UserView::from_item(item) {
+                        found.users.insert(user.user_id.clone(), user);
+                    }
+                } else if table == tables.follows {
+                    found.followed.extend(text(item, follows::FOLLOWEE_ID));
+                } else if table == tables.favorites {
+                    found.favorited.extend(text(item, favorites::ARTICLE_ID));
+                }
+            }
+        }
+        Ok(found)
     }
 }

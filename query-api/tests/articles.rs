@@ -1,0 +1,593 @@
+//! Article, comment and tag reads against DynamoDB Local and an in-RAM search index, seeded
+//! directly with read-model items: answers, flags, and how many DynamoDB requests each costs.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use common::config::{JwtSettings, TableNames};
+use common::jwt::JwtKeys;
+use events::views::{articles, comments, favorites, follows, users, Item};
+use query_api::{AppState, BatchKey, Usage};
+use search::embedded::EmbeddedIndex;
+use search::{ArticleDoc, SearchIndex};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const JWT_SECRET: &[u8] = b"articles-test-secret-0123456789-abcdefghij";
+const ARTICLES: usize = 25;
+const AUTHORS: usize = 5;
+/// The caller follows these authors...
+const FOLLOWED_AUTHORS: [usize; 2] = [0, 1];
+/// ... and favorites these articles.
+const FAVORITED: [usize; 4] = [3, 5, 10, 20];
+/// An article the search index still has but the articles table holds as a tombstone (the
+/// two projections converge independently); the oldest of all.
+const GHOST: &str = "ghost";
+
+struct Fixture {
+    app: Router,
+    state: AppState,
+    tables: TableNames,
+    /// A name part unique to this run (usernames, slugs).
+    run: String,
+    token: String,
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn item<const N: usize>(attributes: [(&str, AttributeValue); N]) -> Item {
+    attributes
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+}
+
+impl Fixture {
+    fn author_id(&self, i: usize) -> String {
+        format!("{}user{i}", self.run)
+    }
+    fn author_name(&self, i: usize) -> String {
+        format!("{}author{i}", self.run)
+    }
+    fn caller_id(&self) -> String {
+        format!("{}caller", self.run)
+    }
+    fn caller_name(&self) -> String {
+        format!("{}reader", self.run)
+    }
+    fn article_id(&self, i: usize) -> String {
+        format!("{}article{i:02}", self.run)
+    }
+    fn slug(&self, i: usize) -> String {
+        format!("{}-slug-{i:02}", self.run)
+    }
+    /// Article `i` is by author `i % 5`, one minute after article `i - 1`.
+    fn author_of(i: usize) -> usize {
+        i % AUTHORS
+    }
+    fn created_at(i: usize) -> String {
+        format!("2024-01-01T00:{:02}:00.000Z", i + 1)
+    }
+    fn tags(i: usize) -> Vec<String> {
+        let parity = if i % 2 == 0 { "even" } else { "odd" };
+        vec!["all".to_owned(), parity.to_owned()]
+    }
+
+    async fn get(&self, uri: &str, token: Option<&str>) -> (StatusCode, Value, Usage) {
+        let mut request = Request::get(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Token {token}"));
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let usage = *response.extensions().get::<Usage>().expect("usage");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body, usage)
+    }
+}
+
+async fn put(client: &Client, table: &str, item: Item) {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put item");
+}
+
+async fn fixture(tag: &str) -> Fixture {
+    let prefix = infra::testkit::unique_prefix(tag);
+    let (clients, _provisioned) = infra::testkit::provisioned(&prefix).await;
+    let tables = TableNames::with_prefix(&prefix);
+    let jwt = JwtSettings::new(JWT_SECRET.to_vec(), Duration::from_secs(600)).expect("jwt");
+    let search = SearchIndex::Embedded(EmbeddedIndex::in_ram().expect("search index"));
+    search.ensure_index().await.expect("ensure index");
+    let state = AppState::new(&clients, &tables, &jwt, search.clone());
+    let run = prefix.trim_end_matches('-').to_owned();
+    let mut fixture = Fixture {
+        app: query_api::router(state.clone()),
+        state,
+        tables,
+        run,
+        token: String::new(),
+    };
+    fixture.token = JwtKeys::new(&jwt)
+        .issue(&fixture.caller_id())
+        .expect("token");
+    seed(&fixture, &clients.dynamodb, &search).await;
+    fixture
+}
+
+async fn seed(f: &Fixture, client: &Client, search: &SearchIndex) {
+    let t = &f.tables;
+    let mut people: Vec<(String, String)> = (0..AUTHORS)
+        .map(|i| (f.author_id(i), f.author_name(i)))
+        .collect();
+    people.push((f.caller_id(), f.caller_name()));
+    for (id, name) in people {
+        let user = item([
+            (users::USER_ID, s(&id)),
+            (users::EMAIL, s(&format!("{name}@example.com"))),
+            (users::USERNAME, s(&name)),
+            (users::BIO, s(&format!("bio of {name}"))),
+            (users::IMAGE, s("")),
+            (users::LAST_SEQ, n(1)),
+        ]);
+        put(client, &t.users, user).await;
+    }
+    for i in 0..ARTICLES {
+        let id = f.article_id(i);
+        let author = f.author_id(Fixture::author_of(i));
+        let tags = Fixture::tags(i);
+        let article = item([
+            (articles::ARTICLE_ID, s(&id)),
+            (articles::SLUG, s(&f.slug(i))),
+            (articles::TITLE, s(&format!("Title {i}"))),
+            (articles::DESCRIPTION, s(&format!("Description {i}"))),
+            (articles::BODY, s(&format!("Body {i}"))),
+            (
+                articles::TAG_LIST,
+                AttributeValue::L(tags.iter().map(|t| s(t)).collect()),
+            ),
+            (articles::AUTHOR_ID, s(&author)),
+            (articles::CREATED_AT, s(&Fixture::created_at(i))),
+            (articles::UPDATED_AT, s(&Fixture::created_at(i))),
+            (articles::FAVORITES_COUNT, n(i as u64 % 3)),
+            (articles::LAST_SEQ, n(1)),
+        ]);
+        put(client, &t.articles, article).await;
+        let doc = ArticleDoc {
+            article_id: id,
+            author_id: author,
+            slug: f.slug(i),
+            title: format!("Title {i}"),
+            description: format!("Description {i}"),
+            tag_list: tags,
+            created_at: Fixture::created_at(i),
+            updated_at: Fixture::created_at(i),
+        };
+        search.upsert(&doc, 1).await.expect("index");
+    }
+    // The ghost: deleted in the articles table, not yet in the search index.
+    let ghost_id = format!("{}{GHOST}", f.run);
+    let tombstone = item([
+        (articles::ARTICLE_ID, s(&ghost_id)),
+        (articles::DELETED, AttributeValue::Bool(true)),
+        (articles::LAST_SEQ, n(2)),
+    ]);
+    put(client, &t.articles, tombstone).await;
+    let ghost = ArticleDoc {
+        article_id: ghost_id,
+        author_id: f.author_id(0),
+        slug: format!("{}-ghost", f.run),
+        title: "Ghost".into(),
+        description: String::new(),
+        tag_list: vec!["all".into()],
+        created_at: "2023-12-31T00:00:00.000Z".into(),
+        updated_at: "2023-12-31T00:00:00.000Z".into(),
+    };
+    search.upsert(&ghost, 1).await.expect("index");
+    // An item that only counts favorites so far: never listed, never found by slug.
+    let early = item([
+        (articles::ARTICLE_ID, s(&format!("{}early", f.run))),
+        (articles::FAVORITES_COUNT, n(1)),
+    ]);
+    put(client, &t.articles, early).await;
+    for a in FOLLOWED_AUTHORS {
+        let follow = item([
+            (follows::FOLLOWER_ID, s(&f.caller_id())),
+            (follows::FOLLOWEE_ID, s(&f.author_id(a))),
+            (follows::SEQ, n(1)),
+        ]);
+        put(client, &t.follows, follow).await;
+    }
+    // Someone else's follow and favorite, which must not show as the caller's.
+    let other = item([
+        (follows::FOLLOWER_ID, s(&f.author_id(0))),
+        (follows::FOLLOWEE_ID, s(&f.author_id(2))),
+        (follows::SEQ, n(1)),
+    ]);
+    put(client, &t.follows, other).await;
+    let other = item([
+        (favorites::ARTICLE_ID, s(&f.article_id(2))),
+        (favorites::USER_ID, s(&f.author_id(0))),
+        (favorites::SEQ, n(1)),
+    ]);
+    put(client, &t.favorites, other).await;
+    for i in FAVORITED {
+        let favorite = item([
+            (favorites::ARTICLE_ID, s(&f.article_id(i))),
+            (favorites::USER_ID, s(&f.caller_id())),
+            (favorites::SEQ, n(1)),
+        ]);
+        put(client, &t.favorites, favorite).await;
+    }
+    // Three comments on article 0, written out of order, by authors 1, 2, 1.
+    for (id, author) in [(3, 1), (1, 1), (2, 2)] {
+        let comment = item([
+            (comments::ARTICLE_ID, s(&f.article_id(0))),
+            (comments::COMMENT_ID, n(id)),
+            (comments::AUTHOR_ID, s(&f.author_id(author))),
+            (comments::BODY, s(&format!("Comment {id}"))),
+            (
+                comments::CREATED_AT,
+                s(&Fixture::created_at(30 + id as usize)),
+            ),
+            (
+                comments::UPDATED_AT,
+                s(&Fixture::created_at(30 + id as usize)),
+            ),
+            (comments::SEQ, n(id)),
+        ]);
+        put(client, &t.comments, comment).await;
+    }
+}
+
+fn slugs(body: &Value) -> Vec<String> {
+    body["articles"]
+        .as_array()
+        .expect("articles")
+        .iter()
+        .map(|a| a["slug"].as_str().expect("slug").to_owned())
+        .collect()
+}
+
+/// The slugs of articles `from` down to `to` (newest first).
+fn newest_first(f: &Fixture, from: usize, to: usize) -> Vec<String> {
+    (to..=from).rev().map(|i| f.slug(i)).collect()
+}
+
+#[tokio::test]
+async fn a_page_costs_one_batch_whatever_its_size_and_flags_follow_the_caller() {
+    let f = fixture("qrylist").await;
+    let total = ARTICLES as u64 + 1;
+
+    let before = f.state.readers.usage();
+    let (status, body, usage) = f.get("/api/articles", Some(&f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eprintln!("GET /api/articles (20, with a token): {usage:?}");
+    assert_eq!(usage.requests, 1, "one BatchGetItem for the whole page");
+    assert!(usage.read_capacity_units > 0.0, "{usage:?}");
+    assert_eq!(f.state.readers.usage() - before, usage);
+    assert_eq!(body["articlesCount"], total, "the search total");
+    assert_eq!(slugs(&body), newest_first(&f, 24, 5));
+    for article in body["articles"].as_array().expect("articles") {
+        let slug = article["slug"].as_str().expect("slug");
+        let i: usize = slug
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("i");
+        let author = Fixture::author_of(i);
+        assert!(article.get("body").is_none(), "lists leave the body out");
+        assert_eq!(article["title"], format!("Title {i}"));
+        assert_eq!(article["tagList"], json!(Fixture::tags(i)));
+        assert_eq!(article["createdAt"], Fixture::created_at(i));
+        assert_eq!(
+            article["favoritesCount"],
+            i as u64 % 3,
+            "from the articles table"
+        );
+        assert_eq!(article["favorited"], FAVORITED.contains(&i), "{slug}");
+        assert_eq!(
+            article["author"],
+            json!({
+                "username": f.author_name(author),
+                "bio": format!("bio of {}", f.author_name(author)),
+                "image": "",
+                "following": FOLLOWED_AUTHORS.contains(&author),
+            })
+        );
+    }
+
+    // Without a token: the same page, no flags, still one request.
+    let (status, anonymous, usage) = f.get("/api/articles", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(usage.requests, 1);
+    assert_eq!(slugs(&anonymous), slugs(&body));
+    assert!(anonymous["articles"]
+        .as_array()
+        .expect("articles")
+        .iter()
+        .all(|a| a["favorited"] == false && a["author"]["following"] == false));
+
+    // The page size does not change the cost.
+    for limit in [1, 5, 20, 25, 100] {
+        let uri = format!("/api/articles?limit={limit}");
+        let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(usage.requests, 1, "limit={limit}");
+        assert_eq!(body["articlesCount"], total);
+        assert_eq!(
+            slugs(&body).len(),
+            limit.min(ARTICLES),
+            "the ghost is left out"
+        );
+    }
+
+    // The last page: the ghost (in search, deleted in the table) is left out.
+    let (_, body, usage) = f.get("/api/articles?offset=20&limit=10", None).await;
+    assert_eq!(slugs(&body), newest_first(&f, 4, 0));
+    assert_eq!(body["articlesCount"], total);
+    assert_eq!(usage.requests, 1);
+    // Past the end: no DynamoDB request at all.
+    let (_, body, usage) = f.get("/api/articles?offset=200", None).await;
+    assert_eq!(body, json!({"articles": [], "articlesCount": total}));
+    assert_eq!(usage.requests, 0);
+}
+
+#[tokio::test]
+async fn filters_resolve_usernames_then_cost_one_batch() {
+    let f = fixture("qryfilter").await;
+
+    let uri = format!("/api/articles?author={}", f.author_name(1));
+    let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(slugs(&body), [21, 16, 11, 6, 1].map(|i| f.slug(i)));
+    assert_eq!(body["articlesCount"], 5);
+    assert_eq!(usage.requests, 2, "byUsername + BatchGetItem");
+
+    let uri = format!("/api/articles?favorited={}", f.caller_name());
+    let (status, body, usage) = f.get(&uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(slugs(&body), [20, 10, 5, 3].map(|i| f.slug(i)));
+    assert_eq!(body["articlesCount"], 4);
+    assert_eq!(usage.requests, 3, "byUsername + byUser + BatchGetItem");
+
+    let (status, body, _) = f.get("/api/articles?tag=odd&tag=even", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["errors"]["query"].is_array(), "a repeated parameter");
+
+    let (status, body, usage) = f
+        .get("/api/articles?tag=odd&author=&favorited=", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["articlesCount"], 12, "empty filters are no filters");
+    assert_eq!(usage.requests, 1);
+
+    let uri = format!(
+        "/api/articles?tag=even&author={}&favorited={}",
+        f.author_name(0),
+        f.caller_name()
+    );
+    let (_, body, usage) = f.get(&uri, Some(&f.token)).await;
+    assert_eq!(slugs(&body), [20, 10].map(|i| f.slug(i)));
+    assert_eq!(usage.requests, 4);
+    assert!(body["articles"]
+        .as_array()
+        .expect("articles")
+        .iter()
+        .all(|a| a["favorited"] == true && a["author"]["following"] == true));
+
+    // Unknown users, or a user without favorites: an empty list, only the username lookup.
+    let empty = json!({"articles": [], "articlesCount": 0});
+    for uri in [
+        format!("/api/articles?author={}nobody", f.run),
+        format!("/api/articles?favorited={}nobody", f.run),
+    ] {
+        let (status, body, usage) = f.get(&uri, None).await;
+        assert_eq!((status, &body), (StatusCode::OK, &empty), "{uri}");
+        assert_eq!(usage.requests, 1, "{uri}");
+    }
+    let uri = format!("/api/articles?favorited={}", f.author_name(3));
+    let (status, body, usage) = f.get(&uri, None).await;
+    assert_eq!((status, body), (StatusCode::OK, empty));
+    assert_eq!(usage.requests, 2);
+}
+
+#[tokio::test]
+async fn one_article_costs_a_query_and_a_batch() {
+    let f = fixture("qryone").await;
+
+    let uri = format!("/api/articles/{}", f.slug(5));
+    let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eprintln!("GET /api/articles/{{slug}} (with a token): {usage:?}");
+    assert_eq!(usage.requests, 2, "bySlug + BatchGetItem");
+    assert_eq!(
+        body,
+        json!({"article": {
+            "slug": f.slug(5),
+            "title": "Title 5",
+            "description": "Description 5",
+            "body": "Body 5",
+            "tagList": ["all", "odd"],
+            "createdAt": Fixture::created_at(5),
+            "updatedAt": Fixture::created_at(5),
+            "favorited": true,
+            "favoritesCount": 2,
+            "author": {
+                "username": f.author_name(0),
+                "bio": format!("bio of {}", f.author_name(0)),
+                "image": "",
+                "following": true,
+            },
+        }})
+    );
+
+    let uri = format!("/api/articles/{}", f.slug(7));
+    let (_, body, usage) = f.get(&uri, Some(&f.token)).await;
+    assert_eq!(body["article"]["favorited"], false);
+    assert_eq!(body["article"]["author"]["following"], false);
+    assert_eq!(usage.requests, 2);
+    let (_, body, usage) = f.get(&uri, None).await;
+    assert_eq!(body["article"]["body"], "Body 7");
+    assert_eq!(usage.requests, 2);
+
+    // The author reading their own article does not follow themself.
+    let own = JwtKeys::new(
+        &JwtSettings::new(JWT_SECRET.to_vec(), Duration::from_secs(600)).expect("jwt"),
+    )
+    .issue(&f.author_id(2))
+    .expect("token");
+    let (_, body, _) = f.get(&uri, Some(&own)).await;
+    assert_eq!(body["article"]["author"]["following"], false);
+
+    let uri = format!("/api/articles/{}-nothing", f.run);
+    let (status, body, usage) = f.get(&uri, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, json!({"errors": {"article": ["not found"]}}));
+    assert_eq!(usage.requests, 1);
+}
+
+#[tokio::test]
+async fn comments_come_oldest_first_for_a_query_each_and_one_batch() {
+    let f = fixture("qrycomments").await;
+
+    let uri = format!("/api/articles/{}/comments", f.slug(0));
+    let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eprintln!("GET /api/articles/{{slug}}/comments (3, with a token): {usage:?}");
+    assert_eq!(usage.requests, 3, "bySlug + comments + BatchGetItem");
+    let comments = body["comments"].as_array().expect("comments");
+    let ids: Vec<u64> = comments
+        .iter()
+        .map(|c| c["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(comments[0]["body"], "Comment 1");
+    assert_eq!(comments[0]["createdAt"], Fixture::created_at(31));
+    assert_eq!(comments[0]["author"]["username"], f.author_name(1));
+    assert_eq!(comments[0]["author"]["following"], true);
+    assert_eq!(comments[1]["author"]["username"], f.author_name(2));
+    assert_eq!(comments[1]["author"]["following"], false);
+
+    let (_, body, usage) = f.get(&uri, None).await;
+    assert_eq!(body["comments"][0]["author"]["following"], false);
+    assert_eq!(usage.requests, 3);
+
+    let uri = format!("/api/articles/{}/comments", f.slug(1));
+    let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"comments": []})));
+    assert_eq!(usage.requests, 2, "no authors to look up");
+
+    let uri = format!("/api/articles/{}-nothing/comments", f.run);
+    let (status, body, _) = f.get(&uri, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, json!({"errors": {"article": ["not found"]}}));
+}
+
+#[tokio::test]
+async fn limit_and_offset_are_validated_before_any_read() {
+    let f = fixture("qrypaging").await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=2.5", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=x", "offset"),
+        ("offset=10001", "offset"),
+    ] {
+        let (status, body, usage) = f.get(&format!("/api/articles?{query}"), None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert!(
+            body["errors"][field]
+                .as_array()
+                .is_some_and(|m| !m.is_empty()),
+            "{query}: {body}"
+        );
+        assert_eq!(usage.requests, 0, "{query}");
+    }
+    let (status, body, _) = f.get("/api/articles?limit=0&offset=-5", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["errors"]["limit"].is_array() && body["errors"]["offset"].is_array());
+
+    // Above 100 is clamped, not refused; 10,000 is the deepest offset.
+    let (status, body, _) = f.get("/api/articles?limit=1000", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(slugs(&body).len(), ARTICLES);
+    let (status, body, _) = f.get("/api/articles?offset=10000", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["articles"], json!([]));
+}
+
+#[tokio::test]
+async fn tags_come_from_the_search_index_without_dynamodb() {
+    let f = fixture("qrytags").await;
+    let (status, body, usage) = f.get("/api/tags", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut tags: Vec<String> = serde_json::from_value(body["tags"].clone()).expect("tags");
+    tags.sort();
+    assert_eq!(tags, ["all", "even", "odd"]);
+    assert_eq!(usage.requests, 0);
+}
+
+#[tokio::test]
+async fn batch_get_spans_tables_and_chunks_at_100_keys() {
+    let f = fixture("qrybatch").await;
+    let t = &f.tables;
+    // 150 user ids of which 6 exist, 25 articles twice over, one follow: 176 distinct keys.
+    let mut keys: Vec<BatchKey> = (0..150)
+        .map(|i| {
+            let id = if i < AUTHORS {
+                f.author_id(i)
+            } else if i == AUTHORS {
+                f.caller_id()
+            } else {
+                format!("{}missing{i}", f.run)
+            };
+            BatchKey::new(&t.users, [(users::USER_ID, s(&id))])
+        })
+        .collect();
+    for _ in 0..2 {
+        for i in 0..ARTICLES {
+            keys.push(BatchKey::new(
+                &t.articles,
+                [(articles::ARTICLE_ID, s(&f.article_id(i)))],
+            ));
+        }
+    }
+    keys.push(BatchKey::new(
+        &t.follows,
+        [
+            (follows::FOLLOWER_ID, s(&f.caller_id())),
+            (follows::FOLLOWEE_ID, s(&f.author_id(0))),
+        ],
+    ));
+    let (found, usage) = query_api::measure(f.state.readers.batch_get(keys)).await;
+    let found = found.expect("batch get");
+    assert_eq!(usage.requests, 2, "176 keys: 100 + 76");
+    assert_eq!(found[&t.users].len(), AUTHORS + 1);
+    assert_eq!(found[&t.articles].len(), ARTICLES);
+    assert_eq!(found[&t.follows].len(), 1);
+}

@@ -1,17 +1,27 @@
 //! The local stack: one HTTP gateway for both routers and Lambda-like pollers for the fan-out and the projectors, all calling the same library functions the Lambdas call.
 
+pub mod bench;
 mod gateway;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use common::aws::{Clients, LocalEndpoints};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::config::{JwtSettings, TableNames};
+use common::meter::DynamoMeter;
+use futures::future::BoxFuture;
 use infra::esm::{DynamoCheckpoints, LogOnFailure, QueueMapping, StreamMapping};
-use infra::resources::{self, Provisioned, EVENTS_STREAM_MAPPING, USERS_PROJECTOR_QUEUE};
-use projectors::{FanOut, UsersProjector};
+use infra::resources::{
+    self, Provisioned, QueueDef, ARTICLES_PROJECTOR_QUEUE, EVENTS_STREAM_MAPPING,
+    SEARCH_PROJECTOR_QUEUE, USERS_PROJECTOR_QUEUE,
+};
+use projectors::runtime::{CatchUp, ProjectionError, Projector, ProjectorRuntime};
+use projectors::{ArticlesProjector, FanOut, SearchProjector, UsersProjector};
+use search::{SearchBackend, SearchConfig, SearchIndex};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -32,6 +42,11 @@ pub struct StackConfig {
     pub retry_delay: Option<Duration>,
     /// How long the stream poller waits between empty reads.
     pub stream_poll_interval: Duration,
+    /// Where the embedded search engine keeps its index. `None` keeps it in memory, which only
+    /// suits fresh tables (tests): the search checkpoints in DynamoDB would outlive it.
+    pub search_dir: Option<PathBuf>,
+    /// Counts the DynamoDB requests of the API (not of the pollers), for benchmarks.
+    pub api_meter: Option<DynamoMeter>,
 }
 
 /// A running stack; dropping it without [`RunningStack::stop`] leaves its tasks to the runtime.
@@ -61,6 +76,42 @@ async fn stopped(mut receiver: watch::Receiver<bool>) {
     let _ = receiver.wait_for(|stop| *stop).await;
 }
 
+/// One projector's handler of an SQS batch, as the queue poller calls it.
+type BatchHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, SqsBatchResponse> + Send + Sync>;
+
+/// Catches `runtime` up with the log and returns its SQS batch handler.
+async fn projector<P: Projector + 'static>(
+    runtime: ProjectorRuntime<P>,
+) -> Result<BatchHandler, ProjectionError> {
+    let CatchUp { streams, applied } = runtime.catch_up().await?;
+    tracing::info!(
+        projector = runtime.projector().name(),
+        streams,
+        applied,
+        "projection caught up"
+    );
+    let runtime = Arc::new(runtime);
+    Ok(Arc::new(move |batch| {
+        let runtime = runtime.clone();
+        Box::pin(async move { runtime.handle_sqs(batch).await })
+    }))
+}
+
+/// The search read model of the local stack: the embedded engine, in `dir` or in memory.
+pub async fn open_search(prefix: &str, dir: Option<PathBuf>) -> anyhow::Result<SearchIndex> {
+    let config = SearchConfig {
+        backend: SearchBackend::Embedded { dir },
+        alias: format!("{prefix}articles"),
+        index: format!("{prefix}articles-v1"),
+    };
+    let index = config.open().await.context("opening the search index")?;
+    index
+        .ensure_index()
+        .await
+        .context("creating the search index")?;
+    Ok(index)
+}
+
 /// Provisions every resource, catches the projections up with the log, then serves the API and
 /// runs the pollers until [`RunningStack::stop`].
 pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
@@ -69,26 +120,54 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         .await
         .context("provisioning the local resources")?;
     let tables = TableNames::with_prefix(&config.prefix);
+    let search = open_search(&config.prefix, config.search_dir.clone()).await?;
 
-    let users = Arc::new(UsersProjector::runtime(&clients.dynamodb, &tables));
     // Events written while the stack was down, or whose messages died with the emulators,
     // reach the read models before the first request.
-    let caught_up = users
-        .catch_up()
-        .await
-        .context("catching up the users projection")?;
-    tracing::info!(
-        streams = caught_up.streams,
-        applied = caught_up.applied,
-        "users projection caught up"
-    );
+    let ddb = &clients.dynamodb;
+    let handlers: Vec<(&QueueDef, BatchHandler)> = vec![
+        (
+            &USERS_PROJECTOR_QUEUE,
+            projector(UsersProjector::runtime(ddb, &tables))
+                .await
+                .context("catching up the users projection")?,
+        ),
+        (
+            &ARTICLES_PROJECTOR_QUEUE,
+            projector(ArticlesProjector::runtime(ddb, &tables))
+                .await
+                .context("catching up the articles projection")?,
+        ),
+        (
+            &SEARCH_PROJECTOR_QUEUE,
+            projector(SearchProjector::runtime(ddb, &tables, search.clone()))
+                .await
+                .context("catching up the search projection")?,
+        ),
+    ];
 
     let (shutdown, receiver) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
+    let api_clients = match &config.api_meter {
+        Some(meter) => Clients {
+            dynamodb: meter.attach(&clients.dynamodb),
+            ..clients.clone()
+        },
+        None => clients.clone(),
+    };
     let app = gateway(
-        command_api::router(command_api::AppState::new(&clients, &tables, &config.jwt)),
-        query_api::router(query_api::AppState::new(&clients, &tables, &config.jwt)),
+        command_api::router(command_api::AppState::new(
+            &api_clients,
+            &tables,
+            &config.jwt,
+        )),
+        query_api::router(query_api::AppState::new(
+            &api_clients,
+            &tables,
+            &config.jwt,
+            search,
+        )),
     );
     let listener = TcpListener::bind(config.listen)
         .await
@@ -136,26 +215,28 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
             .await;
     });
 
-    let queue = provisioned
-        .queue(USERS_PROJECTOR_QUEUE.name)
-        .context("the users projector queue was not provisioned")?;
-    let mut mapping = QueueMapping::new(queue.url.clone(), queue.arn.clone());
-    mapping.batch_size = queue.batch_size as usize;
-    mapping.retry_delay = config.retry_delay;
-    let sqs = clients.sqs.clone();
-    let queue_stop = stopped(receiver.clone());
-    tasks.spawn(async move {
-        mapping
-            .run(
-                sqs,
-                move |event| {
-                    let users = users.clone();
-                    async move { Ok::<_, std::convert::Infallible>(users.handle_sqs(event).await) }
-                },
-                queue_stop,
-            )
-            .await;
-    });
+    for (def, handler) in handlers {
+        let queue = provisioned
+            .queue(def.name)
+            .with_context(|| format!("the {} queue was not provisioned", def.name))?;
+        let mut mapping = QueueMapping::new(queue.url.clone(), queue.arn.clone());
+        mapping.batch_size = queue.batch_size as usize;
+        mapping.retry_delay = config.retry_delay;
+        let sqs = clients.sqs.clone();
+        let queue_stop = stopped(receiver.clone());
+        tasks.spawn(async move {
+            mapping
+                .run(
+                    sqs,
+                    move |event| {
+                        let handler = handler.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handler(event).await) }
+                    },
+                    queue_stop,
+                )
+                .await;
+        });
+    }
 
     Ok(RunningStack {
         addr,

@@ -115,6 +115,8 @@ fn main() -> anyhow::Result<()> {
             listen,
             retry_delay: Some(retry_delay),
             stream_poll_interval,
+            search_dir: Some(local.join("data").join("search")),
+            api_meter: None,
         })
         .await?;
         println!(

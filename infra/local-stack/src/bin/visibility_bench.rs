@@ -7,8 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use common::config::JwtSettings;
-use local_stack::StackConfig;
+use local_stack::bench::{own_stack, percentile};
 
 struct Args {
     writes: usize,
@@ -46,11 +45,6 @@ fn args() -> anyhow::Result<Args> {
         bail!("--writes must be at least 1");
     }
     Ok(parsed)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 fn summary(name: &str, mut samples: Vec<Duration>) {
@@ -136,27 +130,11 @@ fn main() -> anyhow::Result<()> {
     }
     // Emulators start from a thread that lives as long as the process (see infra::testkit).
     eprintln!("visibility-bench: starting in-memory emulators and a local stack");
-    let endpoints = infra::testkit::emulators().clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let stack = local_stack::start(StackConfig {
-            endpoints,
-            prefix: infra::testkit::unique_prefix("bench"),
-            jwt: JwtSettings::new(
-                uuid::Uuid::new_v4()
-                    .simple()
-                    .to_string()
-                    .repeat(2)
-                    .into_bytes(),
-                Duration::from_secs(3600),
-            )?,
-            listen: ([127, 0, 0, 1], 0).into(),
-            retry_delay: Some(Duration::from_secs(1)),
-            stream_poll_interval: Duration::from_millis(args.stream_poll_ms),
-        })
-        .await?;
+        let stack = own_stack(Duration::from_millis(args.stream_poll_ms), None).await?;
         let result = run(stack.api_url(), args.writes).await;
         stack.stop().await;
         result

@@ -32,6 +32,13 @@ pub const CONSISTENCY_BOUND: Duration = Duration::from_secs(20);
 /// How often [`eventually`] looks again.
 const POLL_EVERY: Duration = Duration::from_millis(50);
 
+/// How long [`always`] watches a value that must not change any more (late duplicates would
+/// show within it). Not a bound on anything the stack does.
+pub const STABILITY_WINDOW: Duration = Duration::from_secs(2);
+
+/// No slugs, for [`Api::eventually_listing`] of a list that must end up empty.
+pub const NO_ARTICLES: &[&str] = &[];
+
 /// Lifetime of the tokens the stack issues.
 pub const TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -73,6 +80,9 @@ fn start_stack() -> Result<TestStack, String> {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         retry_delay: Some(Duration::from_secs(1)),
         stream_poll_interval: Duration::from_millis(20),
+        // Fresh tables every run, so an in-memory index matches them.
+        search_dir: None,
+        api_meter: None,
     };
 
     let (started, result) = mpsc::channel::<Result<String, String>>();
@@ -192,6 +202,19 @@ pub fn unique_name(tag: &str) -> String {
     format!("{tag}_{}", &random[..12])
 }
 
+/// A title no other test uses, `"{words} {12 hex digits}"`, and the slug the API derives from
+/// it while that slug is free: lower case, every space a `-`. `words` are ASCII words.
+pub fn unique_title(words: &str) -> (String, String) {
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let title = format!("{words} {id}");
+    let slug = title
+        .to_ascii_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("-");
+    (title, slug)
+}
+
 /// An address no other test uses, derived from a unique name.
 pub fn email_for(name: &str) -> String {
     format!("{name}@example.test")
@@ -216,6 +239,64 @@ where
         }
         tokio::time::sleep(POLL_EVERY).await;
     }
+}
+
+/// Polls `check` every 50 ms for the whole of `window` and panics at the first `Err`: for what
+/// must hold once it held (a count that must not overshoot when late duplicates arrive).
+pub async fn always<E, F, Fut>(window: Duration, mut check: F)
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Err(observed) = check().await {
+            panic!(
+                "stopped holding after {:?}; observed: {observed:#?}",
+                start.elapsed()
+            );
+        }
+        if start.elapsed() >= window {
+            return;
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Whether `value` is a timestamp as RealWorld writes them: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn is_timestamp(value: &Value) -> bool {
+    let Some(text) = value.as_str() else {
+        return false;
+    };
+    let shape = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    text.len() == shape.len()
+        && text.bytes().zip(shape).all(|(c, &s)| match s {
+            b'd' => c.is_ascii_digit(),
+            _ => c == s,
+        })
+}
+
+/// The slug of an article object; panics when it has none.
+#[track_caller]
+pub fn slug_of(article: &Value) -> String {
+    match article["slug"].as_str() {
+        Some(slug) => slug.to_owned(),
+        None => panic!("the article has no slug: {article:#}"),
+    }
+}
+
+/// The slugs of a `{"articles": [...]}` body, in order.
+pub fn slugs(list: &Value) -> Vec<String> {
+    list["articles"]
+        .as_array()
+        .map(|articles| {
+            articles
+                .iter()
+                .map(|a| a["slug"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One HTTP answer: status, headers and the body (JSON when it parses, else a string).
@@ -423,6 +504,23 @@ impl Api {
         }
     }
 
+    /// Registers `count` fresh users at once.
+    pub async fn new_users(&self, tag: &str, count: usize) -> Vec<TestUser> {
+        let registrations = (0..count).map(|_| {
+            let api = self.clone();
+            let tag = tag.to_owned();
+            tokio::spawn(async move { api.new_user(&tag).await })
+        });
+        futures::future::join_all(registrations)
+            .await
+            .into_iter()
+            .map(|joined| match joined {
+                Ok(user) => user,
+                Err(e) => panic!("a registration failed: {e}"),
+            })
+            .collect()
+    }
+
     /// `POST /users/login`, whatever the answer.
     pub async fn login(&self, email: &str, password: &str) -> Reply {
         let body = json!({"user": {"email": email, "password": password}});
@@ -496,6 +594,148 @@ impl Api {
         .body["profile"]
             .clone()
     }
+
+    /// `POST /articles` with `{"article": article}`, whatever the answer.
+    pub async fn create_article(&self, token: Option<&str>, article: &Value) -> Reply {
+        self.post("/articles", token, &json!({ "article": article }))
+            .await
+    }
+
+    /// Publishes an article by `author` with this title and these tags, asserting the 201;
+    /// returns the `article` object.
+    pub async fn new_article(&self, author: &TestUser, title: &str, tags: &[&str]) -> Value {
+        let article = json!({
+            "title": title,
+            "description": format!("About {title}"),
+            "body": format!("All there is to say about {title}."),
+            "tagList": tags,
+        });
+        self.create_article(Some(&author.token), &article)
+            .await
+            .expect(201)["article"]
+            .clone()
+    }
+
+    pub async fn article(&self, slug: &str, token: Option<&str>) -> Reply {
+        self.get(&format!("/articles/{slug}"), token).await
+    }
+
+    /// `PUT /articles/{slug}` with `{"article": changes}`.
+    pub async fn update_article(&self, slug: &str, token: Option<&str>, changes: &Value) -> Reply {
+        self.put(
+            &format!("/articles/{slug}"),
+            token,
+            &json!({ "article": changes }),
+        )
+        .await
+    }
+
+    pub async fn delete_article(&self, slug: &str, token: Option<&str>) -> Reply {
+        self.delete(&format!("/articles/{slug}"), token).await
+    }
+
+    /// `GET /articles?{query}`.
+    pub async fn list_articles(&self, query: &str, token: Option<&str>) -> Reply {
+        self.get(&format!("/articles?{query}"), token).await
+    }
+
+    /// `POST /articles/{slug}/comments` with this body, whatever the answer.
+    pub async fn add_comment(&self, slug: &str, token: Option<&str>, body: &str) -> Reply {
+        self.post(
+            &format!("/articles/{slug}/comments"),
+            token,
+            &json!({"comment": {"body": body}}),
+        )
+        .await
+    }
+
+    pub async fn comments(&self, slug: &str, token: Option<&str>) -> Reply {
+        self.get(&format!("/articles/{slug}/comments"), token).await
+    }
+
+    /// `DELETE /articles/{slug}/comments/{id}`; `id` is text so that tests can send non-numbers.
+    pub async fn delete_comment(&self, slug: &str, id: &str, token: Option<&str>) -> Reply {
+        self.delete(&format!("/articles/{slug}/comments/{id}"), token)
+            .await
+    }
+
+    pub async fn favorite(&self, slug: &str, token: Option<&str>) -> Reply {
+        self.post(&format!("/articles/{slug}/favorite"), token, &json!({}))
+            .await
+    }
+
+    pub async fn unfavorite(&self, slug: &str, token: Option<&str>) -> Reply {
+        self.delete(&format!("/articles/{slug}/favorite"), token)
+            .await
+    }
+
+    /// Waits until `GET /articles/{slug}` answers 200 with `accept` holding for `article`.
+    pub async fn eventually_article(
+        &self,
+        slug: &str,
+        token: Option<&str>,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.eventually_get(&format!("/articles/{slug}"), token, |r| {
+            r.status == StatusCode::OK && accept(&r.body["article"])
+        })
+        .await
+        .body["article"]
+            .clone()
+    }
+
+    /// Waits until `GET /articles?{query}` answers 200 with exactly these slugs, in this order,
+    /// and `articlesCount` equal to their number; returns the body.
+    pub async fn eventually_listing<S: AsRef<str>>(
+        &self,
+        query: &str,
+        token: Option<&str>,
+        expected: &[S],
+    ) -> Value {
+        self.eventually_get(&format!("/articles?{query}"), token, |r| {
+            r.status == StatusCode::OK
+                && slugs(&r.body)
+                    .iter()
+                    .map(String::as_str)
+                    .eq(expected.iter().map(AsRef::as_ref))
+                && r.body["articlesCount"] == expected.len()
+        })
+        .await
+        .body
+    }
+
+    /// Waits until `GET /articles/{slug}/comments` answers 200 with `accept` holding for the
+    /// `comments` list.
+    pub async fn eventually_comments(
+        &self,
+        slug: &str,
+        token: Option<&str>,
+        accept: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        self.eventually_get(&format!("/articles/{slug}/comments"), token, |r| {
+            r.status == StatusCode::OK
+                && r.body["comments"]
+                    .as_array()
+                    .is_some_and(|comments| accept(comments))
+        })
+        .await
+        .body["comments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `GET /tags` answers 200 with `accept` holding for the `tags` list.
+    pub async fn eventually_tags(&self, accept: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        self.eventually_get("/tags", None, |r| {
+            r.status == StatusCode::OK && r.body["tags"].as_array().is_some_and(|t| accept(t))
+        })
+        .await
+        .body["tags"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -510,6 +750,29 @@ mod unit {
         assert_eq!(base64url(b"foo"), "Zm9v");
         assert_eq!(base64url(b"foob"), "Zm9vYg");
         assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn timestamps_have_milliseconds_and_utc() {
+        assert!(is_timestamp(&json!("2024-01-01T00:00:00.000Z")));
+        assert!(!is_timestamp(&json!("2024-01-01T00:00:00Z")));
+        assert!(!is_timestamp(&json!("2024-01-01T00:00:00.000+00:00")));
+        assert!(!is_timestamp(&json!("2024-01-01 00:00:00.000Z")));
+        assert!(!is_timestamp(&json!(1)));
+    }
+
+    #[test]
+    fn unique_titles_come_with_their_slug() {
+        let (title, slug) = unique_title("How to Train  Dragons");
+        assert!(title.starts_with("How to Train  Dragons "));
+        assert_eq!(
+            slug,
+            title
+                .to_ascii_lowercase()
+                .replace("  ", " ")
+                .replace(' ', "-")
+        );
+        assert_ne!(unique_title("x").0, unique_title("x").0);
     }
 
     #[test]

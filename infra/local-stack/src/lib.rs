@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use common::aws::{Clients, LocalEndpoints};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use common::aws::{Clients, LocalEndpoints};
 use common::config::{JwtSettings, TableNames};
 use common::meter::DynamoMeter;
 use futures::future::BoxFuture;

@@ -168,7 +168,11 @@ async fn load(client: &Client, args: &Args, run: &str) -> anyhow::Result<(Vec<Us
         .map(|(a, b)| {
             let path = format!("/profiles/{}/follow", users[b].username);
             let token = users[a].token.clone();
-            async move { client.ok(Method::POST, &path, Some(&token), None, 200).await }
+            async move {
+                client
+                    .ok(Method::POST, &path, Some(&token), None, 200)
+                    .await
+            }
         })
         .buffer_unordered(LOAD_CONCURRENCY)
         .try_collect::<Vec<_>>()
@@ -473,7 +477,9 @@ async fn timed(
     for _ in 0..reads {
         let path = path();
         let started = Instant::now();
-        client.ok(Method::GET, &path, Some(token), None, 200).await?;
+        client
+            .ok(Method::GET, &path, Some(token), None, 200)
+            .await?;
         samples.push(started.elapsed());
     }
     Ok(samples)
@@ -526,7 +532,9 @@ fn main() -> anyhow::Result<()> {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let args = args()?;
     if cfg!(debug_assertions) {
-        eprintln!("articles-bench: this is a debug build; figures are only meaningful with --release");
+        eprintln!(
+            "articles-bench: this is a debug build; figures are only meaningful with --release"
+        );
     }
     eprintln!("articles-bench: starting in-memory emulators and a local stack");
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,12 +5,9 @@ mod comments;
 mod profiles;
 mod readers;
 mod tags;
-mod usage;
 mod users;
 
-use axum::extract::{FromRef, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use common::aws::Clients;
@@ -21,7 +18,6 @@ use search::{SearchConfig, SearchError, SearchIndex};
 
 pub use articles::{ArticleFilter, DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET};
 pub use readers::{BatchKey, Found, Lookup, Readers, MAX_BATCH_KEYS};
-pub use usage::{measure, Usage};
 
 /// What every query handler needs, built once per process.
 #[derive(Clone, Debug)]
@@ -85,8 +81,7 @@ fn search_failed(error: SearchError) -> ApiError {
     }
 }
 
-/// Every read route of the API, under `/api`. Each response carries the [`Usage`] of its
-/// DynamoDB reads as an extension (for in-process benchmarks) and logs it at debug level.
+/// Every read route of the API, under `/api`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/user", get(users::current))
@@ -95,17 +90,5 @@ pub fn router(state: AppState) -> Router {
         .route("/api/articles/{slug}", get(articles::get))
         .route("/api/articles/{slug}/comments", get(comments::list))
         .route("/api/tags", get(tags::list))
-        .layer(middleware::from_fn(record_usage))
         .with_state(state)
-}
-
-async fn record_usage(request: Request, next: Next) -> Response {
-    let (mut response, usage) = measure(next.run(request)).await;
-    tracing::debug!(
-        dynamodb_requests = usage.requests,
-        read_capacity_units = usage.read_capacity_units,
-        "read usage"
-    );
-    response.extensions_mut().insert(usage);
-    response
 }

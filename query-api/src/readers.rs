@@ -1,14 +1,10 @@
 //! Readers of the read models; the only place the query side talks to DynamoDB.
-//!
-//! Every request asks for `ReturnConsumedCapacity::Total` and is counted (see [`Usage`]), so
-//! what an endpoint costs is measured, not guessed.
 
 mod batch;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use common::error::ApiError;
@@ -17,8 +13,6 @@ use events::views::comments::{self, CommentView};
 use events::views::users::{self, UserView};
 use events::views::{favorites, follows, text, Item};
 
-use crate::usage::{Counters, Usage};
-
 pub use batch::{BatchKey, MAX_BATCH_KEYS};
 
 /// Reads the users, follows, articles, comments and favorites read models.
@@ -26,7 +20,6 @@ pub use batch::{BatchKey, MAX_BATCH_KEYS};
 pub struct Readers {
     client: Client,
     tables: TableNames,
-    usage: Arc<Counters>,
 }
 
 fn unavailable<E: std::fmt::Debug>(error: E) -> ApiError {
@@ -65,18 +58,7 @@ pub struct Found {
 
 impl Readers {
     pub fn new(client: Client, tables: TableNames) -> Self {
-        Self {
-            client,
-            tables,
-            usage: Arc::default(),
-        }
-    }
-
-    /// DynamoDB requests sent and read capacity consumed by these readers (and their clones)
-    /// since they were built. Subtract two snapshots for the cost of what ran in between; for
-    /// one request amid others, wrap it in [`crate::measure`] instead.
-    pub fn usage(&self) -> Usage {
-        self.usage.snapshot()
+        Self { client, tables }
     }
 
     /// A user by id.
@@ -87,11 +69,9 @@ impl Readers {
             .get_item()
             .table_name(&self.tables.users)
             .key(users::USER_ID, s(user_id))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
-        self.usage.record(output.consumed_capacity());
         Ok(output.item().and_then(UserView::from_item))
     }
 
@@ -107,11 +87,9 @@ impl Readers {
             .expression_attribute_names("#u", users::USERNAME)
             .expression_attribute_values(":u", s(username))
             .limit(1)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
-        self.usage.record(output.consumed_capacity());
         Ok(output.items().first().and_then(UserView::from_item))
     }
 
@@ -130,11 +108,9 @@ impl Readers {
             .key(follows::FOLLOWEE_ID, s(followee_id))
             .projection_expression("#f")
             .expression_attribute_names("#f", follows::FOLLOWER_ID)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
-        self.usage.record(output.consumed_capacity());
         Ok(output.item().is_some())
     }
 
@@ -150,11 +126,9 @@ impl Readers {
             .key_condition_expression("#s = :s")
             .expression_attribute_names("#s", articles::SLUG)
             .expression_attribute_values(":s", s(slug))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
-        self.usage.record(output.consumed_capacity());
         Ok(output.items().iter().find_map(ArticleView::from_item))
     }
 
@@ -205,11 +179,9 @@ impl Readers {
         loop {
             let output = build(self.client.query())
                 .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(unavailable)?;
-            self.usage.record(output.consumed_capacity());
             items.extend(output.items().iter().cloned());
             match output.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),

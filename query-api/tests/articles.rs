@@ -1,5 +1,6 @@
 //! Article, comment and tag reads against DynamoDB Local and an in-RAM search index, seeded
-//! directly with read-model items: answers, flags, and how many DynamoDB requests each costs.
+//! directly with read-model items: answers, flags, and how many DynamoDB requests each costs
+//! (counted by a [`DynamoMeter`] on the API's client, per operation).
 
 use std::time::Duration;
 
@@ -8,10 +9,12 @@ use aws_sdk_dynamodb::Client;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use common::aws::Clients;
 use common::config::{JwtSettings, TableNames};
 use common::jwt::JwtKeys;
+use common::meter::{DynamoMeter, Tally};
 use events::views::{articles, comments, favorites, follows, users, Item};
-use query_api::{AppState, BatchKey, Usage};
+use query_api::{AppState, BatchKey};
 use search::embedded::EmbeddedIndex;
 use search::{ArticleDoc, SearchIndex};
 use serde_json::{json, Value};
@@ -31,6 +34,8 @@ const GHOST: &str = "ghost";
 struct Fixture {
     app: Router,
     state: AppState,
+    /// Counts the requests of the API's DynamoDB client (not the seeding client's).
+    meter: DynamoMeter,
     tables: TableNames,
     /// A name part unique to this run (usernames, slugs).
     run: String,
@@ -83,7 +88,9 @@ impl Fixture {
         vec!["all".to_owned(), parity.to_owned()]
     }
 
-    async fn get(&self, uri: &str, token: Option<&str>) -> (StatusCode, Value, Usage) {
+    /// The answer to a GET, and the DynamoDB requests it cost.
+    async fn get(&self, uri: &str, token: Option<&str>) -> (StatusCode, Value, Tally) {
+        self.meter.take();
         let mut request = Request::get(uri);
         if let Some(token) = token {
             request = request.header("authorization", format!("Token {token}"));
@@ -95,12 +102,11 @@ impl Fixture {
             .await
             .expect("infallible");
         let status = response.status();
-        let usage = *response.extensions().get::<Usage>().expect("usage");
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, body, usage)
+        (status, body, self.meter.take())
     }
 }
 
@@ -121,11 +127,17 @@ async fn fixture(tag: &str) -> Fixture {
     let jwt = JwtSettings::new(JWT_SECRET.to_vec(), Duration::from_secs(600)).expect("jwt");
     let search = SearchIndex::Embedded(EmbeddedIndex::in_ram().expect("search index"));
     search.ensure_index().await.expect("ensure index");
-    let state = AppState::new(&clients, &tables, &jwt, search.clone());
+    let meter = DynamoMeter::new();
+    let metered = Clients {
+        dynamodb: meter.attach(&clients.dynamodb),
+        ..clients.clone()
+    };
+    let state = AppState::new(&metered, &tables, &jwt, search.clone());
     let run = prefix.trim_end_matches('-').to_owned();
     let mut fixture = Fixture {
         app: query_api::router(state.clone()),
         state,
+        meter,
         tables,
         run,
         token: String::new(),
@@ -281,13 +293,16 @@ async fn a_page_costs_one_batch_whatever_its_size_and_flags_follow_the_caller() 
     let f = fixture("qrylist").await;
     let total = ARTICLES as u64 + 1;
 
-    let before = f.state.readers.usage();
-    let (status, body, usage) = f.get("/api/articles", Some(&f.token)).await;
+    let (status, body, tally) = f.get("/api/articles", Some(&f.token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    eprintln!("GET /api/articles (20, with a token): {usage:?}");
-    assert_eq!(usage.requests, 1, "one BatchGetItem for the whole page");
-    assert!(usage.read_capacity_units > 0.0, "{usage:?}");
-    assert_eq!(f.state.readers.usage() - before, usage);
+    eprintln!("GET /api/articles (20, with a token): {tally:?}");
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1",
+        "one BatchGetItem for the whole page"
+    );
+    assert!(tally.read_units > 0.0, "{tally:?}");
+    assert_eq!(tally.write_units, 0.0, "{tally:?}");
     assert_eq!(body["articlesCount"], total, "the search total");
     assert_eq!(slugs(&body), newest_first(&f, 24, 5));
     for article in body["articles"].as_array().expect("articles") {
@@ -320,9 +335,10 @@ async fn a_page_costs_one_batch_whatever_its_size_and_flags_follow_the_caller() 
     }
 
     // Without a token: the same page, no flags, still one request.
-    let (status, anonymous, usage) = f.get("/api/articles", None).await;
+    let (status, anonymous, tally) = f.get("/api/articles", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(usage.requests, 1);
+    assert_eq!(tally.operations(), "BatchGetItem×1");
+    assert!(tally.read_units > 0.0, "{tally:?}");
     assert_eq!(slugs(&anonymous), slugs(&body));
     assert!(anonymous["articles"]
         .as_array()
@@ -330,29 +346,33 @@ async fn a_page_costs_one_batch_whatever_its_size_and_flags_follow_the_caller() 
         .iter()
         .all(|a| a["favorited"] == false && a["author"]["following"] == false));
 
-    // The page size does not change the cost.
-    for limit in [1, 5, 20, 25, 100] {
-        let uri = format!("/api/articles?limit={limit}");
-        let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(usage.requests, 1, "limit={limit}");
-        assert_eq!(body["articlesCount"], total);
-        assert_eq!(
-            slugs(&body).len(),
-            limit.min(ARTICLES),
-            "the ghost is left out"
-        );
+    // The page size does not change the cost, with or without a token (above 100 is clamped).
+    for limit in [1, 5, 20, 25, 100, 1000] {
+        for token in [Some(f.token.as_str()), None] {
+            let uri = format!("/api/articles?limit={limit}");
+            let (status, body, tally) = f.get(&uri, token).await;
+            let case = format!("limit={limit}, token: {}", token.is_some());
+            assert_eq!(status, StatusCode::OK, "{case}: {body}");
+            assert_eq!(tally.operations(), "BatchGetItem×1", "{case}");
+            assert!(tally.read_units > 0.0, "{case}: {tally:?}");
+            assert_eq!(body["articlesCount"], total);
+            assert_eq!(
+                slugs(&body).len(),
+                limit.min(ARTICLES),
+                "{case}: the ghost is left out"
+            );
+        }
     }
 
     // The last page: the ghost (in search, deleted in the table) is left out.
-    let (_, body, usage) = f.get("/api/articles?offset=20&limit=10", None).await;
+    let (_, body, tally) = f.get("/api/articles?offset=20&limit=10", None).await;
     assert_eq!(slugs(&body), newest_first(&f, 4, 0));
     assert_eq!(body["articlesCount"], total);
-    assert_eq!(usage.requests, 1);
+    assert_eq!(tally.operations(), "BatchGetItem×1");
     // Past the end: no DynamoDB request at all.
-    let (_, body, usage) = f.get("/api/articles?offset=200", None).await;
+    let (_, body, tally) = f.get("/api/articles?offset=200", None).await;
     assert_eq!(body, json!({"articles": [], "articlesCount": total}));
-    assert_eq!(usage.requests, 0);
+    assert_eq!(tally, Tally::default(), "no request");
 }
 
 #[tokio::test]
@@ -360,38 +380,51 @@ async fn filters_resolve_usernames_then_cost_one_batch() {
     let f = fixture("qryfilter").await;
 
     let uri = format!("/api/articles?author={}", f.author_name(1));
-    let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+    let (status, body, tally) = f.get(&uri, Some(&f.token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(slugs(&body), [21, 16, 11, 6, 1].map(|i| f.slug(i)));
     assert_eq!(body["articlesCount"], 5);
-    assert_eq!(usage.requests, 2, "byUsername + BatchGetItem");
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1 Query×1",
+        "byUsername + BatchGetItem"
+    );
+    assert!(tally.read_units > 0.0, "{tally:?}");
 
     let uri = format!("/api/articles?favorited={}", f.caller_name());
-    let (status, body, usage) = f.get(&uri, None).await;
+    let (status, body, tally) = f.get(&uri, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(slugs(&body), [20, 10, 5, 3].map(|i| f.slug(i)));
     assert_eq!(body["articlesCount"], 4);
-    assert_eq!(usage.requests, 3, "byUsername + byUser + BatchGetItem");
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1 Query×2",
+        "byUsername + byUser + BatchGetItem"
+    );
 
     let (status, body, _) = f.get("/api/articles?tag=odd&tag=even", None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["errors"]["query"].is_array(), "a repeated parameter");
 
-    let (status, body, usage) = f
+    let (status, body, tally) = f
         .get("/api/articles?tag=odd&author=&favorited=", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["articlesCount"], 12, "empty filters are no filters");
-    assert_eq!(usage.requests, 1);
+    assert_eq!(tally.operations(), "BatchGetItem×1");
 
     let uri = format!(
         "/api/articles?tag=even&author={}&favorited={}",
         f.author_name(0),
         f.caller_name()
     );
-    let (_, body, usage) = f.get(&uri, Some(&f.token)).await;
+    let (_, body, tally) = f.get(&uri, Some(&f.token)).await;
     assert_eq!(slugs(&body), [20, 10].map(|i| f.slug(i)));
-    assert_eq!(usage.requests, 4);
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1 Query×3",
+        "2 × byUsername + byUser + BatchGetItem"
+    );
     assert!(body["articles"]
         .as_array()
         .expect("articles")
@@ -404,14 +437,14 @@ async fn filters_resolve_usernames_then_cost_one_batch() {
         format!("/api/articles?author={}nobody", f.run),
         format!("/api/articles?favorited={}nobody", f.run),
     ] {
-        let (status, body, usage) = f.get(&uri, None).await;
+        let (status, body, tally) = f.get(&uri, None).await;
         assert_eq!((status, &body), (StatusCode::OK, &empty), "{uri}");
-        assert_eq!(usage.requests, 1, "{uri}");
+        assert_eq!(tally.operations(), "Query×1", "{uri}");
     }
     let uri = format!("/api/articles?favorited={}", f.author_name(3));
-    let (status, body, usage) = f.get(&uri, None).await;
+    let (status, body, tally) = f.get(&uri, None).await;
     assert_eq!((status, body), (StatusCode::OK, empty));
-    assert_eq!(usage.requests, 2);
+    assert_eq!(tally.operations(), "Query×2", "byUsername + byUser");
 }
 
 #[tokio::test]
@@ -419,10 +452,15 @@ async fn one_article_costs_a_query_and_a_batch() {
     let f = fixture("qryone").await;
 
     let uri = format!("/api/articles/{}", f.slug(5));
-    let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+    let (status, body, tally) = f.get(&uri, Some(&f.token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    eprintln!("GET /api/articles/{{slug}} (with a token): {usage:?}");
-    assert_eq!(usage.requests, 2, "bySlug + BatchGetItem");
+    eprintln!("GET /api/articles/{{slug}} (with a token): {tally:?}");
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1 Query×1",
+        "bySlug + BatchGetItem"
+    );
+    assert!(tally.read_units > 0.0, "{tally:?}");
     assert_eq!(
         body,
         json!({"article": {
@@ -445,13 +483,13 @@ async fn one_article_costs_a_query_and_a_batch() {
     );
 
     let uri = format!("/api/articles/{}", f.slug(7));
-    let (_, body, usage) = f.get(&uri, Some(&f.token)).await;
+    let (_, body, tally) = f.get(&uri, Some(&f.token)).await;
     assert_eq!(body["article"]["favorited"], false);
     assert_eq!(body["article"]["author"]["following"], false);
-    assert_eq!(usage.requests, 2);
-    let (_, body, usage) = f.get(&uri, None).await;
+    assert_eq!(tally.operations(), "BatchGetItem×1 Query×1");
+    let (_, body, tally) = f.get(&uri, None).await;
     assert_eq!(body["article"]["body"], "Body 7");
-    assert_eq!(usage.requests, 2);
+    assert_eq!(tally.operations(), "BatchGetItem×1 Query×1");
 
     // The author reading their own article does not follow themself.
     let own = JwtKeys::new(
@@ -463,10 +501,11 @@ async fn one_article_costs_a_query_and_a_batch() {
     assert_eq!(body["article"]["author"]["following"], false);
 
     let uri = format!("/api/articles/{}-nothing", f.run);
-    let (status, body, usage) = f.get(&uri, None).await;
+    let (status, body, tally) = f.get(&uri, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, json!({"errors": {"article": ["not found"]}}));
-    assert_eq!(usage.requests, 1);
+    // No read units to check: DynamoDB Local reports 0 for a query that matches nothing.
+    assert_eq!(tally.operations(), "Query×1", "bySlug only");
 }
 
 #[tokio::test]
@@ -474,10 +513,15 @@ async fn comments_come_oldest_first_for_a_query_each_and_one_batch() {
     let f = fixture("qrycomments").await;
 
     let uri = format!("/api/articles/{}/comments", f.slug(0));
-    let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+    let (status, body, tally) = f.get(&uri, Some(&f.token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    eprintln!("GET /api/articles/{{slug}}/comments (3, with a token): {usage:?}");
-    assert_eq!(usage.requests, 3, "bySlug + comments + BatchGetItem");
+    eprintln!("GET /api/articles/{{slug}}/comments (3, with a token): {tally:?}");
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1 Query×2",
+        "bySlug + comments + BatchGetItem"
+    );
+    assert!(tally.read_units > 0.0, "{tally:?}");
     let comments = body["comments"].as_array().expect("comments");
     let ids: Vec<u64> = comments
         .iter()
@@ -491,14 +535,14 @@ async fn comments_come_oldest_first_for_a_query_each_and_one_batch() {
     assert_eq!(comments[1]["author"]["username"], f.author_name(2));
     assert_eq!(comments[1]["author"]["following"], false);
 
-    let (_, body, usage) = f.get(&uri, None).await;
+    let (_, body, tally) = f.get(&uri, None).await;
     assert_eq!(body["comments"][0]["author"]["following"], false);
-    assert_eq!(usage.requests, 3);
+    assert_eq!(tally.operations(), "BatchGetItem×1 Query×2");
 
     let uri = format!("/api/articles/{}/comments", f.slug(1));
-    let (status, body, usage) = f.get(&uri, Some(&f.token)).await;
+    let (status, body, tally) = f.get(&uri, Some(&f.token)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"comments": []})));
-    assert_eq!(usage.requests, 2, "no authors to look up");
+    assert_eq!(tally.operations(), "Query×2", "no authors to look up");
 
     let uri = format!("/api/articles/{}-nothing/comments", f.run);
     let (status, body, _) = f.get(&uri, None).await;
@@ -518,7 +562,7 @@ async fn limit_and_offset_are_validated_before_any_read() {
         ("offset=x", "offset"),
         ("offset=10001", "offset"),
     ] {
-        let (status, body, usage) = f.get(&format!("/api/articles?{query}"), None).await;
+        let (status, body, tally) = f.get(&format!("/api/articles?{query}"), None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
         assert!(
             body["errors"][field]
@@ -526,16 +570,17 @@ async fn limit_and_offset_are_validated_before_any_read() {
                 .is_some_and(|m| !m.is_empty()),
             "{query}: {body}"
         );
-        assert_eq!(usage.requests, 0, "{query}");
+        assert_eq!(tally, Tally::default(), "{query}: no request");
     }
     let (status, body, _) = f.get("/api/articles?limit=0&offset=-5", None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["errors"]["limit"].is_array() && body["errors"]["offset"].is_array());
 
     // Above 100 is clamped, not refused; 10,000 is the deepest offset.
-    let (status, body, _) = f.get("/api/articles?limit=1000", None).await;
+    let (status, body, tally) = f.get("/api/articles?limit=1000", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(slugs(&body).len(), ARTICLES);
+    assert_eq!(tally.operations(), "BatchGetItem×1");
     let (status, body, _) = f.get("/api/articles?offset=10000", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["articles"], json!([]));
@@ -544,12 +589,12 @@ async fn limit_and_offset_are_validated_before_any_read() {
 #[tokio::test]
 async fn tags_come_from_the_search_index_without_dynamodb() {
     let f = fixture("qrytags").await;
-    let (status, body, usage) = f.get("/api/tags", None).await;
+    let (status, body, tally) = f.get("/api/tags", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let mut tags: Vec<String> = serde_json::from_value(body["tags"].clone()).expect("tags");
     tags.sort();
     assert_eq!(tags, ["all", "even", "odd"]);
-    assert_eq!(usage.requests, 0);
+    assert_eq!(tally, Tally::default(), "no DynamoDB request");
 }
 
 #[tokio::test]
@@ -584,9 +629,11 @@ async fn batch_get_spans_tables_and_chunks_at_100_keys() {
             (follows::FOLLOWEE_ID, s(&f.author_id(0))),
         ],
     ));
-    let (found, usage) = query_api::measure(f.state.readers.batch_get(keys)).await;
-    let found = found.expect("batch get");
-    assert_eq!(usage.requests, 2, "176 keys: 100 + 76");
+    f.meter.take();
+    let found = f.state.readers.batch_get(keys).await.expect("batch get");
+    let tally = f.meter.take();
+    assert_eq!(tally.operations(), "BatchGetItem×2", "176 keys: 100 + 76");
+    assert!(tally.read_units > 0.0, "{tally:?}");
     assert_eq!(found[&t.users].len(), AUTHORS + 1);
     assert_eq!(found[&t.articles].len(), ARTICLES);
     assert_eq!(found[&t.follows].len(), 1);

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use common::error::ApiError;
 use events::views::Item;
 
@@ -144,11 +144,9 @@ impl Readers {
             .client
             .batch_get_item()
             .set_request_items(Some(request_items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
-        self.usage.record(output.consumed_capacity());
         let unprocessed = output
             .unprocessed_keys
             .unwrap_or_default()

@@ -1,4 +1,5 @@
-//! The local stack across a restart: events written while it was down reach the read models when it comes back.
+//! The local stack across a restart: events written while it was down reach the read models
+//! when it comes back, and the search index kept on disk still answers.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,9 @@ use events::{EventStore, Metadata, Repository, Tables};
 use local_stack::StackConfig;
 
 fn config(prefix: &str) -> StackConfig {
+    let search_dir = std::env::temp_dir()
+        .join("conduit-restart-search")
+        .join(prefix);
     StackConfig {
         endpoints: infra::testkit::emulators().clone(),
         prefix: prefix.to_owned(),
@@ -15,9 +19,40 @@ fn config(prefix: &str) -> StackConfig {
         listen: ([127, 0, 0, 1], 0).into(),
         retry_delay: Some(Duration::from_secs(1)),
         stream_poll_interval: Duration::from_millis(20),
-        search_dir: None,
+        search_dir: Some(search_dir),
         api_meter: None,
     }
+}
+
+/// The slugs `GET /api/articles?tag=` lists.
+async fn listed(http: &reqwest::Client, api: &str, tag: &str) -> Vec<String> {
+    let Ok(response) = http.get(format!("{api}/articles?tag={tag}")).send().await else {
+        return Vec::new();
+    };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    body["articles"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| a["slug"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn until<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 async fn bio_of(http: &reqwest::Client, api: &str, token: &str) -> Option<String> {
@@ -52,6 +87,26 @@ async fn events_written_while_the_stack_was_down_are_projected_after_a_restart()
         .as_str()
         .expect("token")
         .to_owned();
+    let tag = format!("kept-{prefix}");
+    let published: serde_json::Value = http
+        .post(format!("{}/articles", first.api_url()))
+        .header("Authorization", format!("Token {token}"))
+        .json(&serde_json::json!({"article": {"title": "Kept on disk", "description": "d", "body": "b", "tagList": [tag]}}))
+        .send()
+        .await
+        .expect("publish")
+        .json()
+        .await
+        .expect("json");
+    let slug = published["article"]["slug"]
+        .as_str()
+        .expect("slug")
+        .to_owned();
+    let first_api = first.api_url();
+    assert!(
+        until(|| async { listed(&http, &first_api, &tag).await == [slug.clone()] }).await,
+        "the article was never listed before the restart"
+    );
     let clients = first.clients.clone();
     first.stop().await;
 
@@ -100,6 +155,12 @@ async fn events_written_while_the_stack_was_down_are_projected_after_a_restart()
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Listed at once: the index was kept on disk, not rebuilt (its checkpoints say it is done).
+    let after = listed(&http, &api, &tag).await;
     second.stop().await;
     assert_eq!(seen.as_deref(), Some("written while down"));
+    assert_eq!(after, [slug]);
+    if let Some(dir) = config(&prefix).search_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

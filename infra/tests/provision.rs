@@ -219,27 +219,38 @@ async fn provisions_every_resource_and_twice_changes_nothing() {
     assert!(q.url.contains(&names.queue(&USERS_PROJECTOR_QUEUE)));
     assert!(q.dlq_url.contains(&names.dlq(&USERS_PROJECTOR_QUEUE)));
 
-    // Subscription: one, to the queue, filtered, not raw.
+    // Subscriptions: one per projector queue, to that queue, filtered by its policy, not raw.
     let subs = subscriptions(&clients, &first.topic_arn).await;
-    assert_eq!(subs.len(), 1, "{subs:?}");
-    assert_eq!(subs[0].protocol(), Some("sqs"));
-    assert_eq!(subs[0].endpoint(), Some(q.arn.as_str()));
-    let sub_attrs = clients
-        .sns
-        .get_subscription_attributes()
-        .subscription_arn(subs[0].subscription_arn().expect("arn"))
-        .send()
-        .await
-        .expect("GetSubscriptionAttributes")
-        .attributes
-        .unwrap_or_default();
-    let policy: serde_json::Value =
-        serde_json::from_str(&sub_attrs["FilterPolicy"]).expect("filter policy json");
-    assert_eq!(policy, serde_json::json!({"aggregateType": ["User"]}));
-    assert_ne!(
-        sub_attrs.get("RawMessageDelivery").map(String::as_str),
-        Some("true")
-    );
+    assert_eq!(subs.len(), resources::PROJECTOR_QUEUES.len(), "{subs:?}");
+    for def in resources::PROJECTOR_QUEUES {
+        let queue = first.queue(def.name).expect("queue");
+        let sub = subs
+            .iter()
+            .find(|s| s.endpoint() == Some(queue.arn.as_str()))
+            .unwrap_or_else(|| panic!("no subscription for {}: {subs:?}", def.name));
+        assert_eq!(sub.protocol(), Some("sqs"));
+        let sub_attrs = clients
+            .sns
+            .get_subscription_attributes()
+            .subscription_arn(sub.subscription_arn().expect("arn"))
+            .send()
+            .await
+            .expect("GetSubscriptionAttributes")
+            .attributes
+            .unwrap_or_default();
+        let policy: serde_json::Value =
+            serde_json::from_str(&sub_attrs["FilterPolicy"]).expect("filter policy json");
+        let want: serde_json::Value =
+            serde_json::from_str(&def.filter_policy_json()).expect("policy json");
+        assert_eq!(policy, want, "{}", def.name);
+        assert_ne!(
+            sub_attrs.get("RawMessageDelivery").map(String::as_str),
+            Some("true")
+        );
+    }
+    let users_policy: serde_json::Value =
+        serde_json::from_str(&USERS_PROJECTOR_QUEUE.filter_policy_json()).expect("json");
+    assert_eq!(users_policy, serde_json::json!({"aggregateType": ["User"]}));
 
     // Twice: same result, nothing changed.
     let second = provision(&clients, &prefix)
@@ -336,6 +347,60 @@ async fn filter_policy_routes_user_events_to_the_users_projector_only() {
     );
 }
 
+/// Every projector queue receives exactly the aggregate types of its filter policy.
+#[tokio::test]
+async fn filter_policies_route_each_aggregate_type_to_its_projectors() {
+    let prefix = testkit::unique_prefix("route");
+    let (clients, p) = testkit::provisioned(&prefix).await;
+    let kinds = ["User", "Article", "ArticleComments", "Favorite"];
+    for kind in kinds {
+        publish(
+            &clients,
+            &p.topic_arn,
+            kind,
+            &format!(r#"{{"n":"{kind}"}}"#),
+        )
+        .await;
+    }
+    // A marker every queue accepts cannot exist (policies differ), so each queue is read
+    // until it holds as many messages as its policy lets through, then once more.
+    for def in resources::PROJECTOR_QUEUES {
+        let queue = p.queue(def.name).expect("queue");
+        let wanted: Vec<&str> = kinds
+            .iter()
+            .copied()
+            .filter(|k| def.filter_policy.iter().all(|c| c.values.contains(k)))
+            .collect();
+        let mut seen = receive_until(&clients, &queue.url, |seen| seen.len() >= wanted.len()).await;
+        seen.extend(
+            clients
+                .sqs
+                .receive_message()
+                .queue_url(&queue.url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("ReceiveMessage")
+                .messages()
+                .iter()
+                .map(|m| serde_json::from_str(m.body().expect("body")).expect("envelope json")),
+        );
+        let mut got: Vec<String> = seen
+            .iter()
+            .map(|m| {
+                m["MessageAttributes"]["aggregateType"]["Value"]
+                    .as_str()
+                    .expect("attribute")
+                    .to_owned()
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = wanted.iter().map(|k| (*k).to_owned()).collect();
+        want.sort();
+        assert_eq!(got, want, "{}", def.name);
+    }
+}
+
 #[tokio::test]
 async fn a_message_received_too_often_moves_to_the_dlq() {
     let prefix = testkit::unique_prefix("dlq");
@@ -419,5 +484,8 @@ async fn teardown_removes_everything_and_provision_recreates_it() {
     assert!(queues.queue_urls().is_empty(), "{queues:?}");
     let second = provision(&clients, &prefix).await.expect("provision again");
     assert_eq!(first.prefix, second.prefix);
-    assert_eq!(subscriptions(&clients, &second.topic_arn).await.len(), 1);
+    assert_eq!(
+        subscriptions(&clients, &second.topic_arn).await.len(),
+        resources::PROJECTOR_QUEUES.len()
+    );
 }

@@ -22,7 +22,7 @@ use events::article::ArticleEvent;
 use events::comment::CommentEvent;
 use events::favorite::FavoriteEvent;
 use events::views::{articles, comments, favorites, Item};
-use events::{EventSchema, EventStore, StoredEvent, Tables};
+use events::{EventSchema, StoredEvent};
 
 use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
 
@@ -271,19 +271,7 @@ impl ArticlesProjector {
 
     /// The projector with its runtime, over the tables named by `tables`.
     pub fn runtime(client: &Client, tables: &TableNames) -> ProjectorRuntime<Self> {
-        let store = EventStore::new(
-            client.clone(),
-            Tables {
-                events: tables.events.clone(),
-                uniques: tables.uniques.clone(),
-            },
-        );
-        ProjectorRuntime::new(
-            Self::new(client, tables),
-            client.clone(),
-            store,
-            tables.checkpoints.clone(),
-        )
+        ProjectorRuntime::over_tables(Self::new(client, tables), client, tables)
     }
 
     /// The transactional writes of `change` (made by the event at `sequence`), for an article

@@ -11,7 +11,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use events::views::checkpoints;
-use events::{EventStore, StoredEvent};
+use common::config::TableNames;
+use events::{EventStore, StoredEvent, Tables};
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 
@@ -122,6 +123,19 @@ impl<P: Projector> ProjectorRuntime<P> {
             store,
             checkpoints_table,
         }
+    }
+
+    /// The runtime of `projector` over the tables `tables` names: its gaps are read from the
+    /// events table, its checkpoints kept in the checkpoints table.
+    pub fn over_tables(projector: P, client: &Client, tables: &TableNames) -> Self {
+        let store = EventStore::new(
+            client.clone(),
+            Tables {
+                events: tables.events.clone(),
+                uniques: tables.uniques.clone(),
+            },
+        );
+        Self::new(projector, client.clone(), store, tables.checkpoints.clone())
     }
 
     pub fn projector(&self) -> &P {

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use events::article::{ArticleEvent, AGGREGATE_TYPE};
-use events::{EventSchema, EventStore, StoredEvent, Tables};
+use events::{EventSchema, StoredEvent};
 use search::{ArticleDoc, SearchError, SearchIndex, Written};
 
 use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
@@ -97,19 +97,7 @@ impl SearchProjector {
         tables: &TableNames,
         index: SearchIndex,
     ) -> ProjectorRuntime<Self> {
-        let store = EventStore::new(
-            client.clone(),
-            Tables {
-                events: tables.events.clone(),
-                uniques: tables.uniques.clone(),
-            },
-        );
-        ProjectorRuntime::new(
-            Self::new(index),
-            client.clone(),
-            store,
-            tables.checkpoints.clone(),
-        )
+        ProjectorRuntime::over_tables(Self::new(index), client, tables)
     }
 
     pub fn index(&self) -> &SearchIndex {

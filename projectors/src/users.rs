@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use events::user::{UserEvent, AGGREGATE_TYPE};
 use events::views::{follows, users};
-use events::{EventSchema, EventStore, StoredEvent, Tables};
+use events::{EventSchema, StoredEvent};
 
 use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
 
@@ -34,19 +34,7 @@ impl UsersProjector {
 
     /// The projector with its runtime, over the tables named by `tables`.
     pub fn runtime(client: &Client, tables: &TableNames) -> ProjectorRuntime<Self> {
-        let store = EventStore::new(
-            client.clone(),
-            Tables {
-                events: tables.events.clone(),
-                uniques: tables.uniques.clone(),
-            },
-        );
-        ProjectorRuntime::new(
-            Self::new(tables),
-            client.clone(),
-            store,
-            tables.checkpoints.clone(),
-        )
+        ProjectorRuntime::over_tables(Self::new(tables), client, tables)
     }
 
     /// `SET` the given attributes and the user's `lastSeq` on the users item.

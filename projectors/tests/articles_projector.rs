@@ -1,51 +1,34 @@
 //! The articles projector against DynamoDB Local and moto: articles, comments and favorites
 //! under duplicates, reordering, gaps, poison messages, concurrency and late deliveries.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::aws::Clients;
-use common::config::TableNames;
 use events::article::ArticleEvent;
 use events::comment::CommentEvent;
 use events::favorite::{favorite_id, FavoriteEvent};
 use events::views::articles::ArticleView;
 use events::views::comments::CommentView;
 use events::views::{self, Item};
-use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
+use events::StoredEvent;
 use futures::future::join_all;
-use infra::esm::QueueMapping;
 use infra::resources::ARTICLES_PROJECTOR_QUEUE;
 use projectors::runtime::Outcome;
-use projectors::{ArticlesProjector, ProjectorRuntime};
+use projectors::ArticlesProjector;
+use support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use uuid::Uuid;
 
 const CREATED: &str = "2024-01-01T00:00:00.000Z";
 const EDITED: &str = "2024-01-02T00:00:00.000Z";
 const DELETED: &str = "2024-01-03T00:00:00.000Z";
 
-struct Fixture {
-    clients: Clients,
-    tables: TableNames,
-    provisioned: infra::resources::Provisioned,
-    store: EventStore,
-    runtime: ProjectorRuntime<ArticlesProjector>,
-}
+type Fixture = support::Fixture<ArticlesProjector>;
 
 async fn fixture(tag: &str) -> Fixture {
-    let prefix = infra::testkit::unique_prefix(tag);
-    let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
-    let tables = TableNames::with_prefix(&prefix);
-    Fixture {
-        runtime: ArticlesProjector::runtime(&clients.dynamodb, &tables),
-        store: EventStore::new(clients.dynamodb.clone(), Tables::with_prefix(&prefix)),
-        clients,
-        tables,
-        provisioned,
-    }
+    Fixture::new(tag, ArticlesProjector::runtime).await
 }
 
 fn published(article_id: &str, slug: &str, tags: &[&str]) -> ArticleEvent {
@@ -126,49 +109,6 @@ fn new_article() -> (String, String) {
 }
 
 impl Fixture {
-    /// Appends `events` to the end of a stream with the real event store (so gap filling can read
-    /// them back) and returns them as stored.
-    async fn append<E: EventSchema>(
-        &self,
-        aggregate_type: &str,
-        id: &str,
-        events: Vec<E>,
-    ) -> Vec<StoredEvent> {
-        let expected_sequence = self
-            .store
-            .load(aggregate_type, id)
-            .await
-            .expect("load")
-            .len() as u64;
-        let unique_changes = events
-            .iter()
-            .flat_map(EventSchema::unique_changes)
-            .collect();
-        let events = events
-            .iter()
-            .map(|event| {
-                let (event_type, event_version, payload) = event.to_stored();
-                NewEvent {
-                    event_id: Uuid::new_v4(),
-                    event_type,
-                    event_version,
-                    payload,
-                    metadata: Metadata::default(),
-                }
-            })
-            .collect();
-        self.store
-            .append(Commit {
-                aggregate_type: aggregate_type.into(),
-                aggregate_id: id.into(),
-                expected_sequence,
-                events,
-                unique_changes,
-            })
-            .await
-            .expect("append")
-    }
-
     async fn article_events(&self, id: &str, events: Vec<ArticleEvent>) -> Vec<StoredEvent> {
         self.append(events::article::AGGREGATE_TYPE, id, events)
             .await
@@ -204,16 +144,13 @@ impl Fixture {
     }
 
     async fn article_item(&self, article_id: &str) -> Option<Item> {
-        self.clients
-            .dynamodb
-            .get_item()
-            .table_name(&self.tables.articles)
-            .key("articleId", AttributeValue::S(article_id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get article")
-            .item
+        support::get_item(
+            &self.clients.dynamodb,
+            &self.tables.articles,
+            "articleId",
+            article_id,
+        )
+        .await
     }
 
     async fn article(&self, article_id: &str) -> Option<ArticleView> {
@@ -274,38 +211,6 @@ impl Fixture {
         }
         users
     }
-}
-
-fn sns_body(event: &StoredEvent) -> String {
-    serde_json::json!({
-        "Type": "Notification",
-        "MessageId": Uuid::new_v4().to_string(),
-        "TopicArn": "arn:aws:sns:us-east-1:123456789012:domain-events",
-        "Message": serde_json::to_string(&event.without_secrets()).expect("json"),
-    })
-    .to_string()
-}
-
-fn sqs_event(bodies: &[(String, String)]) -> SqsEvent {
-    let records: Vec<_> = bodies
-        .iter()
-        .map(|(id, body)| {
-            serde_json::json!({
-                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).expect("sqs event")
-}
-
-fn messages(events: &[&StoredEvent]) -> Vec<(String, String)> {
-    events
-        .iter()
-        .map(|event| (Uuid::new_v4().to_string(), sns_body(event)))
-        .collect()
 }
 
 #[tokio::test]
@@ -452,19 +357,9 @@ async fn any_delivery_order_within_an_aggregate_gives_the_in_order_result() {
             .await;
         let mut shuffled: Vec<&StoredEvent> = order.iter().map(|&i| &thread[i]).collect();
         shuffled.extend(order.iter().filter(|&&i| i < 2).map(|&i| &article[1 - i]));
-        let batch = messages(&shuffled);
-        if n % 2 == 0 {
-            for message in &batch {
-                let response = f
-                    .runtime
-                    .handle_sqs(sqs_event(std::slice::from_ref(message)))
-                    .await;
-                assert!(response.batch_item_failures.is_empty(), "order {order:?}");
-            }
-        } else {
-            let response = f.runtime.handle_sqs(sqs_event(&batch)).await;
-            assert!(response.batch_item_failures.is_empty(), "order {order:?}");
-        }
+        let together = n % 2 == 1;
+        let failed = f.deliver(&messages(&shuffled), together).await;
+        assert!(failed.is_empty(), "order {order:?}");
         let view = f.article(&id).await.expect("projected");
         assert_eq!(view.slug, format!("{slug}-2"), "order {order:?}");
         assert_eq!(view.last_seq, 2);
@@ -575,13 +470,8 @@ async fn a_poison_message_fails_alone_and_the_rest_of_its_batch_is_applied() {
         ("poison-3".to_owned(), sns_body(&bad_payload)),
     ];
     let response = f.runtime.handle_sqs(sqs_event(&batch)).await;
-    let failed: BTreeSet<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
     assert_eq!(
-        failed,
+        support::failed(&response),
         BTreeSet::from(["poison-1".into(), "poison-2".into(), "poison-3".into()])
     );
     let view = f.article(&id).await.expect("projected");
@@ -598,62 +488,13 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_after_its_receive_limit(
     let thread = f
         .comment_events(&id, vec![comment_added(&id, 1, "u1")])
         .await;
-    let queue = f
-        .provisioned
-        .queue(ARTICLES_PROJECTOR_QUEUE.name)
-        .expect("queue")
-        .clone();
-    let sqs = f.clients.sqs.clone();
-    sqs.send_message()
-        .queue_url(&queue.url)
-        .message_body("{\"Type\":\"Notification\",\"Message\":\"garbage\"}")
-        .send()
-        .await
-        .expect("send poison");
+    let queue = f.queue(ARTICLES_PROJECTOR_QUEUE.name);
+    f.send(&queue, GARBAGE_NOTIFICATION).await;
     for event in article.iter().chain(&thread) {
-        sqs.send_message()
-            .queue_url(&queue.url)
-            .message_body(sns_body(event))
-            .send()
-            .await
-            .expect("send event");
+        f.send(&queue, &sns_body(event)).await;
     }
 
-    let mut mapping = QueueMapping::new(queue.url.clone(), queue.arn.clone());
-    mapping.retry_delay = Some(Duration::ZERO);
-    mapping.wait_time = Duration::from_millis(200);
-    let runtime = Arc::new(f.runtime.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let poller = tokio::spawn(mapping.run(
-        sqs.clone(),
-        move |event| {
-            let runtime = runtime.clone();
-            async move { Ok::<_, std::convert::Infallible>(runtime.handle_sqs(event).await) }
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let dead = loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&queue.dlq_url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive dlq");
-        if let Some(message) = received.messages().first() {
-            break message.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the poison message never reached the DLQ"
-        );
-    };
-    let _ = stop.send(());
-    poller.await.expect("poller");
+    let dead = f.poll_until_dead_letter(&queue).await;
     assert!(dead.body().unwrap_or_default().contains("garbage"));
     assert!(f.article(&id).await.is_some());
     assert_eq!(f.comments(&id).await.len(), 1);

@@ -1,6 +1,8 @@
 //! The fan-out against moto: stream records in, filtered SNS messages out, secrets stripped, failures reported.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
 use infra::resources::USERS_PROJECTOR_QUEUE;
@@ -87,25 +89,7 @@ async fn new_events_reach_the_subscribed_queue_without_secrets() {
     );
 
     // Only the User event passes the users queue's filter policy.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut bodies = Vec::new();
-    while Instant::now() < deadline && bodies.is_empty() {
-        let received = clients
-            .sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        bodies.extend(
-            received
-                .messages()
-                .iter()
-                .filter_map(|m| m.body().map(str::to_owned)),
-        );
-    }
+    let bodies = support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(
         !bodies[0].contains("SECRET"),

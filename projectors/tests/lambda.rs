@@ -2,10 +2,11 @@
 //! Lambda Runtime API: a DynamoDB stream event and an SQS event (SNS envelopes) in, partial
 //! batch responses out, effects checked on moto and DynamoDB Local.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod support;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use events::views::articles::ArticleView;
 use events::views::checkpoints;
 use events::views::users::{UserView, USER_ID};
@@ -23,6 +24,22 @@ fn fixture(name: &str, substitutions: &[(&str, &str)]) -> Value {
         .join("tests/fixtures")
         .join(name);
     event_from_file(&path, substitutions).expect("event fixture")
+}
+
+/// Spawns the function binary `exe` with `env` behind `api` and waits until it asks for its
+/// first event.
+async fn start(api: &RuntimeApi, exe: &str, env: &[(&str, &str)]) -> FunctionProcess {
+    let exe = Path::new(exe);
+    let name = exe.file_stem().unwrap_or_default().to_string_lossy();
+    let function = api
+        .spawn_function(exe, infra::testkit::emulators(), env)
+        .unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
+    let ready = function
+        .ready(TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{name} ready: {e:?}"));
+    eprintln!("{name}: spawn -> ready for its first event: {ready:?}");
+    function
 }
 
 async fn invoke(api: &RuntimeApi, function: &FunctionProcess, event: Value) -> Value {
@@ -67,18 +84,15 @@ async fn the_fan_out_binary_publishes_stream_records_and_reports_the_corrupt_one
         .expect("users projector queue")
         .clone();
     let api = RuntimeApi::start().await;
-    let function = api
-        .spawn_function(
-            Path::new(env!("CARGO_BIN_EXE_fan-out")),
-            infra::testkit::emulators(),
-            &[
-                ("CONDUIT_TABLE_PREFIX", prefix.as_str()),
-                ("CONDUIT_TOPIC_ARN", provisioned.topic_arn.as_str()),
-            ],
-        )
-        .expect("spawn fan-out");
-    let ready = function.ready(TIMEOUT).await.expect("fan-out ready");
-    eprintln!("fan-out: spawn -> ready for its first event: {ready:?}");
+    let function = start(
+        &api,
+        env!("CARGO_BIN_EXE_fan-out"),
+        &[
+            ("CONDUIT_TABLE_PREFIX", prefix.as_str()),
+            ("CONDUIT_TOPIC_ARN", provisioned.topic_arn.as_str()),
+        ],
+    )
+    .await;
 
     let user = NewUser::new(&prefix);
     let corrupt_user_id = Uuid::new_v4().to_string();
@@ -99,25 +113,7 @@ async fn the_fan_out_binary_publishes_stream_records_and_reports_the_corrupt_one
     );
 
     // The User event reaches the users projector's queue, without its password hash.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut bodies: Vec<String> = Vec::new();
-    while bodies.is_empty() && Instant::now() < deadline {
-        let received = clients
-            .sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        bodies.extend(
-            received
-                .messages()
-                .iter()
-                .filter_map(|m| m.body().map(str::to_owned)),
-        );
-    }
+    let bodies = support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
     assert_eq!(
         bodies.len(),
         1,
@@ -155,14 +151,12 @@ async fn the_fan_out_binary_reports_an_event_of_the_wrong_source_as_an_error_and
     let prefix = infra::testkit::unique_prefix("fanoutwrong");
     let topic_arn = format!("arn:aws:sns:us-east-1:123456789012:{prefix}domain-events");
     let api = RuntimeApi::start().await;
-    let function = api
-        .spawn_function(
-            Path::new(env!("CARGO_BIN_EXE_fan-out")),
-            infra::testkit::emulators(),
-            &[("CONDUIT_TOPIC_ARN", topic_arn.as_str())],
-        )
-        .expect("spawn fan-out");
-    function.ready(TIMEOUT).await.expect("fan-out ready");
+    let function = start(
+        &api,
+        env!("CARGO_BIN_EXE_fan-out"),
+        &[("CONDUIT_TOPIC_ARN", topic_arn.as_str())],
+    )
+    .await;
 
     // An SQS batch is no DynamoDB stream event: the runtime posts it to `/error`.
     let user = NewUser::new(&prefix);
@@ -188,21 +182,15 @@ async fn the_users_projector_binary_applies_the_event_and_reports_the_garbage_me
     let prefix = infra::testkit::unique_prefix("usersprojlambda");
     let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
-    let function = api
-        .spawn_function(
-            Path::new(env!("CARGO_BIN_EXE_users-projector")),
-            infra::testkit::emulators(),
-            &[
-                ("CONDUIT_TABLE_PREFIX", prefix.as_str()),
-                ("CONDUIT_TOPIC_ARN", provisioned.topic_arn.as_str()),
-            ],
-        )
-        .expect("spawn users-projector");
-    let ready = function
-        .ready(TIMEOUT)
-        .await
-        .expect("users-projector ready");
-    eprintln!("users-projector: spawn -> ready for its first event: {ready:?}");
+    let function = start(
+        &api,
+        env!("CARGO_BIN_EXE_users-projector"),
+        &[
+            ("CONDUIT_TABLE_PREFIX", prefix.as_str()),
+            ("CONDUIT_TOPIC_ARN", provisioned.topic_arn.as_str()),
+        ],
+    )
+    .await;
 
     let user = NewUser::new(&prefix);
     let event = fixture(
@@ -219,17 +207,14 @@ async fn the_users_projector_binary_applies_the_event_and_reports_the_garbage_me
         "only the garbage message is reported"
     );
 
-    let item = clients
-        .dynamodb
-        .get_item()
-        .table_name(format!("{prefix}users"))
-        .key(USER_ID, AttributeValue::S(user.user_id.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem")
-        .item
-        .unwrap_or_else(|| panic!("no users item for {}", user.user_id));
+    let item = support::get_item(
+        &clients.dynamodb,
+        &format!("{prefix}users"),
+        USER_ID,
+        &user.user_id,
+    )
+    .await
+    .unwrap_or_else(|| panic!("no users item for {}", user.user_id));
     let view = UserView::from_item(&item).expect("a user view");
     assert_eq!(
         view,
@@ -290,17 +275,12 @@ async fn the_articles_projector_binary_applies_the_events_and_reports_the_garbag
     let prefix = infra::testkit::unique_prefix("articlesprojlambda");
     let (clients, _) = infra::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
-    let function = api
-        .spawn_function(
-            Path::new(env!("CARGO_BIN_EXE_articles-projector")),
-            infra::testkit::emulators(),
-            &[("CONDUIT_TABLE_PREFIX", prefix.as_str())],
-        )
-        .expect("spawn articles-projector");
-    function
-        .ready(TIMEOUT)
-        .await
-        .expect("articles-projector ready");
+    let function = start(
+        &api,
+        env!("CARGO_BIN_EXE_articles-projector"),
+        &[("CONDUIT_TABLE_PREFIX", prefix.as_str())],
+    )
+    .await;
 
     let article_id = Uuid::new_v4().to_string();
     let favorite = json!({
@@ -317,17 +297,14 @@ async fn the_articles_projector_binary_applies_the_events_and_reports_the_garbag
         "only the garbage message is reported"
     );
 
-    let item = clients
-        .dynamodb
-        .get_item()
-        .table_name(format!("{prefix}articles"))
-        .key("articleId", AttributeValue::S(article_id.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem")
-        .item
-        .unwrap_or_else(|| panic!("no articles item for {article_id}"));
+    let item = support::get_item(
+        &clients.dynamodb,
+        &format!("{prefix}articles"),
+        "articleId",
+        &article_id,
+    )
+    .await
+    .unwrap_or_else(|| panic!("no articles item for {article_id}"));
     let view = ArticleView::from_item(&item).expect("an article view");
     assert_eq!(view.slug, format!("s-{article_id}"));
     assert_eq!(view.favorites_count, 1);
@@ -340,17 +317,12 @@ async fn the_search_projector_binary_opens_its_index_and_moves_the_checkpoint() 
     let (clients, _) = infra::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
     // No CONDUIT_SEARCH: the embedded index, in RAM.
-    let function = api
-        .spawn_function(
-            Path::new(env!("CARGO_BIN_EXE_search-projector")),
-            infra::testkit::emulators(),
-            &[("CONDUIT_TABLE_PREFIX", prefix.as_str())],
-        )
-        .expect("spawn search-projector");
-    function
-        .ready(TIMEOUT)
-        .await
-        .expect("search-projector ready");
+    let function = start(
+        &api,
+        env!("CARGO_BIN_EXE_search-projector"),
+        &[("CONDUIT_TABLE_PREFIX", prefix.as_str())],
+    )
+    .await;
 
     let article_id = Uuid::new_v4().to_string();
     let (event, garbage_id) = sqs_batch_with_garbage(&[article_published(&article_id)]);
@@ -360,20 +332,14 @@ async fn the_search_projector_binary_opens_its_index_and_moves_the_checkpoint() 
         json!({"batchItemFailures": [{"itemIdentifier": garbage_id}]}),
         "only the garbage message is reported"
     );
-    let checkpoint = clients
-        .dynamodb
-        .get_item()
-        .table_name(format!("{prefix}checkpoints"))
-        .key(
-            checkpoints::PK,
-            AttributeValue::S(checkpoints::key("search", &format!("Article#{article_id}"))),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem")
-        .item
-        .expect("a checkpoint");
+    let checkpoint = support::get_item(
+        &clients.dynamodb,
+        &format!("{prefix}checkpoints"),
+        checkpoints::PK,
+        &checkpoints::key("search", &format!("Article#{article_id}")),
+    )
+    .await
+    .expect("a checkpoint");
     assert_eq!(
         events::views::number(&checkpoint, checkpoints::LAST_SEQ),
         Some(1)

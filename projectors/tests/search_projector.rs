@@ -1,33 +1,28 @@
 //! The search projector with an in-RAM embedded index, checkpoints and events in DynamoDB Local:
 //! publish, edit and delete reach the index once each, whatever the delivery.
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use common::config::TableNames;
+mod support;
+
 use events::article::ArticleEvent;
-use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
+use events::StoredEvent;
 use projectors::runtime::Outcome;
-use projectors::{Projector, ProjectorRuntime, SearchProjector};
+use projectors::{Projector, SearchProjector};
 use search::{ArticleQuery, EmbeddedIndex, SearchIndex};
+use support::{messages, sqs_event};
 use uuid::Uuid;
 
 const CREATED: &str = "2024-01-01T00:00:00.000Z";
 const EDITED: &str = "2024-01-02T00:00:00.000Z";
 
-struct Fixture {
-    store: EventStore,
-    runtime: ProjectorRuntime<SearchProjector>,
-}
+type Fixture = support::Fixture<SearchProjector>;
 
 async fn fixture(tag: &str) -> Fixture {
-    let prefix = infra::testkit::unique_prefix(tag);
-    let (clients, _) = infra::testkit::provisioned(&prefix).await;
-    let tables = TableNames::with_prefix(&prefix);
     let index = SearchIndex::Embedded(EmbeddedIndex::in_ram().expect("in-RAM index"));
     index.ensure_index().await.expect("index");
-    Fixture {
-        runtime: SearchProjector::runtime(&clients.dynamodb, &tables, index),
-        store: EventStore::new(clients.dynamodb.clone(), Tables::with_prefix(&prefix)),
-    }
+    Fixture::new(tag, |dynamodb, tables| {
+        SearchProjector::runtime(dynamodb, tables, index)
+    })
+    .await
 }
 
 impl Fixture {
@@ -39,7 +34,7 @@ impl Fixture {
     async fn article_history(&self, author: &str) -> (String, Vec<StoredEvent>) {
         let id = Uuid::new_v4().to_string();
         let slug = format!("dragons-{}", &id[..8]);
-        let history = [
+        let history = vec![
             ArticleEvent::ArticlePublished {
                 article_id: id.clone(),
                 author_id: author.into(),
@@ -67,34 +62,9 @@ impl Fixture {
                 deleted_at: EDITED.into(),
             },
         ];
-        let unique_changes = history
-            .iter()
-            .flat_map(EventSchema::unique_changes)
-            .collect();
-        let events = history
-            .iter()
-            .map(|event| {
-                let (event_type, event_version, payload) = event.to_stored();
-                NewEvent {
-                    event_id: Uuid::new_v4(),
-                    event_type,
-                    event_version,
-                    payload,
-                    metadata: Metadata::default(),
-                }
-            })
-            .collect();
         let stored = self
-            .store
-            .append(Commit {
-                aggregate_type: events::article::AGGREGATE_TYPE.into(),
-                aggregate_id: id.clone(),
-                expected_sequence: 0,
-                events,
-                unique_changes,
-            })
-            .await
-            .expect("append");
+            .append(events::article::AGGREGATE_TYPE, &id, history)
+            .await;
         (id, stored)
     }
 
@@ -116,27 +86,6 @@ impl Fixture {
     async fn tags(&self) -> Vec<String> {
         self.index().tags().await.expect("tags")
     }
-}
-
-fn sqs_event(events: &[&StoredEvent]) -> SqsEvent {
-    let records: Vec<_> = events
-        .iter()
-        .map(|event| {
-            let id = Uuid::new_v4().to_string();
-            let body = serde_json::json!({
-                "Type": "Notification", "MessageId": id,
-                "TopicArn": "arn:aws:sns:us-east-1:123456789012:domain-events",
-                "Message": serde_json::to_string(event).expect("json"),
-            });
-            serde_json::json!({
-                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body.to_string(),
-                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).expect("sqs event")
 }
 
 #[tokio::test]
@@ -229,9 +178,9 @@ async fn any_delivery_order_gives_the_in_order_index() {
     let (live_id, live) = f.article_history("live").await;
     let (_, gone) = f.article_history("gone").await;
     // The live article stops at its edit; the other is deleted. Reversed, with duplicates, in one batch.
-    let batch = sqs_event(&[
+    let batch = sqs_event(&messages(&[
         &gone[2], &live[1], &gone[0], &live[0], &gone[1], &live[1], &gone[2],
-    ]);
+    ]));
     let response = f.runtime.handle_sqs(batch).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(f.found(None, Some("dragons")).await, vec![live_id]);

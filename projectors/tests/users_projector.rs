@@ -1,42 +1,23 @@
 //! The users projector against DynamoDB Local and moto: duplicates, reordering, gaps, poison messages.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use std::collections::{BTreeMap, BTreeSet};
+
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::aws::Clients;
-use common::config::TableNames;
 use events::user::{Email, User, UserCommand, UserUpdate, Username};
 use events::views::users::UserView;
-use events::{EventStore, Metadata, Repository, StoredEvent, Tables};
-use infra::esm::QueueMapping;
+use events::{Metadata, Repository, StoredEvent};
 use infra::resources::USERS_PROJECTOR_QUEUE;
 use projectors::runtime::Outcome;
-use projectors::{ProjectorRuntime, UsersProjector};
+use projectors::UsersProjector;
+use support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use uuid::Uuid;
 
-struct Fixture {
-    clients: Clients,
-    tables: TableNames,
-    provisioned: infra::resources::Provisioned,
-    repository: Repository,
-    runtime: ProjectorRuntime<UsersProjector>,
-}
+type Fixture = support::Fixture<UsersProjector>;
 
 async fn fixture(tag: &str) -> Fixture {
-    let prefix = infra::testkit::unique_prefix(tag);
-    let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
-    let tables = TableNames::with_prefix(&prefix);
-    let store = EventStore::new(clients.dynamodb.clone(), Tables::with_prefix(&prefix));
-    Fixture {
-        runtime: UsersProjector::runtime(&clients.dynamodb, &tables),
-        repository: Repository::new(store),
-        clients,
-        tables,
-        provisioned,
-    }
+    Fixture::new(tag, UsersProjector::runtime).await
 }
 
 impl Fixture {
@@ -69,33 +50,26 @@ impl Fixture {
                 ..UserUpdate::default()
             }),
         ];
+        let repository = Repository::new(self.store.clone());
         for command in commands {
-            self.repository
+            repository
                 .execute::<User>(&id, command, Metadata::default())
                 .await
                 .expect("command");
         }
-        let events = self
-            .repository
-            .store()
-            .load("User", &id)
-            .await
-            .expect("load");
+        let events = self.store.load("User", &id).await.expect("load");
         assert_eq!(events.len(), 6);
         (id, events)
     }
 
     async fn view(&self, user_id: &str) -> Option<(UserView, BTreeSet<String>)> {
-        let item = self
-            .clients
-            .dynamodb
-            .get_item()
-            .table_name(&self.tables.users)
-            .key("userId", AttributeValue::S(user_id.into()))
-            .send()
-            .await
-            .expect("get user")
-            .item?;
+        let item = support::get_item(
+            &self.clients.dynamodb,
+            &self.tables.users,
+            "userId",
+            user_id,
+        )
+        .await?;
         let follows = self
             .clients
             .dynamodb
@@ -117,31 +91,6 @@ impl Fixture {
         );
         Some((UserView::from_item(&item).expect("view"), follows))
     }
-}
-
-fn sns_body(event: &StoredEvent) -> String {
-    serde_json::json!({
-        "Type": "Notification",
-        "MessageId": Uuid::new_v4().to_string(),
-        "TopicArn": "arn:aws:sns:us-east-1:123456789012:domain-events",
-        "Message": serde_json::to_string(&event.without_secrets()).expect("json"),
-    })
-    .to_string()
-}
-
-fn sqs_event(bodies: &[(String, String)]) -> SqsEvent {
-    let records: Vec<_> = bodies
-        .iter()
-        .map(|(id, body)| {
-            serde_json::json!({
-                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).expect("sqs event")
 }
 
 fn expected_follows() -> BTreeSet<String> {
@@ -221,22 +170,10 @@ async fn any_delivery_order_with_duplicates_gives_the_in_order_result() {
     for (n, order) in orders.iter().enumerate() {
         let name = format!("shuffled{n}");
         let (id, events) = f.user_with_history(&name).await;
-        let messages: Vec<(String, String)> = order
-            .iter()
-            .map(|&i| (Uuid::new_v4().to_string(), sns_body(&events[i])))
-            .collect();
-        if n % 2 == 0 {
-            for message in &messages {
-                let response = f
-                    .runtime
-                    .handle_sqs(sqs_event(std::slice::from_ref(message)))
-                    .await;
-                assert!(response.batch_item_failures.is_empty(), "order {order:?}");
-            }
-        } else {
-            let response = f.runtime.handle_sqs(sqs_event(&messages)).await;
-            assert!(response.batch_item_failures.is_empty(), "order {order:?}");
-        }
+        let shuffled: Vec<&StoredEvent> = order.iter().map(|&i| &events[i]).collect();
+        let together = n % 2 == 1;
+        let failed = f.deliver(&messages(&shuffled), together).await;
+        assert!(failed.is_empty(), "order {order:?}");
         let (view, follows) = f.view(&id).await.expect("projected");
         assert_eq!(view.username, format!("{name}-renamed"));
         assert_eq!(view.bio, reference.bio);
@@ -260,13 +197,8 @@ async fn a_poison_message_fails_alone_and_the_rest_of_its_batch_is_applied() {
         ("good-2".to_owned(), sns_body(&events[1])),
     ];
     let response = f.runtime.handle_sqs(sqs_event(&batch)).await;
-    let failed: BTreeSet<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
     assert_eq!(
-        failed,
+        support::failed(&response),
         BTreeSet::from(["poison-1".to_owned(), "poison-2".to_owned()])
     );
     let (view, _) = f.view(&id).await.expect("projected");
@@ -277,71 +209,21 @@ async fn a_poison_message_fails_alone_and_the_rest_of_its_batch_is_applied() {
 async fn a_poison_message_ends_in_the_dead_letter_queue_after_its_receive_limit() {
     let f = fixture("dlq").await;
     let (id, events) = f.user_with_history("survivor").await;
-    let queue = f
-        .provisioned
-        .queue(USERS_PROJECTOR_QUEUE.name)
-        .expect("queue")
-        .clone();
-    let sqs = f.clients.sqs.clone();
-    sqs.send_message()
-        .queue_url(&queue.url)
-        .message_body("{\"Type\":\"Notification\",\"Message\":\"garbage\"}")
-        .send()
-        .await
-        .expect("send poison");
+    let queue = f.queue(USERS_PROJECTOR_QUEUE.name);
+    f.send(&queue, GARBAGE_NOTIFICATION).await;
     for event in &events {
-        sqs.send_message()
-            .queue_url(&queue.url)
-            .message_body(sns_body(event))
-            .send()
-            .await
-            .expect("send event");
+        f.send(&queue, &sns_body(event)).await;
     }
 
-    let mut mapping = QueueMapping::new(queue.url.clone(), queue.arn.clone());
-    mapping.retry_delay = Some(Duration::ZERO);
-    mapping.wait_time = Duration::from_millis(200);
-    let runtime = Arc::new(f.runtime.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let poller = tokio::spawn(mapping.run(
-        sqs.clone(),
-        move |event| {
-            let runtime = runtime.clone();
-            async move { Ok::<_, std::convert::Infallible>(runtime.handle_sqs(event).await) }
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let dead = loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&queue.dlq_url)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(
-                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
-            )
-            .send()
-            .await
-            .expect("receive dlq");
-        if let Some(message) = received.messages().first() {
-            break message.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the poison message never reached the DLQ"
-        );
-    };
-    let _ = stop.send(());
-    poller.await.expect("poller");
+    let dead = f.poll_until_dead_letter(&queue).await;
     assert!(dead.body().unwrap_or_default().contains("garbage"));
 
     let (view, follows) = f.view(&id).await.expect("the rest was applied");
     assert_eq!(view.last_seq, 6);
     assert_eq!(follows, expected_follows());
-    let left = sqs
+    let left = f
+        .clients
+        .sqs
         .get_queue_attributes()
         .queue_url(&queue.url)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)

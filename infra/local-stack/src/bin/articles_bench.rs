@@ -9,7 +9,9 @@
 //!    projectors' that follow a write);
 //! 2. times `--reads` sequential calls of `GET /api/articles` (a page of 20, with a token, so
 //!    every flag is looked up), of a tag-filtered page, of `GET /api/articles/{slug}` (random
-//!    slugs) and of `GET /api/tags`, and prints p50/p90/p99/max.
+//!    slugs) and of `GET /api/tags`, and prints p50/p90/p99/max;
+//! 3. publishes up to 100 articles one by one and measures, after each response, how long
+//!    until the article shows through the articles table and through the search read model.
 //!
 //! Build it in release: `cargo run --release -p local-stack --bin articles-bench`.
 
@@ -485,6 +487,62 @@ async fn timed(
     Ok(samples)
 }
 
+/// Polls `path` until `ready` holds for its answer; the time that took.
+async fn visible_after(
+    client: &Client,
+    path: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let (status, body) = client.call(Method::GET, path, None, None).await?;
+        if status == StatusCode::OK && ready(&body) {
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "{path} not visible after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Publishes `count` articles one by one; after each response, how long until the article
+/// shows in `GET /api/articles/{slug}` (the articles table) and in a list filtered by its own
+/// tag (the search read model).
+async fn lag(
+    client: &Client,
+    user: &User,
+    count: usize,
+    run: &str,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Vec<Duration>)> {
+    let (mut writes, mut single, mut listed) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..count {
+        let tag = format!("lag{run}n{i}");
+        let body = json!({"article": {"title": format!("Lag {i} of {run}"), "description": "d", "body": "b", "tagList": [tag]}});
+        let started = Instant::now();
+        let created = client
+            .ok(
+                Method::POST,
+                "/articles",
+                Some(&user.token),
+                Some(body),
+                201,
+            )
+            .await?;
+        writes.push(started.elapsed());
+        let slug = created["article"]["slug"].as_str().context("no slug")?;
+        let (by_slug, by_tag) = (format!("/articles/{slug}"), format!("/articles?tag={tag}"));
+        let (a, b) = tokio::join!(
+            visible_after(client, &by_slug, |_| true),
+            visible_after(client, &by_tag, |v| v["articlesCount"] == 1),
+        );
+        single.push(a?);
+        listed.push(b?);
+    }
+    Ok((writes, single, listed))
+}
+
 async fn run(client: Client, meter: DynamoMeter, args: Args) -> anyhow::Result<()> {
     let run = format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff);
     let (users, slugs) = load(&client, &args, &run).await?;
@@ -525,6 +583,19 @@ async fn run(client: Client, meter: DynamoMeter, args: Args) -> anyhow::Result<(
     println!("{}", summary("GET /api/articles?tag= (random tag)", tagged));
     println!("{}", summary("GET /api/articles/{slug} (random)", single));
     println!("{}", summary("GET /api/tags", tags));
+
+    let (writes, single, listed) = lag(&client, &users[0], args.reads.min(100), &run).await?;
+    println!("\n## Projection lag: from the response of `POST /api/articles` to visible\n");
+    println!("{SUMMARY_HEADER}");
+    println!("{}", summary("POST /api/articles response", writes));
+    println!(
+        "{}",
+        summary("→ GET /api/articles/{slug} (articles table)", single)
+    );
+    println!(
+        "{}",
+        summary("→ GET /api/articles?tag= (search read model)", listed)
+    );
     Ok(())
 }
 

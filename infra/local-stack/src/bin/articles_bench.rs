@@ -270,10 +270,46 @@ async fn load(client: &Client, args: &Args, run: &str) -> anyhow::Result<(Vec<Us
     Ok((users, slugs))
 }
 
-/// Waits until the search read model counts every article and the last user's favorites show.
-async fn settle(client: &Client, users: &[User], articles: usize) -> anyhow::Result<()> {
+/// The projector queues of the stack, to see when the projectors are idle.
+struct Queues {
+    sqs: aws_sdk_sqs::Client,
+    urls: Vec<String>,
+}
+
+impl Queues {
+    /// Whether no projector queue holds a message, waiting or in flight.
+    async fn empty(&self) -> anyhow::Result<bool> {
+        use aws_sdk_sqs::types::QueueAttributeName as Name;
+        for url in &self.urls {
+            let output = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(Name::ApproximateNumberOfMessages)
+                .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await?;
+            let attributes = output.attributes().cloned().unwrap_or_default();
+            if attributes.values().any(|n| n != "0") {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Waits until the search read model counts every article, the last user's favorites show,
+/// and the projectors are idle (their queues empty twice, half a second apart), so that the
+/// timings below do not share the machine with the load's projection.
+async fn settle(
+    client: &Client,
+    queues: &Queues,
+    users: &[User],
+    articles: usize,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let last = users.last().context("no users")?;
+    let mut idle_checks = 0;
     loop {
         let (_, all) = client
             .call(Method::GET, "/articles?limit=1", None, None)
@@ -286,9 +322,14 @@ async fn settle(client: &Client, users: &[User], articles: usize) -> anyhow::Res
                 None,
             )
             .await?;
-        if all["articlesCount"].as_u64() == Some(articles as u64)
-            && favored["articlesCount"].as_u64() == Some(20.min(articles) as u64)
-        {
+        let counted = all["articlesCount"].as_u64() == Some(articles as u64)
+            && favored["articlesCount"].as_u64() == Some(20.min(articles) as u64);
+        idle_checks = if counted && queues.empty().await? {
+            idle_checks + 1
+        } else {
+            0
+        };
+        if idle_checks == 2 {
             eprintln!(
                 "articles-bench: read models caught up {:.1} s after the load",
                 started.elapsed().as_secs_f64()
@@ -299,7 +340,7 @@ async fn settle(client: &Client, users: &[User], articles: usize) -> anyhow::Res
             started.elapsed() < Duration::from_secs(300),
             "the read models did not catch up within 300 s: {all}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -543,10 +584,10 @@ async fn lag(
     Ok((writes, single, listed))
 }
 
-async fn run(client: Client, meter: DynamoMeter, args: Args) -> anyhow::Result<()> {
+async fn run(client: Client, queues: Queues, meter: DynamoMeter, args: Args) -> anyhow::Result<()> {
     let run = format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff);
     let (users, slugs) = load(&client, &args, &run).await?;
-    settle(&client, &users, args.articles).await?;
+    settle(&client, &queues, &users, args.articles).await?;
 
     let rows = costs(&client, &meter, &users, &slugs, &run).await?;
     println!(
@@ -618,7 +659,16 @@ fn main() -> anyhow::Result<()> {
             http: reqwest::Client::new(),
             api: stack.api_url(),
         };
-        let result = run(client, meter, args).await;
+        let queues = Queues {
+            sqs: stack.clients.sqs.clone(),
+            urls: stack
+                .provisioned
+                .queues
+                .iter()
+                .map(|q| q.url.clone())
+                .collect(),
+        };
+        let result = run(client, queues, meter, args).await;
         stack.stop().await;
         result
     })

@@ -20,6 +20,7 @@ pub struct TableNames {
     pub users: String,
     pub follows: String,
     pub articles: String,
+    pub article_bodies: String,
     pub comments: String,
     pub favorites: String,
     pub checkpoints: String,
@@ -35,6 +36,7 @@ impl TableNames {
             users: name("users"),
             follows: name("follows"),
             articles: name("articles"),
+            article_bodies: name("article-bodies"),
             comments: name("comments"),
             favorites: name("favorites"),
             checkpoints: name("checkpoints"),
@@ -132,6 +134,7 @@ mod tests {
         let names = TableNames::with_prefix("x-");
         assert_eq!(names.events, "x-events");
         assert_eq!(names.follows, "x-follows");
+        assert_eq!(names.article_bodies, "x-article-bodies");
         assert_eq!(names.checkpoints, "x-checkpoints");
     }
 

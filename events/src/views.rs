@@ -93,7 +93,8 @@ pub fn text_list(item: &Item, name: &str) -> Vec<String> {
 
 /// The `articles` table: one item per article, key `articleId`, GSI `bySlug`.
 ///
-/// Written by the articles projector from `Article` events (the article's fields, `lastSeq`)
+/// Written by the articles projector from `Article` events (the article's fields but its body,
+/// which is in [`article_bodies`](super::article_bodies); `lastSeq`)
 /// and from `Favorite` events (`favoritesCount`, moved with `ADD` in the same transaction as the
 /// favorite's checkpoint, so it counts every favorite exactly once). A favorite can be
 /// projected before its article, so an item may hold only `favoritesCount` for a while; a
@@ -106,7 +107,6 @@ pub mod articles {
     pub const SLUG: &str = "slug";
     pub const TITLE: &str = "title";
     pub const DESCRIPTION: &str = "description";
-    pub const BODY: &str = "body";
     /// A list of strings, sorted.
     pub const TAG_LIST: &str = "tagList";
     pub const AUTHOR_ID: &str = "authorId";
@@ -121,14 +121,14 @@ pub mod articles {
     /// The GSI that finds an article by slug (tombstones and favorite-only items have no slug).
     pub const BY_SLUG: &str = "bySlug";
 
-    /// A published, not deleted article as the read side sees it.
+    /// A published, not deleted article as the read side sees it, without its body (see
+    /// [`ArticleBodyView`](super::article_bodies::ArticleBodyView)).
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct ArticleView {
         pub article_id: String,
         pub slug: String,
         pub title: String,
         pub description: String,
-        pub body: String,
         pub tag_list: Vec<String>,
         pub author_id: String,
         pub created_at: String,
@@ -148,12 +148,45 @@ pub mod articles {
                 slug: text(item, SLUG)?,
                 title: text(item, TITLE)?,
                 description: text(item, DESCRIPTION).unwrap_or_default(),
-                body: text(item, BODY).unwrap_or_default(),
                 tag_list: text_list(item, TAG_LIST),
                 author_id: text(item, AUTHOR_ID)?,
                 created_at: text(item, CREATED_AT)?,
                 updated_at: text(item, UPDATED_AT)?,
                 favorites_count: number(item, FAVORITES_COUNT).unwrap_or(0),
+                last_seq: number(item, LAST_SEQ).unwrap_or(0),
+            })
+        }
+    }
+}
+
+/// The `article-bodies` table: one item per published, not deleted article, key `articleId`.
+///
+/// The body lives apart from the rest of the article because DynamoDB charges a read by the
+/// size of the whole item (a projection expression does not lower it): a body may be 50,000
+/// characters, and a list page, which never shows bodies, reads 20 `articles` items at once.
+/// The articles projector writes this item in the same transaction as the `articles` item of
+/// the same event, and deletes it in the transaction that leaves the tombstone.
+pub mod article_bodies {
+    use super::*;
+
+    pub const ARTICLE_ID: &str = "articleId";
+    pub const BODY: &str = "body";
+    /// The sequence of the last `Article` event reflected in the item.
+    pub const LAST_SEQ: &str = "lastSeq";
+
+    /// The body of a published, not deleted article.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct ArticleBodyView {
+        pub article_id: String,
+        pub body: String,
+        pub last_seq: u64,
+    }
+
+    impl ArticleBodyView {
+        pub fn from_item(item: &Item) -> Option<Self> {
+            Some(Self {
+                article_id: text(item, ARTICLE_ID)?,
+                body: text(item, BODY).unwrap_or_default(),
                 last_seq: number(item, LAST_SEQ).unwrap_or(0),
             })
         }

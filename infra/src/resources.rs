@@ -246,6 +246,20 @@ pub const ARTICLES: TableDef = TableDef {
     billing: BillingMode::PayPerRequest,
 };
 
+/// Article bodies, one item per article under its id: apart from `articles` because DynamoDB
+/// charges a read for the whole item, and list pages, which never show a body, read 20
+/// `articles` items at a time.
+pub const ARTICLE_BODIES: TableDef = TableDef {
+    name: "article-bodies",
+    key: KeySchema {
+        hash: s("articleId"),
+        range: None,
+    },
+    gsis: &[],
+    stream: None,
+    billing: BillingMode::PayPerRequest,
+};
+
 /// Comments read model: an article's comments under its id, ordered by comment id.
 pub const COMMENTS: TableDef = TableDef {
     name: "comments",
@@ -299,6 +313,7 @@ pub const TABLES: &[TableDef] = &[
     USERS,
     FOLLOWS,
     ARTICLES,
+    ARTICLE_BODIES,
     COMMENTS,
     FAVORITES,
     CHECKPOINTS,

@@ -17,9 +17,9 @@ use serde_json::{json, Map, Value};
 
 use crate::resources::{
     KeySchema, QueueDef, StreamMappingDef, TableDef, TopicDef, ARTICLES, ARTICLES_PROJECTOR_QUEUE,
-    CHECKPOINTS, COMMENTS, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, EVENTS, EVENTS_STREAM_MAPPING,
-    FAVORITES, FOLLOWS, PROJECTOR_QUEUES, SEARCH_PROJECTOR_QUEUE, TABLES, UNIQUES, USERS,
-    USERS_PROJECTOR_QUEUE,
+    ARTICLE_BODIES, CHECKPOINTS, COMMENTS, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, EVENTS,
+    EVENTS_STREAM_MAPPING, FAVORITES, FOLLOWS, PROJECTOR_QUEUES, SEARCH_PROJECTOR_QUEUE, TABLES,
+    UNIQUES, USERS, USERS_PROJECTOR_QUEUE,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -143,7 +143,8 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
 };
 
 /// The read side: `Readers` gets users by id, queries `byUsername`, `bySlug`, comments and
-/// `byUser` favorites, and fills pages in with multi-table `BatchGetItem`s.
+/// `byUser` favorites, and fills pages and single articles (with the body) in with
+/// multi-table `BatchGetItem`s.
 pub const QUERY_API: FunctionDef = FunctionDef {
     bin: "query-api",
     package: "query-api",
@@ -173,6 +174,11 @@ pub const QUERY_API: FunctionDef = FunctionDef {
             table: &ARTICLES,
             indexes: &["bySlug"],
             actions: &["dynamodb:BatchGetItem", "dynamodb:Query"],
+        },
+        TableAccess {
+            table: &ARTICLE_BODIES,
+            indexes: &[],
+            actions: &["dynamodb:BatchGetItem"],
         },
         TableAccess {
             table: &COMMENTS,
@@ -240,8 +246,9 @@ pub const USERS_PROJECTOR: FunctionDef = FunctionDef {
 };
 
 /// The articles projector: the runtime's gap reads and checkpoints as for users; article
-/// events update the articles item (tombstone on delete, after querying and batch-deleting the
-/// article's comments and favorites); comment and favorite events first get the article item,
+/// events update the articles item and put the body item in one transaction (tombstone and
+/// body delete on delete, after querying and batch-deleting the article's comments and
+/// favorites); comment and favorite events first get the article item,
 /// then put or delete their item with a `ConditionCheck` / conditional `ADD` on the article.
 pub const ARTICLES_PROJECTOR: FunctionDef = FunctionDef {
     bin: "articles-projector",
@@ -268,6 +275,11 @@ pub const ARTICLES_PROJECTOR: FunctionDef = FunctionDef {
                 "dynamodb:GetItem",
                 "dynamodb:UpdateItem",
             ],
+        },
+        TableAccess {
+            table: &ARTICLE_BODIES,
+            indexes: &[],
+            actions: &["dynamodb:DeleteItem", "dynamodb:PutItem"],
         },
         TableAccess {
             table: &COMMENTS,

@@ -1,4 +1,8 @@
-//! The articles projector: the `articles`, `comments` and `favorites` read models, from `Article`, `ArticleComments` and `Favorite` events.
+//! The articles projector: the `articles`, `article-bodies`, `comments` and `favorites` read models, from `Article`, `ArticleComments` and `Favorite` events.
+//!
+//! An article's body is an item of its own (see [`events::views::article_bodies`]), put with
+//! the `articles` item in one transaction and deleted with it in the one that leaves the
+//! tombstone, so a reader never finds an article item without its body for long.
 //!
 //! Every aggregate has its own checkpoint, so the three streams that touch one article are
 //! applied in no order relative to each other. What keeps the result exact anyway:
@@ -21,7 +25,7 @@ use common::config::TableNames;
 use events::article::ArticleEvent;
 use events::comment::CommentEvent;
 use events::favorite::FavoriteEvent;
-use events::views::{articles, comments, favorites, Item};
+use events::views::{article_bodies, articles, comments, favorites, Item};
 use events::{EventSchema, StoredEvent};
 
 use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
@@ -34,23 +38,24 @@ const PURGE_ATTEMPTS: u32 = 8;
 const PURGE_FIRST_BACKOFF: Duration = Duration::from_millis(25);
 const PURGE_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// The attributes the article's own events own; a tombstone has none of them.
-const ARTICLE_FIELDS: [&str; 8] = [
+/// The attributes of the `articles` item the article's own events own; a tombstone has none
+/// of them.
+const ARTICLE_FIELDS: [&str; 7] = [
     articles::SLUG,
     articles::TITLE,
     articles::DESCRIPTION,
-    articles::BODY,
     articles::TAG_LIST,
     articles::AUTHOR_ID,
     articles::CREATED_AT,
     articles::UPDATED_AT,
 ];
 
-/// Builds the articles, comments and favorites read models.
+/// Builds the articles, article bodies, comments and favorites read models.
 #[derive(Clone, Debug)]
 pub struct ArticlesProjector {
     client: Client,
     articles_table: String,
+    bodies_table: String,
     comments_table: String,
     favorites_table: String,
 }
@@ -71,7 +76,7 @@ struct ArticleFields {
 /// What one event changes, read from the event alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Change {
-    /// Published or edited: the item takes every field of the article.
+    /// Published or edited: the items take every field of the article.
     Article {
         article_id: String,
         fields: ArticleFields,
@@ -264,6 +269,7 @@ impl ArticlesProjector {
         Self {
             client: client.clone(),
             articles_table: tables.articles.clone(),
+            bodies_table: tables.article_bodies.clone(),
             comments_table: tables.comments.clone(),
             favorites_table: tables.favorites.clone(),
         }
@@ -282,12 +288,16 @@ impl ArticlesProjector {
         change: &Change,
     ) -> Result<Vec<TransactWriteItem>, ProjectionError> {
         let actions = match change {
-            Change::Article { article_id, fields } => {
-                vec![self.upsert_article(article_id, sequence, fields)?]
-            }
-            Change::ArticleDeleted { article_id } => {
-                vec![self.tombstone(article_id, sequence)?]
-            }
+            // The body's put needs no condition of its own: on a deleted article the update's
+            // condition cancels the whole transaction.
+            Change::Article { article_id, fields } => vec![
+                self.upsert_article(article_id, sequence, fields)?,
+                self.put_body(article_id, sequence, &fields.body)?,
+            ],
+            Change::ArticleDeleted { article_id } => vec![
+                self.tombstone(article_id, sequence)?,
+                self.delete_body(article_id)?,
+            ],
             Change::CommentAdded {
                 article_id,
                 comment_id,
@@ -358,8 +368,8 @@ impl ArticlesProjector {
         Ok(actions)
     }
 
-    /// `SET` every field of the article and `lastSeq`; `favoritesCount` is left as it is (a
-    /// favorite may have been counted before the article was projected).
+    /// `SET` every field of the article but its body, and `lastSeq`; `favoritesCount` is left
+    /// as it is (a favorite may have been counted before the article was projected).
     fn upsert_article(
         &self,
         article_id: &str,
@@ -370,7 +380,6 @@ impl ArticlesProjector {
             (articles::SLUG, s(&fields.slug)),
             (articles::TITLE, s(&fields.title)),
             (articles::DESCRIPTION, s(&fields.description)),
-            (articles::BODY, s(&fields.body)),
             (
                 articles::TAG_LIST,
                 AttributeValue::L(fields.tag_list.iter().map(|t| s(t)).collect()),
@@ -397,6 +406,33 @@ impl ArticlesProjector {
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The article's body item, whole.
+    fn put_body(
+        &self,
+        article_id: &str,
+        sequence: u64,
+        body: &str,
+    ) -> Result<TransactWriteItem, ProjectionError> {
+        let put = Put::builder()
+            .table_name(&self.bodies_table)
+            .item(article_bodies::ARTICLE_ID, s(article_id))
+            .item(article_bodies::BODY, s(body))
+            .item(article_bodies::LAST_SEQ, n(sequence))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Deletes the article's body item (nothing to do if it is gone already).
+    fn delete_body(&self, article_id: &str) -> Result<TransactWriteItem, ProjectionError> {
+        let delete = Delete::builder()
+            .table_name(&self.bodies_table)
+            .key(article_bodies::ARTICLE_ID, s(article_id))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     /// What is left of a deleted article: its key, `deleted` and `lastSeq`.
@@ -703,14 +739,14 @@ mod tests {
     }
 
     #[test]
-    fn a_published_article_is_set_whole_with_updated_at_its_creation() {
+    fn a_published_article_is_set_whole_with_updated_at_its_creation_and_its_body_apart() {
         let change = Change::of(&published()).expect("decodes");
         let Change::Article { fields, .. } = &change else {
             panic!("{change:?}")
         };
         assert_eq!(fields.updated_at, AT);
         let actions = projector().actions(1, &change).expect("actions");
-        assert_eq!(actions.len(), 1);
+        assert_eq!(actions.len(), 2);
         let update = update_of(&actions[0]);
         assert_eq!(update.table_name(), "p-articles");
         assert_eq!(update.key().get("articleId"), Some(&s("a1")));
@@ -724,12 +760,23 @@ mod tests {
             .map_while(|i| Some((names.get(&format!("#f{i}"))?, &values[&format!(":v{i}")])))
             .map(|(name, value)| (name.as_str(), value))
             .collect();
-        assert_eq!(set.len(), 9);
+        assert_eq!(set.len(), 8);
         assert_eq!(set["tagList"], &AttributeValue::L(Vec::new()));
         assert_eq!(set["updatedAt"], &s(AT));
         assert_eq!(set["lastSeq"], &n(1));
+        assert!(!set.contains_key(article_bodies::BODY), "the body is apart");
         assert!(!names.values().any(|name| name == articles::FAVORITES_COUNT));
         assert!(update.update_expression().starts_with("SET "));
+        let body = actions[1].put().expect("the body's put");
+        assert_eq!(body.table_name(), "p-article-bodies");
+        assert_eq!(
+            body.item(),
+            &HashMap::from([
+                ("articleId".to_owned(), s("a1")),
+                ("body".to_owned(), s("Believe")),
+                ("lastSeq".to_owned(), n(1)),
+            ])
+        );
     }
 
     #[test]
@@ -769,7 +816,7 @@ mod tests {
     }
 
     #[test]
-    fn a_deletion_leaves_a_tombstone_without_the_article_fields() {
+    fn a_deletion_leaves_a_tombstone_without_the_article_fields_and_deletes_the_body() {
         let deleted = stored(
             "Article",
             "a1",
@@ -792,6 +839,13 @@ mod tests {
             assert!(names.values().any(|name| name == field), "{field} removed");
         }
         assert_eq!(update.condition_expression(), None);
+        assert_eq!(actions.len(), 2);
+        let body = actions[1].delete().expect("the body's delete");
+        assert_eq!(body.table_name(), "p-article-bodies");
+        assert_eq!(
+            body.key(),
+            &HashMap::from([("articleId".to_owned(), s("a1"))])
+        );
     }
 
     #[test]

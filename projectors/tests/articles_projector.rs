@@ -1,5 +1,6 @@
-//! The articles projector against DynamoDB Local and moto: articles, comments and favorites
-//! under duplicates, reordering, gaps, poison messages, concurrency and late deliveries.
+//! The articles projector against DynamoDB Local and moto: articles (and their bodies, kept
+//! apart), comments and favorites under duplicates, reordering, gaps, poison messages,
+//! concurrency and late deliveries.
 
 mod support;
 
@@ -10,6 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use events::article::ArticleEvent;
 use events::comment::CommentEvent;
 use events::favorite::{favorite_id, FavoriteEvent};
+use events::views::article_bodies::ArticleBodyView;
 use events::views::articles::ArticleView;
 use events::views::comments::CommentView;
 use events::views::{self, Item};
@@ -157,6 +159,18 @@ impl Fixture {
         ArticleView::from_item(&self.article_item(article_id).await?)
     }
 
+    /// The article's item in the `article-bodies` table.
+    async fn body(&self, article_id: &str) -> Option<ArticleBodyView> {
+        let item = support::get_item(
+            &self.clients.dynamodb,
+            &self.tables.article_bodies,
+            "articleId",
+            article_id,
+        )
+        .await?;
+        Some(ArticleBodyView::from_item(&item).expect("a body view"))
+    }
+
     /// The article ids the `bySlug` index finds for `slug`.
     async fn by_slug(&self, slug: &str) -> Vec<String> {
         self.clients
@@ -238,7 +252,6 @@ async fn publish_edit_and_delete_project_the_article() {
             slug: slug.clone(),
             title: "How to train your dragon".into(),
             description: "Ever wonder how?".into(),
-            body: "You have to believe".into(),
             tag_list: Vec::new(),
             author_id: "author".into(),
             created_at: CREATED.into(),
@@ -247,10 +260,20 @@ async fn publish_edit_and_delete_project_the_article() {
             last_seq: 1,
         }
     );
+    let item = f.article_item(&id).await.expect("item");
     assert_eq!(
-        f.article_item(&id).await.expect("item").get("tagList"),
+        item.get("tagList"),
         Some(&AttributeValue::L(Vec::new())),
         "an empty tag list is stored as an empty list"
+    );
+    assert!(!item.contains_key("body"), "the body is kept apart");
+    assert_eq!(
+        f.body(&id).await,
+        Some(ArticleBodyView {
+            article_id: id.clone(),
+            body: "You have to believe".into(),
+            last_seq: 1,
+        })
     );
     assert_eq!(f.by_slug(&slug).await, vec![id.clone()]);
 
@@ -258,7 +281,16 @@ async fn publish_edit_and_delete_project_the_article() {
     let view = f.article(&id).await.expect("edited");
     assert_eq!(view.slug, new_slug);
     assert_eq!(view.title, "Did you train your dragon?");
-    assert_eq!(view.body, "With all your heart");
+    let body = f.body(&id).await.expect("the body, edited");
+    assert_eq!(
+        (body.body.as_str(), body.last_seq),
+        ("With all your heart", 2)
+    );
+    assert!(!f
+        .article_item(&id)
+        .await
+        .expect("item")
+        .contains_key("body"));
     assert_eq!(view.tag_list, vec!["dragons", "training"]);
     assert_eq!(view.created_at, CREATED);
     assert_eq!(view.updated_at, EDITED);
@@ -278,6 +310,7 @@ async fn publish_edit_and_delete_project_the_article() {
     );
     assert_eq!(views::number(&tombstone, "lastSeq"), Some(3));
     assert!(f.by_slug(&new_slug).await.is_empty());
+    assert_eq!(f.body(&id).await, None, "the body goes with the article");
 }
 
 #[tokio::test]
@@ -317,6 +350,7 @@ async fn the_same_message_twice_is_applied_once() {
     let view = f.article(&id).await.expect("projected");
     assert_eq!(view.favorites_count, 1);
     assert_eq!(view.last_seq, 1);
+    assert_eq!(f.body(&id).await.expect("body").last_seq, 1);
     assert_eq!(f.comments(&id).await.len(), 1);
     assert_eq!(
         f.favorited_by(&id).await,
@@ -363,6 +397,11 @@ async fn any_delivery_order_within_an_aggregate_gives_the_in_order_result() {
         let view = f.article(&id).await.expect("projected");
         assert_eq!(view.slug, format!("{slug}-2"), "order {order:?}");
         assert_eq!(view.last_seq, 2);
+        let body = f.body(&id).await.expect("body");
+        assert_eq!(
+            (body.body.as_str(), body.last_seq),
+            ("With all your heart", 2)
+        );
         let comments = f.comments(&id).await;
         assert_eq!(
             comments
@@ -436,6 +475,7 @@ async fn a_gap_is_filled_from_the_events_table() {
     let view = f.article(&id).await.expect("projected");
     assert_eq!(view.slug, format!("{slug}-2"));
     assert_eq!(view.favorites_count, 1);
+    assert_eq!(f.body(&id).await.expect("body").last_seq, 2);
     assert_eq!(
         f.comments(&id)
             .await
@@ -566,12 +606,14 @@ async fn a_favorite_projected_before_its_article_still_counts() {
         "not an article yet"
     );
     assert!(f.by_slug(&slug).await.is_empty());
+    assert_eq!(f.body(&id).await, None, "no body without the article");
 
     f.project_all(&article).await;
     let view = f.article(&id).await.expect("published");
     assert_eq!(view.favorites_count, 1);
     assert_eq!(view.tag_list, vec!["a", "b"]);
     assert_eq!(f.by_slug(&slug).await, vec![id.clone()]);
+    assert_eq!(f.body(&id).await.expect("body").body, "You have to believe");
 }
 
 #[tokio::test]
@@ -655,6 +697,7 @@ async fn a_deleted_article_takes_its_comments_and_favorites_with_it() {
     assert!(f.comments(&id).await.is_empty());
     assert!(f.favorited_by(&id).await.is_empty());
     assert!(f.by_slug(&slug).await.is_empty());
+    assert_eq!(f.body(&id).await, None);
 }
 
 #[tokio::test]
@@ -702,6 +745,7 @@ async fn comments_and_favorites_projected_after_the_delete_leave_nothing_behind(
         "a late favorite does not count"
     );
     assert_eq!(views::number(&tombstone, "lastSeq"), Some(2));
+    assert_eq!(f.body(&id).await, None);
     // The late events are done with: their checkpoints moved.
     for event in [&thread_more[0], &favorite_more[0]] {
         assert_eq!(
@@ -729,6 +773,7 @@ async fn catch_up_applies_what_no_message_brought() {
     assert_eq!(report.applied, 3);
     assert_eq!(report.streams, 3);
     assert_eq!(f.article(&id).await.expect("projected").favorites_count, 1);
+    assert!(f.body(&id).await.is_some());
     assert_eq!(f.comments(&id).await.len(), 1);
     assert_eq!(f.runtime.catch_up().await.expect("again").applied, 0);
 }

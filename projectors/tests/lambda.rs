@@ -308,6 +308,15 @@ async fn the_articles_projector_binary_applies_the_events_and_reports_the_garbag
     let view = ArticleView::from_item(&item).expect("an article view");
     assert_eq!(view.slug, format!("s-{article_id}"));
     assert_eq!(view.favorites_count, 1);
+    let body = support::get_item(
+        &clients.dynamodb,
+        &format!("{prefix}article-bodies"),
+        "articleId",
+        &article_id,
+    )
+    .await
+    .expect("the body item");
+    assert_eq!(events::views::text(&body, "body").as_deref(), Some("B"));
     assert_eq!(function.exit_status(), None, "still running");
 }
 

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use common::error::ApiError;
+use events::views::article_bodies::{self, ArticleBodyView};
 use events::views::articles::{self, ArticleView};
 use events::views::comments::{self, CommentView};
 use events::views::users::{self, UserView};
@@ -15,7 +16,7 @@ use events::views::{favorites, follows, text, Item};
 
 pub use batch::{BatchKey, MAX_BATCH_KEYS};
 
-/// Reads the users, follows, articles, comments and favorites read models.
+/// Reads the users, follows, articles, article bodies, comments and favorites read models.
 #[derive(Clone, Debug)]
 pub struct Readers {
     client: Client,
@@ -37,6 +38,8 @@ pub struct Lookup {
     pub caller: Option<String>,
     /// Article items by id.
     pub articles: Vec<String>,
+    /// Article body items by article id.
+    pub bodies: Vec<String>,
     /// User items by id.
     pub users: Vec<String>,
     /// Whether the caller follows each of these user ids.
@@ -49,6 +52,8 @@ pub struct Lookup {
 #[derive(Clone, Debug, Default)]
 pub struct Found {
     pub articles: HashMap<String, ArticleView>,
+    /// Bodies by article id.
+    pub bodies: HashMap<String, ArticleBodyView>,
     pub users: HashMap<String, UserView>,
     /// The user ids (of those asked) the caller follows.
     pub followed: HashSet<String>,
@@ -190,10 +195,12 @@ impl Readers {
         }
     }
 
-    /// Articles, users, and the caller's follows and favorites, all in one `BatchGetItem`
+    /// Articles, article bodies, users, and the caller's follows and favorites, all in one
+    /// `BatchGetItem`
     /// (more only past [`MAX_BATCH_KEYS`] keys or when DynamoDB leaves keys unprocessed).
     #[tracing::instrument(skip_all, fields(
         articles = wanted.articles.len(),
+        bodies = wanted.bodies.len(),
         users = wanted.users.len(),
         follows = wanted.follows.len(),
         favorites = wanted.favorites.len(),
@@ -205,6 +212,12 @@ impl Readers {
             keys.push(BatchKey::new(
                 &tables.articles,
                 [(articles::ARTICLE_ID, s(id))],
+            ));
+        }
+        for id in &wanted.bodies {
+            keys.push(BatchKey::new(
+                &tables.article_bodies,
+                [(article_bodies::ARTICLE_ID, s(id))],
             ));
         }
         for id in &wanted.users {
@@ -236,6 +249,10 @@ impl Readers {
                 if table == tables.articles {
                     if let Some(article) = ArticleView::from_item(item) {
                         found.articles.insert(article.article_id.clone(), article);
+                    }
+                } else if table == tables.article_bodies {
+                    if let Some(body) = ArticleBodyView::from_item(item) {
+                        found.bodies.insert(body.article_id.clone(), body);
                     }
                 } else if table == tables.users {
                     if let Some(user) = UserView::from_item(item) {

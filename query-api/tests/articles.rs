@@ -13,7 +13,7 @@ use common::aws::Clients;
 use common::config::{JwtSettings, TableNames};
 use common::jwt::JwtKeys;
 use common::meter::{DynamoMeter, Tally};
-use events::views::{articles, comments, favorites, follows, users, Item};
+use events::views::{article_bodies, articles, comments, favorites, follows, users, Item};
 use query_api::{AppState, BatchKey};
 use search::embedded::EmbeddedIndex;
 use search::{ArticleDoc, SearchIndex};
@@ -36,6 +36,8 @@ struct Fixture {
     state: AppState,
     /// Counts the requests of the API's DynamoDB client (not the seeding client's).
     meter: DynamoMeter,
+    /// The seeding client (not metered).
+    seeder: Client,
     tables: TableNames,
     /// A name part unique to this run (usernames, slugs).
     run: String,
@@ -108,6 +110,57 @@ impl Fixture {
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, body, self.meter.take())
     }
+
+    /// Seeds a published article as the projectors write it (its `articles` item and its body
+    /// item) and as the search projector indexes it.
+    async fn publish(&self, article: &Seeded<'_>) {
+        let article_item = item([
+            (articles::ARTICLE_ID, s(article.id)),
+            (articles::SLUG, s(article.slug)),
+            (articles::TITLE, s(article.title)),
+            (articles::DESCRIPTION, s(article.description)),
+            (
+                articles::TAG_LIST,
+                AttributeValue::L(article.tags.iter().map(|t| s(t)).collect()),
+            ),
+            (articles::AUTHOR_ID, s(article.author_id)),
+            (articles::CREATED_AT, s(article.created_at)),
+            (articles::UPDATED_AT, s(article.created_at)),
+            (articles::FAVORITES_COUNT, n(article.favorites_count)),
+            (articles::LAST_SEQ, n(1)),
+        ]);
+        put(&self.seeder, &self.tables.articles, article_item).await;
+        let body = item([
+            (article_bodies::ARTICLE_ID, s(article.id)),
+            (article_bodies::BODY, s(article.body)),
+            (article_bodies::LAST_SEQ, n(1)),
+        ]);
+        put(&self.seeder, &self.tables.article_bodies, body).await;
+        let doc = ArticleDoc {
+            article_id: article.id.to_owned(),
+            author_id: article.author_id.to_owned(),
+            slug: article.slug.to_owned(),
+            title: article.title.to_owned(),
+            description: article.description.to_owned(),
+            tag_list: article.tags.to_vec(),
+            created_at: article.created_at.to_owned(),
+            updated_at: article.created_at.to_owned(),
+        };
+        self.state.search.upsert(&doc, 1).await.expect("index");
+    }
+}
+
+/// An article to seed with [`Fixture::publish`].
+struct Seeded<'a> {
+    id: &'a str,
+    slug: &'a str,
+    title: &'a str,
+    description: &'a str,
+    body: &'a str,
+    tags: &'a [String],
+    author_id: &'a str,
+    created_at: &'a str,
+    favorites_count: u64,
 }
 
 async fn put(client: &Client, table: &str, item: Item) {
@@ -138,6 +191,7 @@ async fn fixture(tag: &str) -> Fixture {
         app: query_api::router(state.clone()),
         state,
         meter,
+        seeder: clients.dynamodb.clone(),
         tables,
         run,
         token: String::new(),
@@ -167,37 +221,18 @@ async fn seed(f: &Fixture, client: &Client, search: &SearchIndex) {
         put(client, &t.users, user).await;
     }
     for i in 0..ARTICLES {
-        let id = f.article_id(i);
-        let author = f.author_id(Fixture::author_of(i));
-        let tags = Fixture::tags(i);
-        let article = item([
-            (articles::ARTICLE_ID, s(&id)),
-            (articles::SLUG, s(&f.slug(i))),
-            (articles::TITLE, s(&format!("Title {i}"))),
-            (articles::DESCRIPTION, s(&format!("Description {i}"))),
-            (articles::BODY, s(&format!("Body {i}"))),
-            (
-                articles::TAG_LIST,
-                AttributeValue::L(tags.iter().map(|t| s(t)).collect()),
-            ),
-            (articles::AUTHOR_ID, s(&author)),
-            (articles::CREATED_AT, s(&Fixture::created_at(i))),
-            (articles::UPDATED_AT, s(&Fixture::created_at(i))),
-            (articles::FAVORITES_COUNT, n(i as u64 % 3)),
-            (articles::LAST_SEQ, n(1)),
-        ]);
-        put(client, &t.articles, article).await;
-        let doc = ArticleDoc {
-            article_id: id,
-            author_id: author,
-            slug: f.slug(i),
-            title: format!("Title {i}"),
-            description: format!("Description {i}"),
-            tag_list: tags,
-            created_at: Fixture::created_at(i),
-            updated_at: Fixture::created_at(i),
-        };
-        search.upsert(&doc, 1).await.expect("index");
+        f.publish(&Seeded {
+            id: &f.article_id(i),
+            slug: &f.slug(i),
+            title: &format!("Title {i}"),
+            description: &format!("Description {i}"),
+            body: &format!("Body {i}"),
+            tags: &Fixture::tags(i),
+            author_id: &f.author_id(Fixture::author_of(i)),
+            created_at: &Fixture::created_at(i),
+            favorites_count: i as u64 % 3,
+        })
+        .await;
     }
     // The ghost: deleted in the articles table, not yet in the search index.
     let ghost_id = format!("{}{GHOST}", f.run);
@@ -506,6 +541,74 @@ async fn one_article_costs_a_query_and_a_batch() {
     assert_eq!(body, json!({"errors": {"article": ["not found"]}}));
     // No read units to check: DynamoDB Local reports 0 for a query that matches nothing.
     assert_eq!(tally.operations(), "Query×1", "bySlug only");
+
+    // An article item without its body item (a read racing the article's deletion) is not
+    // visible, like one whose author is not projected yet.
+    let id = format!("{}bodiless", f.run);
+    let bodiless = item([
+        (articles::ARTICLE_ID, s(&id)),
+        (articles::SLUG, s(&format!("{}-bodiless", f.run))),
+        (articles::TITLE, s("Bodiless")),
+        (articles::AUTHOR_ID, s(&f.author_id(0))),
+        (articles::CREATED_AT, s(&Fixture::created_at(0))),
+        (articles::UPDATED_AT, s(&Fixture::created_at(0))),
+        (articles::LAST_SEQ, n(1)),
+    ]);
+    put(&f.seeder, &f.tables.articles, bodiless).await;
+    let uri = format!("/api/articles/{}-bodiless", f.run);
+    let (status, body, tally) = f.get(&uri, Some(&f.token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body, json!({"errors": {"article": ["not found"]}}));
+    assert_eq!(tally.operations(), "BatchGetItem×1 Query×1");
+}
+
+#[tokio::test]
+async fn a_page_costs_the_same_read_units_whatever_the_size_of_the_bodies() {
+    let f = fixture("qrybodies").await;
+    // 20 more articles, each with a 40,000-character body, under a tag of their own, by the
+    // same 5 authors as the newest 20 small ones.
+    let big_body = "x".repeat(40_000);
+    let big_tags = vec!["big".to_owned()];
+    for i in 0..20 {
+        f.publish(&Seeded {
+            id: &format!("{}big{i:02}", f.run),
+            slug: &format!("{}-big-{i:02}", f.run),
+            title: &format!("Title {i}"),
+            description: &format!("Description {i}"),
+            body: &big_body,
+            tags: &big_tags,
+            author_id: &f.author_id(Fixture::author_of(i)),
+            created_at: &Fixture::created_at(i),
+            favorites_count: i as u64 % 3,
+        })
+        .await;
+    }
+
+    let (status, small_page, small) = f.get("/api/articles?tag=all&limit=20", None).await;
+    assert_eq!(status, StatusCode::OK, "{small_page}");
+    assert_eq!(slugs(&small_page), newest_first(&f, 24, 5));
+    let (status, big_page, big) = f.get("/api/articles?tag=big&limit=20", None).await;
+    assert_eq!(status, StatusCode::OK, "{big_page}");
+    assert_eq!(slugs(&big_page).len(), 20);
+    eprintln!("a page of 20 small bodies: {small:?}; of 20 bodies of 40,000 characters: {big:?}");
+    assert_eq!(small.operations(), "BatchGetItem×1");
+    assert_eq!(big.operations(), "BatchGetItem×1");
+    assert!(small.read_units > 0.0, "{small:?}");
+    assert_eq!(
+        big.read_units, small.read_units,
+        "a list page reads no body"
+    );
+
+    // The bodies are there, and charged, when one article is read.
+    let (_, one_small, small) = f.get(&format!("/api/articles/{}", f.slug(0)), None).await;
+    assert_eq!(one_small["article"]["body"], "Body 0");
+    let uri = format!("/api/articles/{}-big-00", f.run);
+    let (status, one_big, big) = f.get(&uri, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one_big["article"]["body"], big_body.as_str());
+    eprintln!("one article with a small body: {small:?}; with 40,000 characters: {big:?}");
+    assert_eq!(big.operations(), "BatchGetItem×1 Query×1");
+    assert!(big.read_units > small.read_units, "{big:?} vs {small:?}");
 }
 
 #[tokio::test]

@@ -171,7 +171,7 @@ pub enum Written {
 }
 
 /// Why the search read model could not serve a call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SearchError {
     /// The engine could not be reached or failed: network, timeout, 5xx, 429, local I/O.
     /// Worth retrying; an API answers 503.

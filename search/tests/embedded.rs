@@ -260,6 +260,36 @@ async fn concurrent_writes_are_all_applied() {
     assert_eq!(index.search(&all(100)).await.unwrap().total, 16);
 }
 
+/// Racing versions of one article, committed in whatever groups they happen to share: the
+/// newest wins, every older one is stale or overwritten, and an older write never lands last.
+#[tokio::test]
+async fn racing_versions_of_one_article_end_in_the_newest() {
+    let index = in_ram();
+    let writes = (1..=16u64).rev().map(|version| {
+        let index = index.clone();
+        tokio::spawn(async move {
+            let tag = format!("v{version}");
+            let doc = article("a1", "u1", &[&tag], "2024-01-01T00:00:00.000Z");
+            (version, index.upsert(&doc, version).await.unwrap())
+        })
+    });
+    let mut outcomes = Vec::new();
+    for write in writes {
+        outcomes.push(write.await.unwrap());
+    }
+    assert!(outcomes.contains(&(16, Written::Applied)), "{outcomes:?}");
+    assert_eq!(index.search(&all(10)).await.unwrap().total, 1);
+    let newest = ArticleQuery {
+        tag: Some("v16".into()),
+        ..all(10)
+    };
+    assert_eq!(index.search(&newest).await.unwrap().total, 1);
+    assert_eq!(index.tags().await.unwrap(), ["v16"]);
+    // Every version at or below the newest is stale from now on.
+    let doc = article("a1", "u1", &["late"], "2024-01-01T00:00:00.000Z");
+    assert_eq!(index.upsert(&doc, 16).await.unwrap(), Written::Stale);
+}
+
 #[tokio::test]
 async fn a_directory_keeps_articles_tombstones_and_versions_across_reopening() {
     let dir = TempDir::new("reopen");

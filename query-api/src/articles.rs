@@ -147,7 +147,10 @@ pub async fn article(
     caller: Option<&str>,
     slug: &str,
 ) -> Result<SingleArticleResponse, ApiError> {
-    let article = state
+    // The index only finds the id: it is updated after the table, so its copy of the item
+    // can lag behind the favorites table and show `favorited` without the favorite in
+    // `favoritesCount`. The item itself comes from the table, in the same batch as the flags.
+    let indexed = state
         .readers
         .article_by_slug(slug)
         .await?
@@ -156,13 +159,18 @@ pub async fn article(
         .readers
         .lookup(&Lookup {
             caller: caller.map(str::to_owned),
-            bodies: vec![article.article_id.clone()],
-            users: vec![article.author_id.clone()],
-            follows: vec![article.author_id.clone()],
-            favorites: vec![article.article_id.clone()],
+            articles: vec![indexed.article_id.clone()],
+            bodies: vec![indexed.article_id.clone()],
+            users: vec![indexed.author_id.clone()],
+            follows: vec![indexed.author_id.clone()],
+            favorites: vec![indexed.article_id.clone()],
             ..Lookup::default()
         })
         .await?;
+    let Some(article) = found.articles.remove(&indexed.article_id) else {
+        // In the index but no longer in the table: deleted a moment ago.
+        return Err(ApiError::NotFound("article"));
+    };
     let Some(author) = found.users.remove(&article.author_id) else {
         // The users projection has not caught up with the author yet: not visible yet.
         tracing::warn!(article = %article.article_id, author = %article.author_id, "author not projected yet");

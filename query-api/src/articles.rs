@@ -164,7 +164,6 @@ pub async fn article(
             users: vec![indexed.author_id.clone()],
             follows: vec![indexed.author_id.clone()],
             favorites: vec![indexed.article_id.clone()],
-            ..Lookup::default()
         })
         .await?;
     let Some(article) = found.articles.remove(&indexed.article_id) else {

@@ -115,33 +115,39 @@ impl Backpressure {
         );
     }
 
-    /// The most messages (waiting and in flight) any projector queue holds.
     async fn largest_backlog(&self) -> anyhow::Result<usize> {
-        use aws_sdk_sqs::types::QueueAttributeName as Name;
-        let mut largest = 0;
-        for url in &self.queue_urls {
-            let output = self
-                .sqs
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(Name::ApproximateNumberOfMessages)
-                .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await?;
-            let count = |name: Name| -> usize {
-                output
-                    .attributes()
-                    .and_then(|a| a.get(&name))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0)
-            };
-            largest = largest.max(
-                count(Name::ApproximateNumberOfMessages)
-                    + count(Name::ApproximateNumberOfMessagesNotVisible),
-            );
-        }
-        Ok(largest)
+        largest_backlog(&self.sqs, &self.queue_urls).await
     }
+}
+
+/// The most messages (waiting and in flight) any of the queues holds.
+pub async fn largest_backlog(
+    sqs: &aws_sdk_sqs::Client,
+    queue_urls: &[String],
+) -> anyhow::Result<usize> {
+    use aws_sdk_sqs::types::QueueAttributeName as Name;
+    let mut largest = 0;
+    for url in queue_urls {
+        let output = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(Name::ApproximateNumberOfMessages)
+            .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?;
+        let count = |name: Name| -> usize {
+            output
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        largest = largest.max(
+            count(Name::ApproximateNumberOfMessages)
+                + count(Name::ApproximateNumberOfMessagesNotVisible),
+        );
+    }
+    Ok(largest)
 }
 
 /// One projector's handler of an SQS batch, as the queue poller calls it.

@@ -279,22 +279,7 @@ struct Queues {
 impl Queues {
     /// Whether no projector queue holds a message, waiting or in flight.
     async fn empty(&self) -> anyhow::Result<bool> {
-        use aws_sdk_sqs::types::QueueAttributeName as Name;
-        for url in &self.urls {
-            let output = self
-                .sqs
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(Name::ApproximateNumberOfMessages)
-                .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await?;
-            let attributes = output.attributes().cloned().unwrap_or_default();
-            if attributes.values().any(|n| n != "0") {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok(local_stack::largest_backlog(&self.sqs, &self.urls).await? == 0)
     }
 }
 

@@ -23,6 +23,9 @@ pub struct TableNames {
     pub article_bodies: String,
     pub comments: String,
     pub favorites: String,
+    pub feeds: String,
+    pub feed_articles: String,
+    pub feed_followers: String,
     pub checkpoints: String,
 }
 
@@ -39,6 +42,9 @@ impl TableNames {
             article_bodies: name("article-bodies"),
             comments: name("comments"),
             favorites: name("favorites"),
+            feeds: name("feeds"),
+            feed_articles: name("feed-articles"),
+            feed_followers: name("feed-followers"),
             checkpoints: name("checkpoints"),
         }
     }

@@ -241,3 +241,135 @@ pub mod favorites {
     pub const SEQ: &str = "seq";
     pub const BY_USER: &str = "byUser";
 }
+
+/// The feed read model, owned by the feed projector: three tables, never read by anyone else
+/// except `feeds` and `feed-articles` by the query side.
+///
+/// * `feed-followers` (key `authorId`, `followerId`): who follows whom, as the feed projector
+///   has applied it (it cannot wait for the users projector's `follows`).
+/// * `feed-articles` (key `authorId`, `articleId`): each author's live articles with what a
+///   feed shows of them. An edit changes this one item; no feed entry is rewritten.
+/// * `feeds` (key `userId`, `feedKey`): one small entry per (reader, article), `feedKey`
+///   sorting newest first when queried backwards.
+pub mod feeds {
+    use super::*;
+
+    /// The reader whose feed holds the entry.
+    pub const USER_ID: &str = "userId";
+    /// `<createdAt as 13-digit epoch ms>#<articleId>`: sorts by creation, ties by id.
+    pub const FEED_KEY: &str = "feedKey";
+    pub const AUTHOR_ID: &str = "authorId";
+    pub const ARTICLE_ID: &str = "articleId";
+
+    /// The sort key of an article in every feed: ascending creation time, then id. Creation
+    /// times before 1970 or unparseable ones sort first.
+    pub fn feed_key(created_at: &str, article_id: &str) -> String {
+        let millis = crate::time_format::parse(created_at)
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000).max(0))
+            .unwrap_or(0);
+        format!("{millis:013}#{article_id}")
+    }
+
+    /// One entry of a feed page.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct FeedEntry {
+        pub user_id: String,
+        pub feed_key: String,
+        pub author_id: String,
+        pub article_id: String,
+    }
+
+    impl FeedEntry {
+        pub fn from_item(item: &Item) -> Option<Self> {
+            Some(Self {
+                user_id: text(item, USER_ID)?,
+                feed_key: text(item, FEED_KEY)?,
+                author_id: text(item, AUTHOR_ID)?,
+                article_id: text(item, ARTICLE_ID)?,
+            })
+        }
+    }
+}
+
+/// `feed-articles`: the feed projector's own copy of each author's live articles (see
+/// [`feeds`]). Same attribute names as [`articles`]; no body, no counts.
+pub mod feed_articles {
+    use super::*;
+
+    pub const AUTHOR_ID: &str = "authorId";
+    pub const ARTICLE_ID: &str = "articleId";
+    pub const SLUG: &str = articles::SLUG;
+    pub const TITLE: &str = articles::TITLE;
+    pub const DESCRIPTION: &str = articles::DESCRIPTION;
+    pub const TAG_LIST: &str = articles::TAG_LIST;
+    pub const CREATED_AT: &str = articles::CREATED_AT;
+    pub const UPDATED_AT: &str = articles::UPDATED_AT;
+    /// The sequence of the last `Article` event reflected in the item.
+    pub const LAST_SEQ: &str = "lastSeq";
+    /// Present while the article's deletion is being fanned out: backfills skip it, readers
+    /// ignore it, and the item goes when the deletion is done.
+    pub const DELETED: &str = "deleted";
+
+    /// A live article as a feed shows it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct FeedArticle {
+        pub author_id: String,
+        pub article_id: String,
+        pub slug: String,
+        pub title: String,
+        pub description: String,
+        pub tag_list: Vec<String>,
+        pub created_at: String,
+        pub updated_at: String,
+        pub last_seq: u64,
+    }
+
+    impl FeedArticle {
+        /// `None` for an article whose deletion is under way.
+        pub fn from_item(item: &Item) -> Option<Self> {
+            if item.contains_key(DELETED) {
+                return None;
+            }
+            Some(Self {
+                author_id: text(item, AUTHOR_ID)?,
+                article_id: text(item, ARTICLE_ID)?,
+                slug: text(item, SLUG)?,
+                title: text(item, TITLE)?,
+                description: text(item, DESCRIPTION).unwrap_or_default(),
+                tag_list: text_list(item, TAG_LIST),
+                created_at: text(item, CREATED_AT)?,
+                updated_at: text(item, UPDATED_AT)?,
+                last_seq: number(item, LAST_SEQ).unwrap_or(0),
+            })
+        }
+
+        /// This article's key in every feed.
+        pub fn feed_key(&self) -> String {
+            feeds::feed_key(&self.created_at, &self.article_id)
+        }
+    }
+}
+
+#[cfg(test)]
+mod feed_tests {
+    use super::feeds::feed_key;
+
+    #[test]
+    fn feed_keys_sort_by_creation_then_id() {
+        let a = feed_key("2024-01-01T00:00:00.000Z", "b");
+        let b = feed_key("2024-01-01T00:00:00.001Z", "a");
+        let c = feed_key("2024-01-01T00:00:00.001Z", "c");
+        assert_eq!(a, "1704067200000#b");
+        assert!(a < b && b < c);
+        assert_eq!(feed_key("not a time", "x"), "0000000000000#x");
+        assert_eq!(feed_key("1960-01-01T00:00:00Z", "x"), "0000000000000#x");
+    }
+}
+
+/// `feed-followers`: one item per (author, follower), written by the feed projector only.
+pub mod feed_followers {
+    pub const AUTHOR_ID: &str = "authorId";
+    pub const FOLLOWER_ID: &str = "followerId";
+    /// The sequence of the follower's `UserFollowed` event.
+    pub const SEQ: &str = "seq";
+}

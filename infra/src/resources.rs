@@ -294,6 +294,43 @@ pub const FAVORITES: TableDef = TableDef {
     billing: BillingMode::PayPerRequest,
 };
 
+/// Feeds: one small entry per (reader, followed author's article), newest last by `feedKey`
+/// (`<creation ms>#<articleId>`), so a backwards `Query` pages a feed newest first.
+pub const FEEDS: TableDef = TableDef {
+    name: "feeds",
+    key: KeySchema {
+        hash: s("userId"),
+        range: Some(s("feedKey")),
+    },
+    gsis: &[],
+    stream: None,
+    billing: BillingMode::PayPerRequest,
+};
+
+/// The feed projector's copy of each author's live articles (what a feed entry shows).
+pub const FEED_ARTICLES: TableDef = TableDef {
+    name: "feed-articles",
+    key: KeySchema {
+        hash: s("authorId"),
+        range: Some(s("articleId")),
+    },
+    gsis: &[],
+    stream: None,
+    billing: BillingMode::PayPerRequest,
+};
+
+/// The feed projector's own follower lists, keyed by the followed author.
+pub const FEED_FOLLOWERS: TableDef = TableDef {
+    name: "feed-followers",
+    key: KeySchema {
+        hash: s("authorId"),
+        range: Some(s("followerId")),
+    },
+    gsis: &[],
+    stream: None,
+    billing: BillingMode::PayPerRequest,
+};
+
 /// Checkpoints (stream positions, replay progress).
 pub const CHECKPOINTS: TableDef = TableDef {
     name: "checkpoints",
@@ -316,6 +353,9 @@ pub const TABLES: &[TableDef] = &[
     ARTICLE_BODIES,
     COMMENTS,
     FAVORITES,
+    FEEDS,
+    FEED_ARTICLES,
+    FEED_FOLLOWERS,
     CHECKPOINTS,
 ];
 
@@ -432,10 +472,29 @@ pub const SEARCH_PROJECTOR_QUEUE: QueueDef = QueueDef {
     ..USERS_PROJECTOR_QUEUE
 };
 
+/// The timeout of the feed projector: one publish may fan out to many thousand feeds (it
+/// pauses after [`FEED_FANOUT_BUDGET_SECS`] and continues from its progress item).
+pub const FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS: u32 = 60;
+/// How long one invocation fans out before it saves its progress and hands the message back.
+pub const FEED_FANOUT_BUDGET_SECS: u32 = 20;
+
+/// The feed projector's queue: follows (in `User` streams) and article events.
+pub const FEED_PROJECTOR_QUEUE: QueueDef = QueueDef {
+    name: "feed-projector",
+    filter_policy: &[FilterCondition {
+        attribute: "aggregateType",
+        values: &["User", "Article"],
+    }],
+    visibility_timeout_secs: 6 * FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS,
+    function_timeout_secs: FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS,
+    ..USERS_PROJECTOR_QUEUE
+};
+
 /// Every projector queue (add a projector by adding its queue here).
 pub const PROJECTOR_QUEUES: &[QueueDef] = &[
     USERS_PROJECTOR_QUEUE,
     ARTICLES_PROJECTOR_QUEUE,
+    FEED_PROJECTOR_QUEUE,
     SEARCH_PROJECTOR_QUEUE,
 ];
 

@@ -18,7 +18,8 @@ use serde_json::{json, Map, Value};
 use crate::resources::{
     KeySchema, QueueDef, StreamMappingDef, TableDef, TopicDef, ARTICLES, ARTICLES_PROJECTOR_QUEUE,
     ARTICLE_BODIES, CHECKPOINTS, COMMENTS, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, EVENTS,
-    EVENTS_STREAM_MAPPING, FAVORITES, FOLLOWS, PROJECTOR_QUEUES, SEARCH_PROJECTOR_QUEUE, TABLES,
+    EVENTS_STREAM_MAPPING, FAVORITES, FEEDS, FEED_ARTICLES, FEED_FOLLOWERS, FEED_PROJECTOR_QUEUE,
+    FOLLOWS, PROJECTOR_QUEUES, SEARCH_PROJECTOR_QUEUE, TABLES,
     UNIQUES, USERS, USERS_PROJECTOR_QUEUE,
 };
 
@@ -190,6 +191,16 @@ pub const QUERY_API: FunctionDef = FunctionDef {
             indexes: &["byUser"],
             actions: &["dynamodb:BatchGetItem", "dynamodb:Query"],
         },
+        TableAccess {
+            table: &FEEDS,
+            indexes: &[],
+            actions: &["dynamodb:Query"],
+        },
+        TableAccess {
+            table: &FEED_ARTICLES,
+            indexes: &[],
+            actions: &["dynamodb:BatchGetItem"],
+        },
     ],
 };
 
@@ -335,6 +346,60 @@ pub const SEARCH_PROJECTOR: FunctionDef = FunctionDef {
     ],
 };
 
+/// The feed projector: the runtime's gap reads and checkpoints; a per-author lease and a
+/// fan-out progress item in the checkpoints table (conditional put, delete in the commit
+/// transaction); its own follower lists and article copies (queried in pages, written before
+/// the fan-out); feed entries put and deleted 25 at a time with `BatchWriteItem`.
+pub const FEED_PROJECTOR: FunctionDef = FunctionDef {
+    bin: "feed-projector",
+    package: "projectors",
+    description: "Conduit-ES feed projector: follows and article events to every follower's feed",
+    memory_mb: 256,
+    timeout_secs: FEED_PROJECTOR_QUEUE.function_timeout_secs,
+    trigger: Trigger::Queue(&FEED_PROJECTOR_QUEUE),
+    jwt: false,
+    publishes_events: false,
+    search: SearchAccess::None,
+    tables: &[
+        TableAccess {
+            table: &EVENTS,
+            indexes: &[],
+            actions: &["dynamodb:Query"],
+        },
+        TableAccess {
+            table: &FEEDS,
+            indexes: &[],
+            actions: &["dynamodb:BatchWriteItem"],
+        },
+        TableAccess {
+            table: &FEED_ARTICLES,
+            indexes: &[],
+            actions: &[
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ],
+        },
+        TableAccess {
+            table: &FEED_FOLLOWERS,
+            indexes: &[],
+            actions: &["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"],
+        },
+        TableAccess {
+            table: &CHECKPOINTS,
+            indexes: &[],
+            actions: &[
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+        },
+    ],
+};
+
 /// Every Lambda function (a projector queue without a function here fails the tests).
 pub const FUNCTIONS: &[FunctionDef] = &[
     COMMAND_API,
@@ -342,6 +407,7 @@ pub const FUNCTIONS: &[FunctionDef] = &[
     FAN_OUT,
     USERS_PROJECTOR,
     ARTICLES_PROJECTOR,
+    FEED_PROJECTOR,
     SEARCH_PROJECTOR,
 ];
 

@@ -14,7 +14,6 @@
 //!   projected late resurrects the article.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, TransactWriteItem, Update,
@@ -29,14 +28,6 @@ use events::views::{article_bodies, articles, comments, favorites, Item};
 use events::{EventSchema, StoredEvent};
 
 use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
-
-/// DynamoDB takes at most 25 writes in one `BatchWriteItem`.
-const BATCH_WRITE_LIMIT: usize = 25;
-/// How often unprocessed purge deletes are sent again before the message is handed back to the
-/// queue (which repeats the whole, idempotent, purge).
-const PURGE_ATTEMPTS: u32 = 8;
-const PURGE_FIRST_BACKOFF: Duration = Duration::from_millis(25);
-const PURGE_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The attributes of the `articles` item the article's own events own; a tombstone has none
 /// of them.
@@ -551,7 +542,7 @@ impl ArticlesProjector {
             }
         }
         let count = deletes.len();
-        for chunk in deletes.chunks(BATCH_WRITE_LIMIT) {
+        for chunk in deletes.chunks(crate::batch::BATCH_WRITE_LIMIT) {
             let mut requests: HashMap<String, Vec<WriteRequest>> = HashMap::new();
             for (table, request) in chunk {
                 requests
@@ -559,7 +550,7 @@ impl ArticlesProjector {
                     .or_default()
                     .push(request.clone());
             }
-            self.batch_write(requests).await?;
+            crate::batch::write(&self.client, requests).await?;
         }
         if count > 0 {
             tracing::info!(
@@ -595,36 +586,6 @@ impl ArticlesProjector {
             keys.extend(page.map_err(unavailable)?.items().iter().cloned());
         }
         Ok(keys)
-    }
-
-    /// One `BatchWriteItem`, sending unprocessed items again with backoff until none is left.
-    async fn batch_write(
-        &self,
-        mut requests: HashMap<String, Vec<WriteRequest>>,
-    ) -> Result<(), ProjectionError> {
-        let mut backoff = PURGE_FIRST_BACKOFF;
-        for attempt in 1..=PURGE_ATTEMPTS {
-            let output = self
-                .client
-                .batch_write_item()
-                .set_request_items(Some(requests))
-                .send()
-                .await
-                .map_err(unavailable)?;
-            requests = output.unprocessed_items.unwrap_or_default();
-            requests.retain(|_, pending| !pending.is_empty());
-            if requests.is_empty() {
-                return Ok(());
-            }
-            if attempt < PURGE_ATTEMPTS {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(PURGE_MAX_BACKOFF);
-            }
-        }
-        let left: usize = requests.values().map(Vec::len).sum();
-        Err(ProjectionError::Unavailable(format!(
-            "{left} deletes still unprocessed after {PURGE_ATTEMPTS} attempts"
-        )))
     }
 }
 

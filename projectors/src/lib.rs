@@ -1,7 +1,9 @@
 //! The fan-out (stream to topic), the projector runtime (queue batch to read model, exactly-once effects per aggregate sequence) and the projectors.
 
 pub mod articles;
+pub mod batch;
 pub mod fanout;
+pub mod feed;
 pub mod runtime;
 pub mod search;
 pub mod users;
@@ -9,5 +11,6 @@ pub mod users;
 pub use self::search::SearchProjector;
 pub use articles::ArticlesProjector;
 pub use fanout::FanOut;
+pub use feed::FeedProjector;
 pub use runtime::{ProjectionError, Projector, ProjectorRuntime};
 pub use users::UsersProjector;

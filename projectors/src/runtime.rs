@@ -42,9 +42,13 @@ pub enum ProjectionError {
     #[error("read model unavailable: {0}")]
     Unavailable(String),
     /// Other projector instances kept moving the checkpoint, or kept writing the same items
-    /// (a popular article's favorites count).
-    #[error("checkpoint of {0} kept moving")]
+    /// (a popular article's favorites count), or held a lease the event needs.
+    #[error("{0} kept moving or stayed busy")]
     Contended(String),
+    /// The event's work is larger than one invocation should do: its progress is saved and
+    /// the redelivered message continues from there.
+    #[error("paused: {0}")]
+    Paused(String),
 }
 
 /// One read model: which events it wants and the writes each one causes.
@@ -56,7 +60,9 @@ pub trait Projector: Send + Sync {
     fn accepts(&self, aggregate_type: &str) -> bool;
 
     /// The writes that apply `event` to the read model. They run in one transaction with the
-    /// checkpoint, so they must be idempotent only with respect to that transaction.
+    /// checkpoint, so they must be idempotent only with respect to that transaction. Work too
+    /// large for one transaction (a fan-out) may be written before returning, provided it is
+    /// idempotent: a failure before the checkpoint moves repeats it.
     fn effects(
         &self,
         event: &StoredEvent,
@@ -281,7 +287,9 @@ impl<P: Projector> ProjectorRuntime<P> {
                 return Ok(Outcome::Applied { filled });
             }
         }
-        Err(ProjectionError::Contended(stream))
+        Err(ProjectionError::Contended(format!(
+            "the checkpoint of {stream}"
+        )))
     }
 
     /// Brings every aggregate this projector accepts up to the end of its stream, reading the

@@ -7,8 +7,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use events::views::articles::ArticleView;
 use events::views::checkpoints;
+use events::views::feed_articles::FeedArticle;
 use events::views::users::{UserView, USER_ID};
 use events::StoredEvent;
 use infra::resources::USERS_PROJECTOR_QUEUE;
@@ -317,6 +319,56 @@ async fn the_articles_projector_binary_applies_the_events_and_reports_the_garbag
     .await
     .expect("the body item");
     assert_eq!(events::views::text(&body, "body").as_deref(), Some("B"));
+    assert_eq!(function.exit_status(), None, "still running");
+}
+
+#[test]
+fn a_feed_lease_outlives_the_function_and_its_fan_out_budget_fits_in_it() {
+    use infra::resources::{FEED_FANOUT_BUDGET_SECS, FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS};
+    let limits = projectors::feed::FeedLimits::default();
+    let timeout = Duration::from_secs(FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS.into());
+    assert!(limits.lease > timeout, "an expired lease's holder must be stopped");
+    assert_eq!(
+        limits.fanout_budget,
+        Duration::from_secs(FEED_FANOUT_BUDGET_SECS.into())
+    );
+    assert!(limits.fanout_budget + limits.lease_wait < timeout);
+}
+
+#[tokio::test]
+async fn the_feed_projector_binary_copies_the_article_and_reports_the_garbage_message() {
+    let prefix = infra::testkit::unique_prefix("feedprojlambda");
+    let (clients, _) = infra::testkit::provisioned(&prefix).await;
+    let api = RuntimeApi::start().await;
+    let function = start(
+        &api,
+        env!("CARGO_BIN_EXE_feed-projector"),
+        &[("CONDUIT_TABLE_PREFIX", prefix.as_str())],
+    )
+    .await;
+
+    let article_id = Uuid::new_v4().to_string();
+    let (event, garbage_id) = sqs_batch_with_garbage(&[article_published(&article_id)]);
+    let response = invoke(&api, &function, event).await;
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": garbage_id}]}),
+        "only the garbage message is reported"
+    );
+    let copy = clients
+        .dynamodb
+        .get_item()
+        .table_name(format!("{prefix}feed-articles"))
+        .key("authorId", AttributeValue::S("author".into()))
+        .key("articleId", AttributeValue::S(article_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get")
+        .item
+        .unwrap_or_else(|| panic!("no feed-articles item for {article_id}"));
+    let article = FeedArticle::from_item(&copy).expect("a live article");
+    assert_eq!(article.slug, format!("s-{article_id}"));
     assert_eq!(function.exit_status(), None, "still running");
 }
 

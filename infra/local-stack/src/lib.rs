@@ -17,10 +17,10 @@ use futures::future::BoxFuture;
 use infra::esm::{DynamoCheckpoints, LogOnFailure, QueueMapping, StreamMapping};
 use infra::resources::{
     self, Provisioned, QueueDef, ARTICLES_PROJECTOR_QUEUE, EVENTS_STREAM_MAPPING,
-    SEARCH_PROJECTOR_QUEUE, USERS_PROJECTOR_QUEUE,
+    FEED_PROJECTOR_QUEUE, SEARCH_PROJECTOR_QUEUE, USERS_PROJECTOR_QUEUE,
 };
 use projectors::runtime::{CatchUp, ProjectionError, Projector, ProjectorRuntime};
-use projectors::{ArticlesProjector, FanOut, SearchProjector, UsersProjector};
+use projectors::{ArticlesProjector, FanOut, FeedProjector, SearchProjector, UsersProjector};
 use search::{SearchBackend, SearchConfig, SearchIndex};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -171,6 +171,30 @@ async fn projector<P: Projector + 'static>(
     }))
 }
 
+/// Runs `handler` on `batch` as Lambda would: stopped after the function's `timeout`, every
+/// message of the batch then failed (they come back after their visibility timeout). Work
+/// that relies on the timeout, such as the feed projector's author leases, stays sound.
+async fn within(timeout: Duration, handler: &BatchHandler, batch: SqsEvent) -> SqsBatchResponse {
+    let ids: Vec<String> = batch
+        .records
+        .iter()
+        .filter_map(|record| record.message_id.clone())
+        .collect();
+    match tokio::time::timeout(timeout, handler(batch)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(?timeout, messages = ids.len(), "projector batch timed out");
+            let mut response = SqsBatchResponse::default();
+            for id in ids {
+                let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+            response
+        }
+    }
+}
+
 /// The search read model of the local stack: the embedded engine, in `dir` or in memory.
 pub async fn open_search(prefix: &str, dir: Option<PathBuf>) -> anyhow::Result<SearchIndex> {
     let config = SearchConfig {
@@ -211,6 +235,12 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
             projector(ArticlesProjector::runtime(ddb, &tables))
                 .await
                 .context("catching up the articles projection")?,
+        ),
+        (
+            &FEED_PROJECTOR_QUEUE,
+            projector(FeedProjector::runtime(ddb, &tables))
+                .await
+                .context("catching up the feed projection")?,
         ),
         (
             &SEARCH_PROJECTOR_QUEUE,
@@ -301,6 +331,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         let queue = provisioned
             .queue(def.name)
             .with_context(|| format!("the {} queue was not provisioned", def.name))?;
+        let timeout = Duration::from_secs(def.function_timeout_secs.into());
         let mut mapping = QueueMapping::new(queue.url.clone(), queue.arn.clone());
         mapping.batch_size = queue.batch_size as usize;
         mapping.retry_delay = config.retry_delay;
@@ -312,7 +343,11 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
                     sqs,
                     move |event| {
                         let handler = handler.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handler(event).await) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                within(timeout, &handler, event).await,
+                            )
+                        }
                     },
                     queue_stop,
                 )

@@ -1,0 +1,89 @@
+//! `BatchWriteItem` that never drops a write: at most 25 per request, unprocessed items sent
+//! again with jittered exponential backoff, and an error (the message is retried, the writes
+//! are idempotent) if DynamoDB still leaves some after a bounded number of attempts.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::WriteRequest;
+use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::runtime::ProjectionError;
+
+/// DynamoDB takes at most 25 writes in one `BatchWriteItem`.
+pub const BATCH_WRITE_LIMIT: usize = 25;
+/// Requests of one batch (the first and every resend of what was left unprocessed).
+const ATTEMPTS: u32 = 8;
+const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A random pause up to `ceiling` ("full jitter"), so that throttled writers spread out.
+pub(crate) fn jittered(ceiling: Duration) -> Duration {
+    let nanos = ceiling.as_nanos() as u64;
+    Duration::from_nanos(RandomState::new().hash_one(nanos) % (nanos + 1))
+}
+
+/// Writes `requests` (by table, at most [`BATCH_WRITE_LIMIT`] in all) with one
+/// `BatchWriteItem`, then resends what DynamoDB left unprocessed until nothing is left.
+pub async fn write(
+    client: &Client,
+    mut requests: HashMap<String, Vec<WriteRequest>>,
+) -> Result<(), ProjectionError> {
+    let mut ceiling = FIRST_BACKOFF;
+    for attempt in 1..=ATTEMPTS {
+        let output = client
+            .batch_write_item()
+            .set_request_items(Some(requests))
+            .send()
+            .await
+            .map_err(|e| ProjectionError::Unavailable(format!("{e:?}")))?;
+        requests = output.unprocessed_items.unwrap_or_default();
+        requests.retain(|_, pending| !pending.is_empty());
+        if requests.is_empty() {
+            return Ok(());
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(jittered(ceiling)).await;
+            ceiling = (ceiling * 2).min(MAX_BACKOFF);
+        }
+    }
+    let left: usize = requests.values().map(Vec::len).sum();
+    Err(ProjectionError::Unavailable(format!(
+        "{left} writes still unprocessed after {ATTEMPTS} attempts"
+    )))
+}
+
+/// Writes every request of `table`, [`BATCH_WRITE_LIMIT`] per `BatchWriteItem`, with up to
+/// `concurrency` requests in flight.
+pub async fn write_all(
+    client: &Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+    concurrency: usize,
+) -> Result<(), ProjectionError> {
+    let batches: Vec<HashMap<String, Vec<WriteRequest>>> = requests
+        .chunks(BATCH_WRITE_LIMIT)
+        .map(|chunk| HashMap::from([(table.to_owned(), chunk.to_vec())]))
+        .collect();
+    stream::iter(batches)
+        .map(|batch| write(client, batch))
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_under_its_ceiling() {
+        for ms in [0, 1, 25, 1000] {
+            let ceiling = Duration::from_millis(ms);
+            assert!((0..100).all(|_| jittered(ceiling) <= ceiling));
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The feed projector Lambda: SQS batches of follow and article events, fanned out to every follower's feed.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    common::telemetry::init();
+    let clients = common::aws::Clients::from_env().await;
+    let tables = common::config::table_names_from_env()?;
+    let runtime = projectors::FeedProjector::runtime(&clients.dynamodb, &tables);
+    let runtime = &runtime;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(runtime.handle_sqs(event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,807 @@
+//! The feed projector: every reader's feed of the articles of the authors they follow, written
+//! when things happen (fan-out on write), so that a feed page is one query.
+//!
+//! It keeps its own follower lists (`feed-followers`) and its own copy of each author's live
+//! articles (`feed-articles`): it cannot wait for other projectors, and with its own state the
+//! result does not depend on the order in which events of different aggregates arrive.
+//!
+//! * `UserFollowed` adds the follower, then puts one feed entry per live article of the author.
+//! * `UserUnfollowed` removes the follower, then deletes those entries.
+//! * `ArticlePublished` copies the article, then puts an entry into every follower's feed.
+//! * `ArticleEdited` rewrites the copy only: entries hold keys, the page reads the copy.
+//! * `ArticleDeleted` marks the copy, deletes the entry from every follower's feed, then drops
+//!   the copy.
+//!
+//! **One author at a time.** The two sides of a fan-out (an author's followers, an author's
+//! articles) change in different streams, so two events about the same author must not
+//! interleave: a publish that read the followers just before an unfollow would put an entry
+//! back after the unfollow deleted it. Every event about an author therefore runs under that
+//! author's lease (a conditional item in the checkpoints table). The lease outlives the
+//! function's timeout, so when it expires its holder has been stopped and can write nothing
+//! more; inside it the event checks that its stream's checkpoint is still where it expects,
+//! and the commit transaction that moves the checkpoint also gives the lease back.
+//!
+//! **Large fan-outs.** Followers (or articles) are read a page at a time and written 25 per
+//! `BatchWriteItem`, a few requests in flight. When an event has fanned out for longer than
+//! its budget it saves the page cursor in a progress item, gives the lease back and fails
+//! with [`ProjectionError::Paused`]; the redelivered message continues from the cursor. Every
+//! write is idempotent, so a crash anywhere only repeats work.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use common::config::TableNames;
+use events::article::ArticleEvent;
+use events::user::UserEvent;
+use events::views::feed_articles::{self, FeedArticle};
+use events::views::{checkpoints, feed_followers, feeds, Item};
+use events::{EventSchema, StoredEvent};
+
+use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
+
+/// How much one event may do, and how it shares an author with other events.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedLimits {
+    /// Time one event may spend fanning out before it saves its progress and pauses.
+    pub fanout_budget: Duration,
+    /// Followers (or articles) read per `Query` page.
+    pub page_size: i32,
+    /// `BatchWriteItem` requests in flight at once.
+    pub concurrent_batches: usize,
+    /// How long an author's lease lives. Longer than the function's timeout, so that an
+    /// expired lease's holder has certainly been stopped.
+    pub lease: Duration,
+    /// How long an event waits for a busy author before it hands the message back.
+    pub lease_wait: Duration,
+}
+
+impl Default for FeedLimits {
+    /// For the deployed function's 60 s timeout (`infra`'s `FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS`):
+    /// 20 s of fan-out and 20 s of waiting leave room for the rest of a batch.
+    fn default() -> Self {
+        Self {
+            fanout_budget: Duration::from_secs(20),
+            page_size: 1000,
+            concurrent_batches: 4,
+            lease: Duration::from_secs(70),
+            lease_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Builds every reader's feed.
+#[derive(Clone, Debug)]
+pub struct FeedProjector {
+    client: Client,
+    feeds_table: String,
+    articles_table: String,
+    followers_table: String,
+    checkpoints_table: String,
+    limits: FeedLimits,
+    /// Names this projector instance in the leases it holds.
+    instance: String,
+}
+
+/// What an event changes in the feeds.
+#[derive(Clone, Debug, PartialEq)]
+enum Change {
+    Followed {
+        follower: String,
+        author: String,
+    },
+    Unfollowed {
+        follower: String,
+        author: String,
+    },
+    Published(FeedArticle),
+    Edited(FeedArticle),
+    Deleted {
+        author: String,
+        article_id: String,
+    },
+    /// A user event that no feed shows (registration, profile...).
+    Nothing,
+}
+
+impl Change {
+    fn of(event: &StoredEvent) -> Result<Self, ProjectionError> {
+        let unsupported = |reason: String| ProjectionError::Unsupported {
+            event_type: event.event_type.clone(),
+            version: event.event_version,
+            reason,
+        };
+        let (kind, version, payload) = (&event.event_type, event.event_version, &event.payload);
+        let id = &event.aggregate_id;
+        let article =
+            |author_id, slug, title, description, tag_list, created_at, updated_at| FeedArticle {
+                author_id,
+                article_id: id.clone(),
+                slug,
+                title,
+                description,
+                tag_list,
+                created_at,
+                updated_at,
+                last_seq: event.sequence,
+            };
+        Ok(match event.aggregate_type.as_str() {
+            events::user::AGGREGATE_TYPE => {
+                match UserEvent::from_stored(kind, version, payload)
+                    .map_err(|e| unsupported(e.to_string()))?
+                {
+                    UserEvent::UserFollowed { followee_id } => Change::Followed {
+                        follower: id.clone(),
+                        author: followee_id,
+                    },
+                    UserEvent::UserUnfollowed { followee_id } => Change::Unfollowed {
+                        follower: id.clone(),
+                        author: followee_id,
+                    },
+                    _ => Change::Nothing,
+                }
+            }
+            events::article::AGGREGATE_TYPE => {
+                match ArticleEvent::from_stored(kind, version, payload)
+                    .map_err(|e| unsupported(e.to_string()))?
+                {
+                    ArticleEvent::ArticlePublished {
+                        author_id,
+                        slug,
+                        title,
+                        description,
+                        tag_list,
+                        created_at,
+                        ..
+                    } => Change::Published(article(
+                        author_id,
+                        slug,
+                        title,
+                        description,
+                        tag_list,
+                        created_at.clone(),
+                        created_at,
+                    )),
+                    ArticleEvent::ArticleEdited {
+                        author_id,
+                        slug,
+                        title,
+                        description,
+                        tag_list,
+                        created_at,
+                        updated_at,
+                        ..
+                    } => Change::Edited(article(
+                        author_id,
+                        slug,
+                        title,
+                        description,
+                        tag_list,
+                        created_at,
+                        updated_at,
+                    )),
+                    ArticleEvent::ArticleDeleted { author_id, .. } => Change::Deleted {
+                        author: author_id,
+                        article_id: id.clone(),
+                    },
+                }
+            }
+            other => return Err(unsupported(format!("aggregate type {other}"))),
+        })
+    }
+
+    /// The author whose followers or articles the change touches.
+    fn author(&self) -> Option<&str> {
+        match self {
+            Change::Followed { author, .. }
+            | Change::Unfollowed { author, .. }
+            | Change::Deleted { author, .. } => Some(author),
+            Change::Published(article) | Change::Edited(article) => Some(&article.author_id),
+            Change::Nothing => None,
+        }
+    }
+}
+
+/// One pass over a page source: followers of an author, or articles of an author.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Followers,
+    Articles,
+}
+
+/// Whether a fan-out puts or deletes its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Write {
+    Put,
+    Delete,
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn unavailable<E: std::fmt::Debug>(error: E) -> ProjectionError {
+    ProjectionError::Unavailable(format!("{error:?}"))
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The lease an event holds on its author while it runs.
+struct Lease {
+    key: String,
+    owner: String,
+}
+
+impl FeedProjector {
+    pub fn new(client: &Client, tables: &TableNames) -> Self {
+        Self {
+            client: client.clone(),
+            feeds_table: tables.feeds.clone(),
+            articles_table: tables.feed_articles.clone(),
+            followers_table: tables.feed_followers.clone(),
+            checkpoints_table: tables.checkpoints.clone(),
+            limits: FeedLimits::default(),
+            instance: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: FeedLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The projector with its runtime, over the tables named by `tables`.
+    pub fn runtime(client: &Client, tables: &TableNames) -> ProjectorRuntime<Self> {
+        ProjectorRuntime::over_tables(Self::new(client, tables), client, tables)
+    }
+
+    fn checkpoint_key(&self, event: &StoredEvent) -> String {
+        checkpoints::key(self.name(), &event.stream_key())
+    }
+
+    /// Takes `author`'s lease, waiting (with jittered backoff) up to `lease_wait` while another
+    /// event holds it. The same event (a retried transaction) may take its own lease again.
+    async fn acquire(&self, author: &str, event: &StoredEvent) -> Result<Lease, ProjectionError> {
+        let lease = Lease {
+            key: checkpoints::key(self.name(), &format!("lease#{author}")),
+            owner: format!(
+                "{}:{}:{}",
+                self.instance,
+                event.stream_key(),
+                event.sequence
+            ),
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let now = now_millis();
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.checkpoints_table)
+                .item(checkpoints::PK, s(&lease.key))
+                .item("owner", s(&lease.owner))
+                .item("expiresAt", n(now + self.limits.lease.as_millis() as u64))
+                .condition_expression(
+                    "attribute_not_exists(#pk) OR #expires < :now OR #owner = :owner",
+                )
+                .expression_attribute_names("#pk", checkpoints::PK)
+                .expression_attribute_names("#expires", "expiresAt")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":owner", s(&lease.owner))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(lease),
+                Err(error) if error.code() == Some("ConditionalCheckFailedException") => {
+                    if started.elapsed() >= self.limits.lease_wait {
+                        return Err(ProjectionError::Contended(format!(
+                            "the feed lease of author {author}"
+                        )));
+                    }
+                    tokio::time::sleep(crate::batch::jittered(pause)).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(error) => return Err(unavailable(error)),
+            }
+        }
+    }
+
+    /// The lease's release, to run in the commit transaction: the checkpoint moves and the
+    /// author is free in one step. Fails the transaction if the lease was lost meanwhile.
+    fn release_action(&self, lease: &Lease) -> Result<TransactWriteItem, ProjectionError> {
+        let delete = Delete::builder()
+            .table_name(&self.checkpoints_table)
+            .key(checkpoints::PK, s(&lease.key))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(&lease.owner))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Gives the lease back now (the event failed, paused or was already applied). Best
+    /// effort: if this fails too, the lease expires.
+    async fn release(&self, lease: &Lease) {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.checkpoints_table)
+            .key(checkpoints::PK, s(&lease.key))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(&lease.owner))
+            .send()
+            .await;
+        if let Err(error) = result {
+            if error.code() != Some("ConditionalCheckFailedException") {
+                tracing::warn!(lease = %lease.key, error = %error, "lease not released; it will expire");
+            }
+        }
+    }
+
+    /// The last applied sequence of the event's stream, read consistently.
+    async fn applied(&self, event: &StoredEvent) -> Result<u64, ProjectionError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.checkpoints_table)
+            .key(checkpoints::PK, s(&self.checkpoint_key(event)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output
+            .item()
+            .and_then(|item| events::views::number(item, checkpoints::LAST_SEQ))
+            .unwrap_or(0))
+    }
+
+    /// Applies `change` under its author's lease; returns the writes for the commit
+    /// transaction, or `None` when the event turned out to be applied already.
+    async fn apply(
+        &self,
+        event: &StoredEvent,
+        change: &Change,
+    ) -> Result<Option<Vec<TransactWriteItem>>, ProjectionError> {
+        if self.applied(event).await? >= event.sequence {
+            return Ok(None);
+        }
+        let progress = self.progress_key(event);
+        let mut actions = Vec::new();
+        let fanned_out = match change {
+            Change::Nothing => false,
+            Change::Followed { follower, author } => {
+                self.put_follower(author, follower, event.sequence).await?;
+                self.fan_out(&progress, author, Source::Articles, Write::Put, |article| {
+                    let article = FeedArticle::from_item(article)?;
+                    Some((follower.clone(), article.feed_key(), article.article_id))
+                })
+                .await?
+            }
+            Change::Unfollowed { follower, author } => {
+                self.delete_follower(author, follower).await?;
+                // Articles whose deletion is under way too: their entries go either way.
+                self.fan_out(&progress, author, Source::Articles, Write::Delete, |item| {
+                    let article_id = events::views::text(item, feed_articles::ARTICLE_ID)?;
+                    let created_at = events::views::text(item, feed_articles::CREATED_AT)?;
+                    let key = feeds::feed_key(&created_at, &article_id);
+                    Some((follower.clone(), key, article_id))
+                })
+                .await?
+            }
+            Change::Published(article) => {
+                self.put_article(article).await?;
+                let key = article.feed_key();
+                self.fan_out(
+                    &progress,
+                    &article.author_id,
+                    Source::Followers,
+                    Write::Put,
+                    |follower| {
+                        let follower = events::views::text(follower, feed_followers::FOLLOWER_ID)?;
+                        Some((follower, key.clone(), article.article_id.clone()))
+                    },
+                )
+                .await?
+            }
+            Change::Edited(article) => {
+                let put = self.article_put(article)?;
+                actions.push(TransactWriteItem::builder().put(put).build());
+                false
+            }
+            Change::Deleted { author, article_id } => {
+                if let Some(created_at) = self.mark_deleted(author, article_id).await? {
+                    let key = feeds::feed_key(&created_at, article_id);
+                    let fanned_out = self
+                        .fan_out(
+                            &progress,
+                            author,
+                            Source::Followers,
+                            Write::Delete,
+                            |follower| {
+                                let follower =
+                                    events::views::text(follower, feed_followers::FOLLOWER_ID)?;
+                                Some((follower, key.clone(), article_id.clone()))
+                            },
+                        )
+                        .await?;
+                    let delete = Delete::builder()
+                        .table_name(&self.articles_table)
+                        .key(feed_articles::AUTHOR_ID, s(author))
+                        .key(feed_articles::ARTICLE_ID, s(article_id))
+                        .build()
+                        .map_err(unavailable)?;
+                    actions.push(TransactWriteItem::builder().delete(delete).build());
+                    fanned_out
+                } else {
+                    false
+                }
+            }
+        };
+        if fanned_out {
+            let delete = Delete::builder()
+                .table_name(&self.checkpoints_table)
+                .key(checkpoints::PK, s(&progress))
+                .build()
+                .map_err(unavailable)?;
+            actions.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        Ok(Some(actions))
+    }
+
+    async fn put_follower(
+        &self,
+        author: &str,
+        follower: &str,
+        sequence: u64,
+    ) -> Result<(), ProjectionError> {
+        self.client
+            .put_item()
+            .table_name(&self.followers_table)
+            .item(feed_followers::AUTHOR_ID, s(author))
+            .item(feed_followers::FOLLOWER_ID, s(follower))
+            .item(feed_followers::SEQ, n(sequence))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete_follower(&self, author: &str, follower: &str) -> Result<(), ProjectionError> {
+        self.client
+            .delete_item()
+            .table_name(&self.followers_table)
+            .key(feed_followers::AUTHOR_ID, s(author))
+            .key(feed_followers::FOLLOWER_ID, s(follower))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn article_put(&self, article: &FeedArticle) -> Result<Put, ProjectionError> {
+        Put::builder()
+            .table_name(&self.articles_table)
+            .item(feed_articles::AUTHOR_ID, s(&article.author_id))
+            .item(feed_articles::ARTICLE_ID, s(&article.article_id))
+            .item(feed_articles::SLUG, s(&article.slug))
+            .item(feed_articles::TITLE, s(&article.title))
+            .item(feed_articles::DESCRIPTION, s(&article.description))
+            .item(
+                feed_articles::TAG_LIST,
+                AttributeValue::L(article.tag_list.iter().map(|t| s(t)).collect()),
+            )
+            .item(feed_articles::CREATED_AT, s(&article.created_at))
+            .item(feed_articles::UPDATED_AT, s(&article.updated_at))
+            .item(feed_articles::LAST_SEQ, n(article.last_seq))
+            .build()
+            .map_err(unavailable)
+    }
+
+    /// Writes the article's copy before its fan-out, so that a follow that runs while the
+    /// fan-out is paused already sees it.
+    async fn put_article(&self, article: &FeedArticle) -> Result<(), ProjectionError> {
+        let put = self.article_put(article)?;
+        self.client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Marks the article's copy as being deleted (follows no longer bring it in) and returns
+    /// its creation time; `None` if there is no copy (nothing to remove).
+    async fn mark_deleted(
+        &self,
+        author: &str,
+        article_id: &str,
+    ) -> Result<Option<String>, ProjectionError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.articles_table)
+            .key(feed_articles::AUTHOR_ID, s(author))
+            .key(feed_articles::ARTICLE_ID, s(article_id))
+            .update_expression("SET #deleted = :true")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#deleted", feed_articles::DELETED)
+            .expression_attribute_names("#id", feed_articles::ARTICLE_ID)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output
+                .attributes()
+                .and_then(|item| events::views::text(item, feed_articles::CREATED_AT))),
+            Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(None),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    fn progress_key(&self, event: &StoredEvent) -> String {
+        format!("{}#fanout#{}", self.checkpoint_key(event), event.sequence)
+    }
+
+    /// Where an earlier, paused run of this event stopped (`None`: from the start).
+    async fn resume_from(&self, progress: &str) -> Result<Option<Item>, ProjectionError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.checkpoints_table)
+            .key(checkpoints::PK, s(progress))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.item().and_then(|item| match item.get("cursor") {
+            Some(AttributeValue::M(cursor)) => Some(cursor.clone()),
+            _ => None,
+        }))
+    }
+
+    /// Writes one feed entry per item of `source` for `author` (the `entry` function turns an
+    /// item into (reader, feed key, article id), or skips it), page by page, resuming from
+    /// the event's progress item. Returns whether a progress item may exist (to delete it in
+    /// the commit). Fails with [`ProjectionError::Paused`] when the budget runs out first.
+    async fn fan_out<F>(
+        &self,
+        progress: &str,
+        author: &str,
+        source: Source,
+        write: Write,
+        entry: F,
+    ) -> Result<bool, ProjectionError>
+    where
+        F: Fn(&Item) -> Option<(String, String, String)>,
+    {
+        let started = Instant::now();
+        let mut cursor = self.resume_from(progress).await?;
+        let resumed = cursor.is_some();
+        let (table, key) = match source {
+            Source::Followers => (&self.followers_table, feed_followers::AUTHOR_ID),
+            Source::Articles => (&self.articles_table, feed_articles::AUTHOR_ID),
+        };
+        let mut written = 0usize;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", key)
+                .expression_attribute_values(":pk", s(author))
+                .limit(self.limits.page_size)
+                .set_exclusive_start_key(cursor.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let requests = page
+                .items()
+                .iter()
+                .filter_map(&entry)
+                .map(|(reader, feed_key, article_id)| {
+                    self.entry_request(write, reader, feed_key, author, article_id)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            written += requests.len();
+            crate::batch::write_all(
+                &self.client,
+                &self.feeds_table,
+                requests,
+                self.limits.concurrent_batches,
+            )
+            .await?;
+            cursor = page.last_evaluated_key().cloned();
+            let Some(next) = &cursor else {
+                if written > 100 || resumed {
+                    tracing::info!(author, written, resumed, ?write, "fan-out done");
+                }
+                return Ok(resumed);
+            };
+            if started.elapsed() >= self.limits.fanout_budget {
+                self.client
+                    .put_item()
+                    .table_name(&self.checkpoints_table)
+                    .item(checkpoints::PK, s(progress))
+                    .item("cursor", AttributeValue::M(next.clone()))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                return Err(ProjectionError::Paused(format!(
+                    "fan-out for author {author}: {written} entries written in {:?}; continues from its progress item",
+                    started.elapsed()
+                )));
+            }
+        }
+    }
+
+    fn entry_request(
+        &self,
+        write: Write,
+        reader: String,
+        feed_key: String,
+        author: &str,
+        article_id: String,
+    ) -> Result<WriteRequest, ProjectionError> {
+        Ok(match write {
+            Write::Put => {
+                let item = HashMap::from([
+                    (feeds::USER_ID.to_owned(), AttributeValue::S(reader)),
+                    (feeds::FEED_KEY.to_owned(), AttributeValue::S(feed_key)),
+                    (feeds::AUTHOR_ID.to_owned(), s(author)),
+                    (feeds::ARTICLE_ID.to_owned(), AttributeValue::S(article_id)),
+                ]);
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(unavailable)?;
+                WriteRequest::builder().put_request(put).build()
+            }
+            Write::Delete => {
+                let key = HashMap::from([
+                    (feeds::USER_ID.to_owned(), AttributeValue::S(reader)),
+                    (feeds::FEED_KEY.to_owned(), AttributeValue::S(feed_key)),
+                ]);
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(unavailable)?;
+                WriteRequest::builder().delete_request(delete).build()
+            }
+        })
+    }
+}
+
+impl Projector for FeedProjector {
+    fn name(&self) -> &'static str {
+        "feed"
+    }
+
+    fn accepts(&self, aggregate_type: &str) -> bool {
+        matches!(
+            aggregate_type,
+            events::user::AGGREGATE_TYPE | events::article::AGGREGATE_TYPE
+        )
+    }
+
+    async fn effects(
+        &self,
+        event: &StoredEvent,
+    ) -> Result<Vec<TransactWriteItem>, ProjectionError> {
+        let change = Change::of(event)?;
+        let Some(author) = change.author() else {
+            return Ok(Vec::new());
+        };
+        let lease = self.acquire(author, event).await?;
+        match self.apply(event, &change).await {
+            Ok(Some(mut actions)) => {
+                actions.push(self.release_action(&lease)?);
+                Ok(actions)
+            }
+            Ok(None) => {
+                // Applied meanwhile by another instance: the runtime's checkpoint condition
+                // fails next and reports a duplicate.
+                self.release(&lease).await;
+                Ok(Vec::new())
+            }
+            Err(error) => {
+                self.release(&lease).await;
+                Err(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(
+        aggregate_type: &str,
+        id: &str,
+        event_type: &str,
+        payload: serde_json::Value,
+    ) -> StoredEvent {
+        serde_json::from_value(json!({
+            "aggregateType": aggregate_type, "aggregateId": id, "sequence": 3,
+            "eventId": "7f8a5f4c-8f0e-4a59-9d0e-0c1c8e2b7a11", "eventType": event_type,
+            "eventVersion": 1, "payload": payload, "recordedAt": "2024-01-01T00:00:00.000Z"
+        }))
+        .expect("event")
+    }
+
+    #[test]
+    fn follows_concern_the_followee_and_articles_their_author() {
+        let followed = stored("User", "f", "UserFollowed", json!({"followeeId": "a"}));
+        let change = Change::of(&followed).expect("decodes");
+        assert_eq!(change.author(), Some("a"));
+        assert!(matches!(change, Change::Followed { ref follower, .. } if follower == "f"));
+
+        let published = stored(
+            "Article",
+            "x",
+            "ArticlePublished",
+            json!({"articleId": "x", "authorId": "a", "slug": "s", "title": "T",
+                   "description": "D", "body": "B", "tagList": ["t"],
+                   "createdAt": "2024-01-01T00:00:00.000Z"}),
+        );
+        let Change::Published(article) = Change::of(&published).expect("decodes") else {
+            panic!("not a publish");
+        };
+        assert_eq!(article.author_id, "a");
+        assert_eq!(article.updated_at, article.created_at);
+        assert_eq!(article.last_seq, 3);
+        assert_eq!(article.feed_key(), "1704067200000#x");
+
+        let deleted = stored(
+            "Article",
+            "x",
+            "ArticleDeleted",
+            json!({"authorId": "a", "slug": "s", "deletedAt": "2024-01-02T00:00:00.000Z"}),
+        );
+        assert_eq!(Change::of(&deleted).expect("decodes").author(), Some("a"));
+    }
+
+    #[test]
+    fn other_user_events_change_no_feed_and_unknown_ones_are_refused() {
+        let renamed = stored(
+            "User",
+            "u",
+            "UserRenamed",
+            json!({"username": "b", "previousUsername": "a"}),
+        );
+        assert_eq!(Change::of(&renamed).expect("decodes"), Change::Nothing);
+        let unknown = stored("User", "u", "UserVanished", json!({}));
+        assert!(matches!(
+            Change::of(&unknown),
+            Err(ProjectionError::Unsupported { .. })
+        ));
+        let other = stored("Favorite", "x:u", "ArticleFavorited", json!({}));
+        assert!(matches!(
+            Change::of(&other),
+            Err(ProjectionError::Unsupported { .. })
+        ));
+    }
+}

@@ -9,6 +9,9 @@
 //!
 //! One article is a `Query` on `bySlug` and one `BatchGetItem` for its body, its author and
 //! the caller's follow and favorite.
+//!
+//! The feed (`GET /articles/feed`, in [`crate::feed`]) pages the same way and shows its
+//! items through [`list_items`].
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -77,45 +80,9 @@ pub struct ArticleFilter {
 }
 
 impl ArticleFilter {
-    /// `limit`: an integer of at least 1, default 20, clamped to 100. `offset`: an integer
-    /// from 0 to 10,000, default 0. Both problems are reported at once.
+    /// `limit` and `offset` as [`paging`] reads them.
     pub fn parse(params: ListParams) -> Result<Self, ApiError> {
-        let present = |value: Option<String>| value.filter(|v| !v.is_empty());
-        let mut problems = std::collections::BTreeMap::new();
-        let limit = match present(params.limit).map(|raw| integer(&raw)) {
-            None => DEFAULT_LIMIT,
-            Some(None) => {
-                problems.insert("limit".to_owned(), vec!["must be an integer".to_owned()]);
-                DEFAULT_LIMIT
-            }
-            Some(Some(n)) if n < 1 => {
-                problems.insert("limit".to_owned(), vec!["must be at least 1".to_owned()]);
-                DEFAULT_LIMIT
-            }
-            Some(Some(n)) => n.min(MAX_LIMIT as i128) as usize,
-        };
-        let offset = match present(params.offset).map(|raw| integer(&raw)) {
-            None => 0,
-            Some(None) => {
-                problems.insert("offset".to_owned(), vec!["must be an integer".to_owned()]);
-                0
-            }
-            Some(Some(n)) if n < 0 => {
-                problems.insert("offset".to_owned(), vec!["must be at least 0".to_owned()]);
-                0
-            }
-            Some(Some(n)) if n > MAX_OFFSET as i128 => {
-                problems.insert(
-                    "offset".to_owned(),
-                    vec![format!("must be at most {MAX_OFFSET}")],
-                );
-                0
-            }
-            Some(Some(n)) => n as usize,
-        };
-        if !problems.is_empty() {
-            return Err(ApiError::Unprocessable(problems));
-        }
+        let (limit, offset) = paging(params.limit, params.offset)?;
         Ok(Self {
             tag: present(params.tag),
             author: present(params.author),
@@ -124,6 +91,57 @@ impl ArticleFilter {
             offset,
         })
     }
+}
+
+/// A query parameter that is given and not empty (`?tag=` is no parameter).
+fn present(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// The `(limit, offset)` of a page of articles (`GET /articles`, `GET /articles/feed`).
+/// `limit`: an integer of at least 1, default 20, clamped to 100. `offset`: an integer from 0
+/// to 10,000, default 0. An empty parameter is an absent one. Both problems are reported at
+/// once (422).
+pub(crate) fn paging(
+    limit: Option<String>,
+    offset: Option<String>,
+) -> Result<(usize, usize), ApiError> {
+    let mut problems = std::collections::BTreeMap::new();
+    let limit = match present(limit).map(|raw| integer(&raw)) {
+        None => DEFAULT_LIMIT,
+        Some(None) => {
+            problems.insert("limit".to_owned(), vec!["must be an integer".to_owned()]);
+            DEFAULT_LIMIT
+        }
+        Some(Some(n)) if n < 1 => {
+            problems.insert("limit".to_owned(), vec!["must be at least 1".to_owned()]);
+            DEFAULT_LIMIT
+        }
+        Some(Some(n)) => n.min(MAX_LIMIT as i128) as usize,
+    };
+    let offset = match present(offset).map(|raw| integer(&raw)) {
+        None => 0,
+        Some(None) => {
+            problems.insert("offset".to_owned(), vec!["must be an integer".to_owned()]);
+            0
+        }
+        Some(Some(n)) if n < 0 => {
+            problems.insert("offset".to_owned(), vec!["must be at least 0".to_owned()]);
+            0
+        }
+        Some(Some(n)) if n > MAX_OFFSET as i128 => {
+            problems.insert(
+                "offset".to_owned(),
+                vec![format!("must be at most {MAX_OFFSET}")],
+            );
+            0
+        }
+        Some(Some(n)) => n as usize,
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::Unprocessable(problems));
+    }
+    Ok((limit, offset))
 }
 
 /// A decimal integer with an optional sign; one too large for `u64` saturates (it is out of
@@ -164,6 +182,7 @@ pub async fn article(
             users: vec![indexed.author_id.clone()],
             follows: vec![indexed.author_id.clone()],
             favorites: vec![indexed.article_id.clone()],
+            ..Lookup::default()
         })
         .await?;
     let Some(article) = found.articles.remove(&indexed.article_id) else {
@@ -233,36 +252,60 @@ pub async fn articles(
             articles_count: page.total,
         });
     }
-    let ids: Vec<String> = page.hits.iter().map(|h| h.article_id.clone()).collect();
-    let mut authors: Vec<String> = page.hits.iter().map(|h| h.author_id.clone()).collect();
-    authors.sort_unstable();
-    authors.dedup();
-    let mut found = state
-        .readers
-        .lookup(&Lookup {
-            caller: caller.map(str::to_owned),
-            articles: ids.clone(),
-            users: authors.clone(),
-            follows: authors,
-            favorites: ids,
-            ..Lookup::default()
-        })
-        .await?;
-    // Search order; an article the search still knows but the articles table no longer has
-    // (the two projections converge independently) is left out.
-    let articles = page
+    let shown = page
         .hits
         .iter()
-        .filter_map(|hit| {
-            let article = found.articles.remove(&hit.article_id)?;
-            let author = found.users.get(&article.author_id)?;
-            Some(article_body(article, None, author, &found))
-        })
+        .map(|hit| (hit.author_id.as_str(), hit.article_id.as_str()));
+    let mut found = state.readers.lookup(&list_lookup(caller, shown)).await?;
+    // Search order; an article the search still knows but the articles table no longer has
+    // (the two projections converge independently) is left out.
+    let listed: Vec<ArticleView> = page
+        .hits
+        .iter()
+        .filter_map(|hit| found.articles.remove(&hit.article_id))
         .collect();
     Ok(MultipleArticlesResponse {
-        articles,
+        articles: list_items(listed, &found),
         articles_count: page.total,
     })
+}
+
+/// What a list page of these `(author id, article id)` needs to show them to `caller`: the
+/// articles items, the authors, the caller's follows of the authors and favorites of the
+/// articles.
+pub(crate) fn list_lookup<'a>(
+    caller: Option<&str>,
+    shown: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Lookup {
+    let (mut authors, ids): (Vec<String>, Vec<String>) = shown
+        .into_iter()
+        .map(|(author, article)| (author.to_owned(), article.to_owned()))
+        .unzip();
+    authors.sort_unstable();
+    authors.dedup();
+    Lookup {
+        caller: caller.map(str::to_owned),
+        articles: ids.clone(),
+        users: authors.clone(),
+        follows: authors,
+        favorites: ids,
+        ..Lookup::default()
+    }
+}
+
+/// The items of a list page (no bodies), in the order given, as the caller in `found` sees
+/// them; an article whose author `found` lacks (not projected yet) is left out.
+pub(crate) fn list_items(
+    listed: impl IntoIterator<Item = ArticleView>,
+    found: &Found,
+) -> Vec<ArticleBody> {
+    listed
+        .into_iter()
+        .filter_map(|article| {
+            let author = found.users.get(&article.author_id)?;
+            Some(article_body(article, None, author, found))
+        })
+        .collect()
 }
 
 /// The RealWorld article as `caller` sees it (the caller in `found`), with `body` if given.

@@ -2,6 +2,7 @@
 
 mod articles;
 mod comments;
+mod feed;
 mod profiles;
 mod readers;
 mod tags;
@@ -87,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/user", get(users::current))
         .route("/api/profiles/{username}", get(profiles::get))
         .route("/api/articles", get(articles::list))
+        // A static segment: it wins over `{slug}` whatever the order.
+        .route("/api/articles/feed", get(feed::list))
         .route("/api/articles/{slug}", get(articles::get))
         .route("/api/articles/{slug}/comments", get(comments::list))
         .route("/api/tags", get(tags::list))

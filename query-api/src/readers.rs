@@ -4,6 +4,7 @@ mod batch;
 
 use std::collections::{HashMap, HashSet};
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
@@ -11,12 +12,15 @@ use common::error::ApiError;
 use events::views::article_bodies::{self, ArticleBodyView};
 use events::views::articles::{self, ArticleView};
 use events::views::comments::{self, CommentView};
+use events::views::feed_articles::{self, FeedArticle};
+use events::views::feeds::{self, FeedEntry};
 use events::views::users::{self, UserView};
-use events::views::{favorites, follows, text, Item};
+use events::views::{favorites, follows, number, text, Item};
 
 pub use batch::{BatchKey, MAX_BATCH_KEYS};
 
-/// Reads the users, follows, articles, article bodies, comments and favorites read models.
+/// Reads the users, follows, articles, article bodies, comments, favorites and feed read
+/// models.
 #[derive(Clone, Debug)]
 pub struct Readers {
     client: Client,
@@ -46,12 +50,17 @@ pub struct Lookup {
     pub follows: Vec<String>,
     /// Whether the caller favorites each of these article ids.
     pub favorites: Vec<String>,
+    /// Feed article items by (author id, article id).
+    pub feed_articles: Vec<(String, String)>,
 }
 
 /// What a [`Lookup`] found. Missing ids are simply absent.
 #[derive(Clone, Debug, Default)]
 pub struct Found {
     pub articles: HashMap<String, ArticleView>,
+    /// The `favoritesCount` of every articles item found, by article id, whether or not it
+    /// is a published article (an item may only count favorites so far).
+    pub favorites_counts: HashMap<String, u64>,
     /// Bodies by article id.
     pub bodies: HashMap<String, ArticleBodyView>,
     pub users: HashMap<String, UserView>,
@@ -59,6 +68,16 @@ pub struct Found {
     pub followed: HashSet<String>,
     /// The article ids (of those asked) the caller favorites.
     pub favorited: HashSet<String>,
+    /// Live feed articles by article id (items whose deletion is under way are left out).
+    pub feed_articles: HashMap<String, FeedArticle>,
+}
+
+/// One page of a feed: how many entries the feed holds, and the entries of the page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedPage {
+    pub total: u64,
+    /// Newest first.
+    pub entries: Vec<FeedEntry>,
 }
 
 impl Readers {
@@ -172,14 +191,63 @@ impl Readers {
             .collect())
     }
 
+    /// The entries `offset..offset + limit` of `user_id`'s feed, newest first, and how many
+    /// entries it holds: one backwards `Query` of the `feeds` table, paging past 1 MB (an
+    /// entry is a few ids, so a page holds thousands), keeping only the entries asked for.
+    #[tracing::instrument(skip(self))]
+    pub async fn feed_page(
+        &self,
+        user_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<FeedPage, ApiError> {
+        let mut page = FeedPage::default();
+        let mut position = 0_usize;
+        self.query_each(
+            |query| {
+                query
+                    .table_name(&self.tables.feeds)
+                    .key_condition_expression("#u = :u")
+                    .projection_expression("#u, #k, #a, #i")
+                    .expression_attribute_names("#u", feeds::USER_ID)
+                    .expression_attribute_names("#k", feeds::FEED_KEY)
+                    .expression_attribute_names("#a", feeds::AUTHOR_ID)
+                    .expression_attribute_names("#i", feeds::ARTICLE_ID)
+                    .expression_attribute_values(":u", s(user_id))
+                    .scan_index_forward(false)
+            },
+            |item| {
+                let Some(entry) = FeedEntry::from_item(item) else {
+                    return;
+                };
+                if (offset..offset.saturating_add(limit)).contains(&position) {
+                    page.entries.push(entry);
+                }
+                position += 1;
+            },
+        )
+        .await?;
+        page.total = position as u64;
+        Ok(page)
+    }
+
     /// Every item a query matches, following `LastEvaluatedKey`.
     async fn query_all(
         &self,
-        build: impl Fn(
-            aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-        ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        build: impl Fn(QueryFluentBuilder) -> QueryFluentBuilder,
     ) -> Result<Vec<Item>, ApiError> {
         let mut items = Vec::new();
+        self.query_each(build, |item| items.push(item.clone()))
+            .await?;
+        Ok(items)
+    }
+
+    /// Hands every item a query matches to `each`, in order, following `LastEvaluatedKey`.
+    async fn query_each(
+        &self,
+        build: impl Fn(QueryFluentBuilder) -> QueryFluentBuilder,
+        mut each: impl FnMut(&Item),
+    ) -> Result<(), ApiError> {
         let mut start: Option<Item> = None;
         loop {
             let output = build(self.client.query())
@@ -187,16 +255,16 @@ impl Readers {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            items.extend(output.items().iter().cloned());
+            output.items().iter().for_each(&mut each);
             match output.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(items),
+                _ => return Ok(()),
             }
         }
     }
 
-    /// Articles, article bodies, users, and the caller's follows and favorites, all in one
-    /// `BatchGetItem`
+    /// Articles, article bodies, users, feed articles, and the caller's follows and favorites,
+    /// all in one `BatchGetItem`
     /// (more only past [`MAX_BATCH_KEYS`] keys or when DynamoDB leaves keys unprocessed).
     #[tracing::instrument(skip_all, fields(
         articles = wanted.articles.len(),
@@ -204,6 +272,7 @@ impl Readers {
         users = wanted.users.len(),
         follows = wanted.follows.len(),
         favorites = wanted.favorites.len(),
+        feed_articles = wanted.feed_articles.len(),
     ))]
     pub async fn lookup(&self, wanted: &Lookup) -> Result<Found, ApiError> {
         let tables = &self.tables;
@@ -222,6 +291,15 @@ impl Readers {
         }
         for id in &wanted.users {
             keys.push(BatchKey::new(&tables.users, [(users::USER_ID, s(id))]));
+        }
+        for (author, article) in &wanted.feed_articles {
+            keys.push(BatchKey::new(
+                &tables.feed_articles,
+                [
+                    (feed_articles::AUTHOR_ID, s(author)),
+                    (feed_articles::ARTICLE_ID, s(article)),
+                ],
+            ));
         }
         if let Some(caller) = &wanted.caller {
             for followee in wanted.follows.iter().filter(|id| *id != caller) {
@@ -247,6 +325,10 @@ impl Readers {
         for (table, items) in self.batch_get(keys).await? {
             for item in &items {
                 if table == tables.articles {
+                    if let Some(id) = text(item, articles::ARTICLE_ID) {
+                        let count = number(item, articles::FAVORITES_COUNT).unwrap_or(0);
+                        found.favorites_counts.insert(id, count);
+                    }
                     if let Some(article) = ArticleView::from_item(item) {
                         found.articles.insert(article.article_id.clone(), article);
                     }
@@ -262,6 +344,12 @@ impl Readers {
                     found.followed.extend(text(item, follows::FOLLOWEE_ID));
                 } else if table == tables.favorites {
                     found.favorited.extend(text(item, favorites::ARTICLE_ID));
+                } else if table == tables.feed_articles {
+                    if let Some(article) = FeedArticle::from_item(item) {
+                        found
+                            .feed_articles
+                            .insert(article.article_id.clone(), article);
+                    }
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! Article, comment and tag reads against DynamoDB Local and an in-RAM search index, seeded
+//! Article, comment, tag and feed reads against DynamoDB Local and an in-RAM search index, seeded
 //! directly with read-model items: answers, flags, and how many DynamoDB requests each costs
 //! (counted by a [`DynamoMeter`] on the API's client, per operation).
 
@@ -13,7 +13,9 @@ use common::aws::Clients;
 use common::config::{JwtSettings, TableNames};
 use common::jwt::JwtKeys;
 use common::meter::{DynamoMeter, Tally};
-use events::views::{article_bodies, articles, comments, favorites, follows, users, Item};
+use events::views::{
+    article_bodies, articles, comments, favorites, feed_articles, feeds, follows, users, Item,
+};
 use query_api::{AppState, BatchKey};
 use search::embedded::EmbeddedIndex;
 use search::{ArticleDoc, SearchIndex};
@@ -740,4 +742,206 @@ async fn batch_get_spans_tables_and_chunks_at_100_keys() {
     assert_eq!(found[&t.users].len(), AUTHORS + 1);
     assert_eq!(found[&t.articles].len(), ARTICLES);
     assert_eq!(found[&t.follows].len(), 1);
+}
+
+/// Seeds the caller's feed as the feed projector writes it: an entry and a feed article for
+/// every article of the authors the caller follows (titles that differ from the `articles`
+/// items, to show where the content comes from), plus three entries newer than all of them:
+/// one whose feed article is being deleted, one whose feed article is gone, and one whose
+/// article the articles projection has not written yet. Returns the slugs the feed shows,
+/// `None` for the two entries it leaves out, newest first.
+async fn seed_feed(f: &Fixture) -> Vec<Option<String>> {
+    let t = &f.tables;
+    let feed_article = |id: &str, slug: &str, title: &str, author: &str, created_at: &str| {
+        item([
+            (feed_articles::AUTHOR_ID, s(author)),
+            (feed_articles::ARTICLE_ID, s(id)),
+            (feed_articles::SLUG, s(slug)),
+            (feed_articles::TITLE, s(title)),
+            (feed_articles::DESCRIPTION, s("In the feed")),
+            (feed_articles::TAG_LIST, AttributeValue::L(vec![s("feed")])),
+            (feed_articles::CREATED_AT, s(created_at)),
+            (feed_articles::UPDATED_AT, s(created_at)),
+            (feed_articles::LAST_SEQ, n(1)),
+        ])
+    };
+    let entry = |id: &str, author: &str, created_at: &str| {
+        item([
+            (feeds::USER_ID, s(&f.caller_id())),
+            (feeds::FEED_KEY, s(&feeds::feed_key(created_at, id))),
+            (feeds::AUTHOR_ID, s(author)),
+            (feeds::ARTICLE_ID, s(id)),
+        ])
+    };
+    let mut shown = Vec::new();
+    for i in (0..ARTICLES).filter(|i| FOLLOWED_AUTHORS.contains(&Fixture::author_of(*i))) {
+        let (id, author) = (f.article_id(i), f.author_id(Fixture::author_of(i)));
+        let created_at = Fixture::created_at(i);
+        let title = format!("Feed title {i}");
+        let copy = feed_article(&id, &f.slug(i), &title, &author, &created_at);
+        put(&f.seeder, &t.feed_articles, copy).await;
+        put(&f.seeder, &t.feeds, entry(&id, &author, &created_at)).await;
+        shown.push(Some(f.slug(i)));
+    }
+    let author = f.author_id(1);
+    let (deleting, gone, fresh) = (
+        format!("{}deleting", f.run),
+        format!("{}gone", f.run),
+        format!("{}fresh", f.run),
+    );
+    for (k, id) in [&deleting, &gone, &fresh].into_iter().enumerate() {
+        put(
+            &f.seeder,
+            &t.feeds,
+            entry(id, &author, &Fixture::created_at(40 + k)),
+        )
+        .await;
+    }
+    let mut being_deleted = feed_article(&deleting, "x", "x", &author, &Fixture::created_at(40));
+    being_deleted.insert(
+        feed_articles::DELETED.to_owned(),
+        AttributeValue::Bool(true),
+    );
+    put(&f.seeder, &t.feed_articles, being_deleted).await;
+    let fresh_slug = format!("{}-fresh", f.run);
+    let copy = feed_article(
+        &fresh,
+        &fresh_slug,
+        "Fresh",
+        &author,
+        &Fixture::created_at(42),
+    );
+    put(&f.seeder, &t.feed_articles, copy).await;
+    shown.extend([None, None, Some(fresh_slug)]);
+    shown.reverse();
+    shown
+}
+
+/// The slugs a feed page shows: the entries `offset..offset + limit` but those left out.
+fn feed_slice(shown: &[Option<String>], offset: usize, limit: usize) -> Vec<String> {
+    shown
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_feed_page_costs_a_query_and_one_batch() {
+    let f = fixture("qryfeed").await;
+    let shown = seed_feed(&f).await;
+    let total = shown.len() as u64;
+
+    let (status, body, tally) = f.get("/api/articles/feed", Some(&f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eprintln!("GET /api/articles/feed ({total} entries): {tally:?}");
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1 Query×1",
+        "the feed's entries + one BatchGetItem for the page"
+    );
+    assert!(tally.read_units > 0.0, "{tally:?}");
+    assert_eq!(tally.write_units, 0.0, "{tally:?}");
+    assert_eq!(body["articlesCount"], total, "every entry counts");
+    assert_eq!(slugs(&body), feed_slice(&shown, 0, 20), "newest first");
+    let listed = body["articles"].as_array().expect("articles");
+    let fresh = &listed[0];
+    assert_eq!(fresh["title"], "Fresh");
+    assert_eq!(fresh["favoritesCount"], 0, "no articles item yet");
+    for article in &listed[1..] {
+        let slug = article["slug"].as_str().expect("slug");
+        let i: usize = slug
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("i");
+        let author = Fixture::author_of(i);
+        assert!(article.get("body").is_none(), "a feed leaves the body out");
+        assert_eq!(
+            article["title"],
+            format!("Feed title {i}"),
+            "from feed-articles"
+        );
+        assert_eq!(article["description"], "In the feed");
+        assert_eq!(article["tagList"], json!(["feed"]));
+        assert_eq!(article["createdAt"], Fixture::created_at(i));
+        assert_eq!(
+            article["favoritesCount"],
+            i as u64 % 3,
+            "from the articles table"
+        );
+        assert_eq!(article["favorited"], FAVORITED.contains(&i), "{slug}");
+        assert_eq!(
+            article["author"],
+            json!({
+                "username": f.author_name(author),
+                "bio": format!("bio of {}", f.author_name(author)),
+                "image": "",
+                "following": true,
+            })
+        );
+    }
+
+    // Any page: the same two requests; left-out entries still take their place in the pages.
+    for (offset, limit) in [(0, 1), (0, 5), (3, 4), (10, 5), (0, 100), (0, 1000)] {
+        let uri = format!("/api/articles/feed?limit={limit}&offset={offset}");
+        let (status, body, tally) = f.get(&uri, Some(&f.token)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        assert_eq!(slugs(&body), feed_slice(&shown, offset, limit), "{uri}");
+        assert_eq!(body["articlesCount"], total, "{uri}");
+        assert_eq!(tally.operations(), "BatchGetItem×1 Query×1", "{uri}");
+    }
+    // Past the end: the count, and no BatchGetItem.
+    let (status, body, tally) = f.get("/api/articles/feed?offset=13", Some(&f.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"articles": [], "articlesCount": total}));
+    assert_eq!(tally.operations(), "Query×1");
+
+    // Someone who follows nobody: an empty feed.
+    let lonely = JwtKeys::new(
+        &JwtSettings::new(JWT_SECRET.to_vec(), Duration::from_secs(600)).expect("jwt"),
+    )
+    .issue(&f.author_id(3))
+    .expect("token");
+    let (status, body, tally) = f.get("/api/articles/feed", Some(&lonely)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"articles": [], "articlesCount": 0}));
+    assert_eq!(tally.operations(), "Query×1");
+}
+
+#[tokio::test]
+async fn the_feed_needs_a_token_and_a_valid_page_before_any_read() {
+    let f = fixture("qryfeedauth").await;
+    for token in [None, Some("garbage")] {
+        let (status, body, tally) = f.get("/api/articles/feed", token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}: {body}");
+        assert!(
+            body["errors"].as_object().is_some_and(|e| !e.is_empty()),
+            "{token:?}: {body}"
+        );
+        assert_eq!(tally, Tally::default(), "{token:?}: no request");
+    }
+    // Without a token, a bad page is still a 401.
+    let (status, _, _) = f.get("/api/articles/feed?limit=0", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=10001", "offset"),
+    ] {
+        let uri = format!("/api/articles/feed?{query}");
+        let (status, body, tally) = f.get(&uri, Some(&f.token)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert!(
+            body["errors"][field]
+                .as_array()
+                .is_some_and(|m| !m.is_empty()),
+            "{query}: {body}"
+        );
+        assert_eq!(tally, Tally::default(), "{query}: no request");
+    }
 }

@@ -7,6 +7,7 @@ mod comments;
 mod consistency;
 mod cors;
 mod favorites;
+mod feed;
 mod listing;
 mod profiles;
 mod tags;

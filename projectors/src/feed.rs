@@ -194,14 +194,17 @@ impl Change {
         })
     }
 
-    /// The author whose followers or articles the change touches.
-    fn author(&self) -> Option<&str> {
+    /// The author whose lease the change needs: the one whose followers or articles it fans
+    /// out over. An edit needs none: it rewrites the article's copy in the commit transaction
+    /// itself, which the checkpoint condition already orders after the article's earlier
+    /// events, and feed entries hold no article content.
+    fn lease_author(&self) -> Option<&str> {
         match self {
             Change::Followed { author, .. }
             | Change::Unfollowed { author, .. }
             | Change::Deleted { author, .. } => Some(author),
-            Change::Published(article) | Change::Edited(article) => Some(&article.author_id),
-            Change::Nothing => None,
+            Change::Published(article) => Some(&article.author_id),
+            Change::Edited(_) | Change::Nothing => None,
         }
     }
 }
@@ -314,7 +317,7 @@ impl FeedProjector {
                         )));
                     }
                     tokio::time::sleep(crate::batch::jittered(pause)).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
+                    pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 Err(error) => return Err(unavailable(error)),
             }
@@ -385,7 +388,7 @@ impl FeedProjector {
         let progress = self.progress_key(event);
         let mut actions = Vec::new();
         let fanned_out = match change {
-            Change::Nothing => false,
+            Change::Nothing | Change::Edited(_) => false,
             Change::Followed { follower, author } => {
                 self.put_follower(author, follower, event.sequence).await?;
                 self.fan_out(&progress, author, Source::Articles, Write::Put, |article| {
@@ -419,11 +422,6 @@ impl FeedProjector {
                     },
                 )
                 .await?
-            }
-            Change::Edited(article) => {
-                let put = self.article_put(article)?;
-                actions.push(TransactWriteItem::builder().put(put).build());
-                false
             }
             Change::Deleted { author, article_id } => {
                 if let Some(created_at) = self.mark_deleted(author, article_id).await? {
@@ -710,8 +708,13 @@ impl Projector for FeedProjector {
         event: &StoredEvent,
     ) -> Result<Vec<TransactWriteItem>, ProjectionError> {
         let change = Change::of(event)?;
-        let Some(author) = change.author() else {
-            return Ok(Vec::new());
+        let Some(author) = change.lease_author() else {
+            return match &change {
+                Change::Edited(article) => Ok(vec![TransactWriteItem::builder()
+                    .put(self.article_put(article)?)
+                    .build()]),
+                _ => Ok(Vec::new()),
+            };
         };
         let lease = self.acquire(author, event).await?;
         match self.apply(event, &change).await {
@@ -756,7 +759,7 @@ mod tests {
     fn follows_concern_the_followee_and_articles_their_author() {
         let followed = stored("User", "f", "UserFollowed", json!({"followeeId": "a"}));
         let change = Change::of(&followed).expect("decodes");
-        assert_eq!(change.author(), Some("a"));
+        assert_eq!(change.lease_author(), Some("a"));
         assert!(matches!(change, Change::Followed { ref follower, .. } if follower == "f"));
 
         let published = stored(
@@ -781,7 +784,10 @@ mod tests {
             "ArticleDeleted",
             json!({"authorId": "a", "slug": "s", "deletedAt": "2024-01-02T00:00:00.000Z"}),
         );
-        assert_eq!(Change::of(&deleted).expect("decodes").author(), Some("a"));
+        assert_eq!(
+            Change::of(&deleted).expect("decodes").lease_author(),
+            Some("a")
+        );
     }
 
     #[test]

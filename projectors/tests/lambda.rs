@@ -327,7 +327,10 @@ fn a_feed_lease_outlives_the_function_and_its_fan_out_budget_fits_in_it() {
     use infra::resources::{FEED_FANOUT_BUDGET_SECS, FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS};
     let limits = projectors::feed::FeedLimits::default();
     let timeout = Duration::from_secs(FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS.into());
-    assert!(limits.lease > timeout, "an expired lease's holder must be stopped");
+    assert!(
+        limits.lease > timeout,
+        "an expired lease's holder must be stopped"
+    );
     assert_eq!(
         limits.fanout_budget,
         Duration::from_secs(FEED_FANOUT_BUDGET_SECS.into())

@@ -121,9 +121,13 @@ fn random_suffix(rng: &mut impl Rng) -> String {
         .collect()
 }
 
+/// Slugs that name a route under `/api/articles/` and so can never be an article's: a title
+/// "Feed" gets `feed-<suffix>`.
+const RESERVED_SLUGS: &[&str] = &["feed"];
+
 /// The slug to try at `attempt` (from 0): the title's own slug, then `<slug>-<random suffix>`.
 fn slug_candidate(base: &str, attempt: usize) -> String {
-    if attempt == 0 {
+    if attempt == 0 && !RESERVED_SLUGS.contains(&base) {
         base.to_owned()
     } else {
         format!("{base}-{}", random_suffix(&mut rand::rng()))
@@ -477,6 +481,8 @@ mod tests {
     #[test]
     fn the_first_candidate_is_the_title_slug_then_suffixed_ones() {
         assert_eq!(slug_candidate("dragons", 0), "dragons");
+        let feed = slug_candidate("feed", 0);
+        assert!(is_candidate_of(&feed, "feed") && feed != "feed", "{feed}");
         let second = slug_candidate("dragons", 1);
         let suffix = second.strip_prefix("dragons-").expect("suffixed");
         assert_eq!(suffix.len(), SUFFIX_CHARS);

@@ -345,3 +345,17 @@ async fn favorites_show_in_the_feed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_article_titled_feed_gets_a_slug_the_feed_route_does_not_shadow() {
+    let api = Api::new();
+    let author = api.new_user("feedtitle").await;
+    let article = api.new_article(&author, "Feed", &[]).await;
+    let slug = slug_of(&article);
+    assert_ne!(slug, "feed");
+    assert!(slug.starts_with("feed-"), "{slug}");
+    let found = api
+        .eventually_article(&slug, None, |a| a["title"] == "Feed")
+        .await;
+    assert_eq!(found["slug"], slug.as_str());
+}

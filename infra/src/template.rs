@@ -174,7 +174,12 @@ pub const QUERY_API: FunctionDef = FunctionDef {
         TableAccess {
             table: &ARTICLES,
             indexes: &["bySlug"],
-            actions: &["dynamodb:BatchGetItem", "dynamodb:Query"],
+            // GetItem: a single article and the caller's favorite are one TransactGetItems.
+            actions: &[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+            ],
         },
         TableAccess {
             table: &ARTICLE_BODIES,
@@ -189,7 +194,11 @@ pub const QUERY_API: FunctionDef = FunctionDef {
         TableAccess {
             table: &FAVORITES,
             indexes: &["byUser"],
-            actions: &["dynamodb:BatchGetItem", "dynamodb:Query"],
+            actions: &[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+            ],
         },
         TableAccess {
             table: &FEEDS,

@@ -173,18 +173,37 @@ pub async fn article(
         .article_by_slug(slug)
         .await?
         .ok_or(ApiError::NotFound("article"))?;
-    let mut found = state
-        .readers
-        .lookup(&Lookup {
-            caller: caller.map(str::to_owned),
-            articles: vec![indexed.article_id.clone()],
-            bodies: vec![indexed.article_id.clone()],
-            users: vec![indexed.author_id.clone()],
-            follows: vec![indexed.author_id.clone()],
-            favorites: vec![indexed.article_id.clone()],
-            ..Lookup::default()
-        })
-        .await?;
+    let id = &indexed.article_id;
+    let wanted = Lookup {
+        caller: caller.map(str::to_owned),
+        articles: vec![id.clone()],
+        bodies: vec![id.clone()],
+        users: vec![indexed.author_id.clone()],
+        follows: vec![indexed.author_id.clone()],
+        favorites: vec![id.clone()],
+        ..Lookup::default()
+    };
+    let mut found = match caller {
+        None => state.readers.lookup(&wanted).await?,
+        // The caller's flag and the count must agree: read those two items in one
+        // transaction, the rest beside it.
+        Some(caller) => {
+            let rest = Lookup {
+                articles: Vec::new(),
+                favorites: Vec::new(),
+                ..wanted
+            };
+            let (mut found, (article, favorited)) = tokio::try_join!(
+                state.readers.lookup(&rest),
+                state.readers.article_and_favorite(id, caller)
+            )?;
+            found.articles.extend(article.map(|a| (id.clone(), a)));
+            if favorited {
+                found.favorited.insert(id.clone());
+            }
+            found
+        }
+    };
     let Some(article) = found.articles.remove(&indexed.article_id) else {
         // In the index but no longer in the table: deleted a moment ago.
         return Err(ApiError::NotFound("article"));

@@ -5,7 +5,8 @@ mod batch;
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use common::error::ApiError;
@@ -262,6 +263,68 @@ impl Readers {
             }
         }
     }
+
+    /// The article item and whether `caller` favorites it, read together with one
+    /// `TransactGetItems`: the articles projector writes the favorite and its count in one
+    /// transaction, and only a transactional read never sees one without the other (a
+    /// `BatchGetItem` may). Retried when it meets that transaction in flight.
+    pub async fn article_and_favorite(
+        &self,
+        article_id: &str,
+        caller: &str,
+    ) -> Result<(Option<ArticleView>, bool), ApiError> {
+        let get = |table: &str, key: Item| {
+            Get::builder()
+                .table_name(table)
+                .set_key(Some(key))
+                .build()
+                .map(|get| TransactGetItem::builder().get(get).build())
+                .map_err(unavailable)
+        };
+        let article = get(
+            &self.tables.articles,
+            Item::from([(articles::ARTICLE_ID.to_owned(), s(article_id))]),
+        )?;
+        let favorite = get(
+            &self.tables.favorites,
+            Item::from([
+                (favorites::ARTICLE_ID.to_owned(), s(article_id)),
+                (favorites::USER_ID.to_owned(), s(caller)),
+            ]),
+        )?;
+        let backoff = batch::Backoff::DEFAULT;
+        let mut retry = 0;
+        loop {
+            let result = self
+                .client
+                .transact_get_items()
+                .transact_items(article.clone())
+                .transact_items(favorite.clone())
+                .send()
+                .await;
+            match result {
+                Ok(output) => {
+                    let item = |i: usize| output.responses().get(i).and_then(|r| r.item());
+                    return Ok((
+                        item(0).and_then(ArticleView::from_item),
+                        item(1).is_some(),
+                    ));
+                }
+                Err(error)
+                    if retry < backoff.retries
+                        && matches!(
+                            error.as_service_error(),
+                            Some(TransactGetItemsError::TransactionCanceledException(_))
+                        ) =>
+                {
+                    retry += 1;
+                    tokio::time::sleep(backoff.pause(retry)).await;
+                }
+                Err(error) => return Err(unavailable(error)),
+            }
+        }
+    }
+
 
     /// Articles, article bodies, users, feed articles, and the caller's follows and favorites,
     /// all in one `BatchGetItem`

@@ -485,7 +485,7 @@ async fn filters_resolve_usernames_then_cost_one_batch() {
 }
 
 #[tokio::test]
-async fn one_article_costs_a_query_and_a_batch() {
+async fn one_article_costs_a_query_and_a_batch_and_with_a_token_a_transactional_read() {
     let f = fixture("qryone").await;
 
     let uri = format!("/api/articles/{}", f.slug(5));
@@ -494,8 +494,8 @@ async fn one_article_costs_a_query_and_a_batch() {
     eprintln!("GET /api/articles/{{slug}} (with a token): {tally:?}");
     assert_eq!(
         tally.operations(),
-        "BatchGetItem×1 Query×1",
-        "bySlug + BatchGetItem"
+        "BatchGetItem×1 Query×1 TransactGetItems×1",
+        "bySlug, then the body, author and follow beside the article and favorite together"
     );
     assert!(tally.read_units > 0.0, "{tally:?}");
     assert_eq!(
@@ -523,7 +523,10 @@ async fn one_article_costs_a_query_and_a_batch() {
     let (_, body, tally) = f.get(&uri, Some(&f.token)).await;
     assert_eq!(body["article"]["favorited"], false);
     assert_eq!(body["article"]["author"]["following"], false);
-    assert_eq!(tally.operations(), "BatchGetItem×1 Query×1");
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1 Query×1 TransactGetItems×1"
+    );
     let (_, body, tally) = f.get(&uri, None).await;
     assert_eq!(body["article"]["body"], "Body 7");
     assert_eq!(tally.operations(), "BatchGetItem×1 Query×1");
@@ -561,7 +564,10 @@ async fn one_article_costs_a_query_and_a_batch() {
     let (status, body, tally) = f.get(&uri, Some(&f.token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body, json!({"errors": {"article": ["not found"]}}));
-    assert_eq!(tally.operations(), "BatchGetItem×1 Query×1");
+    assert_eq!(
+        tally.operations(),
+        "BatchGetItem×1 Query×1 TransactGetItems×1"
+    );
 }
 
 #[tokio::test]

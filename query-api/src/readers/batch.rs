@@ -58,7 +58,7 @@ impl Backoff {
     };
 
     /// Full jitter: a random pause up to `base * 2^(retry-1)`, capped.
-    fn pause(&self, retry: u32) -> Duration {
+    pub(crate) fn pause(&self, retry: u32) -> Duration {
         let ceiling = self
             .base
             .saturating_mul(1 << retry.saturating_sub(1).min(16))

@@ -476,7 +476,7 @@ pub const SEARCH_PROJECTOR_QUEUE: QueueDef = QueueDef {
 /// pauses after [`FEED_FANOUT_BUDGET_SECS`] and continues from its progress item).
 pub const FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS: u32 = 60;
 /// How long one invocation fans out before it saves its progress and hands the message back.
-pub const FEED_FANOUT_BUDGET_SECS: u32 = 20;
+pub const FEED_FANOUT_BUDGET_SECS: u32 = 15;
 
 /// The feed projector's queue: follows (in `User` streams) and article events.
 pub const FEED_PROJECTOR_QUEUE: QueueDef = QueueDef {

@@ -23,7 +23,7 @@
 //!
 //! **Large fan-outs.** Followers (or articles) are read a page at a time and written 25 per
 //! `BatchWriteItem`, a few requests in flight. When an event has fanned out for longer than
-//! its budget it saves the page cursor in a progress item, gives the lease back and fails
+//! its budget it saves the page cursor in its stream's checkpoint item, gives the lease back and fails
 //! with [`ProjectionError::Paused`]; the redelivered message continues from the cursor. Every
 //! write is idempotent, so a crash anywhere only repeats work.
 
@@ -62,14 +62,15 @@ pub struct FeedLimits {
 
 impl Default for FeedLimits {
     /// For the deployed function's 60 s timeout (`infra`'s `FEED_PROJECTOR_FUNCTION_TIMEOUT_SECS`):
-    /// 20 s of fan-out and 20 s of waiting leave room for the rest of a batch.
+    /// an event waits for a busy author longer than another event fans out in one go (so it
+    /// does not give up on a fan-out's first slice), and both fit in the timeout.
     fn default() -> Self {
         Self {
-            fanout_budget: Duration::from_secs(20),
+            fanout_budget: Duration::from_secs(15),
             page_size: 1000,
             concurrent_batches: 4,
             lease: Duration::from_secs(70),
-            lease_wait: Duration::from_secs(20),
+            lease_wait: Duration::from_secs(30),
         }
     }
 }
@@ -216,6 +217,20 @@ enum Source {
     Articles,
 }
 
+/// One fan-out: what to page over, what to write, and where a paused run stopped.
+struct FanOut<'a> {
+    event: &'a StoredEvent,
+    author: &'a str,
+    source: Source,
+    write: Write,
+    resume: Option<Item>,
+}
+
+/// Attributes of the checkpoint item where a paused fan-out keeps its place: the event's
+/// sequence and the `Query` cursor. A later event never reads a cursor saved for another.
+const FANOUT_SEQ: &str = "fanoutSeq";
+const FANOUT_CURSOR: &str = "fanoutCursor";
+
 /// Whether a fan-out puts or deletes its entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Write {
@@ -358,8 +373,9 @@ impl FeedProjector {
         }
     }
 
-    /// The last applied sequence of the event's stream, read consistently.
-    async fn applied(&self, event: &StoredEvent) -> Result<u64, ProjectionError> {
+    /// The last applied sequence of the event's stream and, if an earlier run of this event
+    /// paused its fan-out, where to continue; read consistently from the checkpoint item.
+    async fn position(&self, event: &StoredEvent) -> Result<(u64, Option<Item>), ProjectionError> {
         let output = self
             .client
             .get_item()
@@ -369,10 +385,19 @@ impl FeedProjector {
             .send()
             .await
             .map_err(unavailable)?;
-        Ok(output
-            .item()
-            .and_then(|item| events::views::number(item, checkpoints::LAST_SEQ))
-            .unwrap_or(0))
+        let Some(item) = output.item() else {
+            return Ok((0, None));
+        };
+        let last = events::views::number(item, checkpoints::LAST_SEQ).unwrap_or(0);
+        let resume = match item.get(FANOUT_CURSOR) {
+            Some(AttributeValue::M(cursor))
+                if events::views::number(item, FANOUT_SEQ) == Some(event.sequence) =>
+            {
+                Some(cursor.clone())
+            }
+            _ => None,
+        };
+        Ok((last, resume))
     }
 
     /// Applies `change` under its author's lease; returns the writes for the commit
@@ -382,63 +407,58 @@ impl FeedProjector {
         event: &StoredEvent,
         change: &Change,
     ) -> Result<Option<Vec<TransactWriteItem>>, ProjectionError> {
-        if self.applied(event).await? >= event.sequence {
+        let (last, resume) = self.position(event).await?;
+        if last >= event.sequence {
             return Ok(None);
         }
-        let progress = self.progress_key(event);
+        let fan_out = |author, source, write| FanOut {
+            event,
+            author,
+            source,
+            write,
+            resume: resume.clone(),
+        };
         let mut actions = Vec::new();
-        let fanned_out = match change {
-            Change::Nothing | Change::Edited(_) => false,
+        match change {
+            Change::Nothing | Change::Edited(_) => {}
             Change::Followed { follower, author } => {
                 self.put_follower(author, follower, event.sequence).await?;
-                self.fan_out(&progress, author, Source::Articles, Write::Put, |article| {
+                self.fan_out(fan_out(author, Source::Articles, Write::Put), |article| {
                     let article = FeedArticle::from_item(article)?;
                     Some((follower.clone(), article.feed_key(), article.article_id))
                 })
-                .await?
+                .await?;
             }
             Change::Unfollowed { follower, author } => {
                 self.delete_follower(author, follower).await?;
                 // Articles whose deletion is under way too: their entries go either way.
-                self.fan_out(&progress, author, Source::Articles, Write::Delete, |item| {
+                self.fan_out(fan_out(author, Source::Articles, Write::Delete), |item| {
                     let article_id = events::views::text(item, feed_articles::ARTICLE_ID)?;
                     let created_at = events::views::text(item, feed_articles::CREATED_AT)?;
                     let key = feeds::feed_key(&created_at, &article_id);
                     Some((follower.clone(), key, article_id))
                 })
-                .await?
+                .await?;
             }
             Change::Published(article) => {
                 self.put_article(article).await?;
                 let key = article.feed_key();
-                self.fan_out(
-                    &progress,
-                    &article.author_id,
-                    Source::Followers,
-                    Write::Put,
-                    |follower| {
-                        let follower = events::views::text(follower, feed_followers::FOLLOWER_ID)?;
-                        Some((follower, key.clone(), article.article_id.clone()))
-                    },
-                )
-                .await?
+                let job = fan_out(&article.author_id, Source::Followers, Write::Put);
+                self.fan_out(job, |follower| {
+                    let follower = events::views::text(follower, feed_followers::FOLLOWER_ID)?;
+                    Some((follower, key.clone(), article.article_id.clone()))
+                })
+                .await?;
             }
             Change::Deleted { author, article_id } => {
                 if let Some(created_at) = self.mark_deleted(author, article_id).await? {
                     let key = feeds::feed_key(&created_at, article_id);
-                    let fanned_out = self
-                        .fan_out(
-                            &progress,
-                            author,
-                            Source::Followers,
-                            Write::Delete,
-                            |follower| {
-                                let follower =
-                                    events::views::text(follower, feed_followers::FOLLOWER_ID)?;
-                                Some((follower, key.clone(), article_id.clone()))
-                            },
-                        )
-                        .await?;
+                    let job = fan_out(author, Source::Followers, Write::Delete);
+                    self.fan_out(job, |follower| {
+                        let follower = events::views::text(follower, feed_followers::FOLLOWER_ID)?;
+                        Some((follower, key.clone(), article_id.clone()))
+                    })
+                    .await?;
                     let delete = Delete::builder()
                         .table_name(&self.articles_table)
                         .key(feed_articles::AUTHOR_ID, s(author))
@@ -446,19 +466,8 @@ impl FeedProjector {
                         .build()
                         .map_err(unavailable)?;
                     actions.push(TransactWriteItem::builder().delete(delete).build());
-                    fanned_out
-                } else {
-                    false
                 }
             }
-        };
-        if fanned_out {
-            let delete = Delete::builder()
-                .table_name(&self.checkpoints_table)
-                .key(checkpoints::PK, s(&progress))
-                .build()
-                .map_err(unavailable)?;
-            actions.push(TransactWriteItem::builder().delete(delete).build());
         }
         Ok(Some(actions))
     }
@@ -556,45 +565,24 @@ impl FeedProjector {
         }
     }
 
-    fn progress_key(&self, event: &StoredEvent) -> String {
-        format!("{}#fanout#{}", self.checkpoint_key(event), event.sequence)
-    }
-
-    /// Where an earlier, paused run of this event stopped (`None`: from the start).
-    async fn resume_from(&self, progress: &str) -> Result<Option<Item>, ProjectionError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.checkpoints_table)
-            .key(checkpoints::PK, s(progress))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output.item().and_then(|item| match item.get("cursor") {
-            Some(AttributeValue::M(cursor)) => Some(cursor.clone()),
-            _ => None,
-        }))
-    }
-
-    /// Writes one feed entry per item of `source` for `author` (the `entry` function turns an
-    /// item into (reader, feed key, article id), or skips it), page by page, resuming from
-    /// the event's progress item. Returns whether a progress item may exist (to delete it in
-    /// the commit). Fails with [`ProjectionError::Paused`] when the budget runs out first.
-    async fn fan_out<F>(
-        &self,
-        progress: &str,
-        author: &str,
-        source: Source,
-        write: Write,
-        entry: F,
-    ) -> Result<bool, ProjectionError>
+    /// Writes one feed entry per item of the job's source (the `entry` function turns an item
+    /// into (reader, feed key, article id), or skips it), page by page, from where a paused
+    /// run of the event stopped. Fails with [`ProjectionError::Paused`] after saving its
+    /// cursor in the checkpoint item when the budget runs out before the last page.
+    async fn fan_out<F>(&self, job: FanOut<'_>, entry: F) -> Result<(), ProjectionError>
     where
         F: Fn(&Item) -> Option<(String, String, String)>,
     {
+        let FanOut {
+            event,
+            author,
+            source,
+            write,
+            resume,
+        } = job;
         let started = Instant::now();
-        let mut cursor = self.resume_from(progress).await?;
-        let resumed = cursor.is_some();
+        let resumed = resume.is_some();
+        let mut cursor = resume;
         let (table, key) = match source {
             Source::Followers => (&self.followers_table, feed_followers::AUTHOR_ID),
             Source::Articles => (&self.articles_table, feed_articles::AUTHOR_ID),
@@ -635,19 +623,23 @@ impl FeedProjector {
                 if written > 100 || resumed {
                     tracing::info!(author, written, resumed, ?write, "fan-out done");
                 }
-                return Ok(resumed);
+                return Ok(());
             };
             if started.elapsed() >= self.limits.fanout_budget {
                 self.client
-                    .put_item()
+                    .update_item()
                     .table_name(&self.checkpoints_table)
-                    .item(checkpoints::PK, s(progress))
-                    .item("cursor", AttributeValue::M(next.clone()))
+                    .key(checkpoints::PK, s(&self.checkpoint_key(event)))
+                    .update_expression("SET #seq = :seq, #cursor = :cursor")
+                    .expression_attribute_names("#seq", FANOUT_SEQ)
+                    .expression_attribute_names("#cursor", FANOUT_CURSOR)
+                    .expression_attribute_values(":seq", n(event.sequence))
+                    .expression_attribute_values(":cursor", AttributeValue::M(next.clone()))
                     .send()
                     .await
                     .map_err(unavailable)?;
                 return Err(ProjectionError::Paused(format!(
-                    "fan-out for author {author}: {written} entries written in {:?}; continues from its progress item",
+                    "fan-out for author {author}: {written} entries written in {:?}; continues from the saved cursor",
                     started.elapsed()
                 )));
             }

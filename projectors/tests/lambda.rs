@@ -336,6 +336,10 @@ fn a_feed_lease_outlives_the_function_and_its_fan_out_budget_fits_in_it() {
         Duration::from_secs(FEED_FANOUT_BUDGET_SECS.into())
     );
     assert!(limits.fanout_budget + limits.lease_wait < timeout);
+    assert!(
+        limits.lease_wait > limits.fanout_budget,
+        "an event outwaits one slice of another's fan-out"
+    );
 }
 
 #[tokio::test]

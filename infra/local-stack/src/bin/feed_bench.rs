@@ -1,0 +1,993 @@
+//! `feed-bench`: what the feed costs, written (fan-out on write) and read.
+//!
+//! **Part 1, fan-out** (`--part fanout`), at the projector level on in-memory emulators (no
+//! HTTP: registering 10,000 users through the API would mean 10,000 Argon2 hashes):
+//! 1. provisions a fresh prefix and appends `--followers` (10,000) `UserFollowed` events of one
+//!    author, one per follower stream, through the real event store;
+//! 2. applies them with a feed projector runtime, `--concurrency` (8) at once, and prints the
+//!    rate (they serialize on the author's lease by design);
+//! 3. appends an `ArticlePublished` by that author and applies it with a runtime whose
+//!    DynamoDB client is metered, retrying while it pauses (its fan-out budget ran out), and
+//!    prints the wall time, entries per second, the requests per operation and the capacity;
+//! 4. checks, with a consistent scan of the `feeds` table, that every follower's feed holds
+//!    exactly that entry;
+//! 5. does the same for the article's `ArticleDeleted` (a fan-out of deletes) and checks the
+//!    feeds are empty again, the projector's copy of the article gone, and no author lease
+//!    left behind;
+//! 6. with `--budget-ms N`, repeats 3 to 5 for a second article with that fan-out budget, to
+//!    show the pause/resume path at scale (how many pauses it took).
+//!
+//! **Part 2, reads** (`--part reads`), through the HTTP API of a local stack whose API client
+//! is metered: registers a reader and `--authors` (50) authors, each publishes
+//! `--articles-per-author` (20) articles, the reader follows them all (one by one: the follows
+//! append to the reader's own stream); waits until the reader's feed counts every article;
+//! then times `--reads` (300) sequential
+//! `GET /api/articles/feed` (first page of 20) and `?offset=500`, and meters one of each.
+//!
+//! Exits non-zero if any check fails. Build it in release:
+//! `cargo run --release -p local-stack --bin feed-bench -- [--part fanout|reads|all]`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use aws_sdk_dynamodb::Client;
+use common::config::TableNames;
+use common::meter::{DynamoMeter, Tally};
+use events::article::ArticleEvent;
+use events::user::UserEvent;
+use events::views::{checkpoints, feed_articles, feeds};
+use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use local_stack::bench::{
+    own_stack, per_second, summary, tally_row, Api, ApiUser, SUMMARY_HEADER, TALLY_HEADER,
+};
+use projectors::feed::FeedLimits;
+use projectors::runtime::Outcome;
+use projectors::{FeedProjector, ProjectionError, Projector, ProjectorRuntime};
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Fanout,
+    Reads,
+    All,
+}
+
+struct Args {
+    part: Part,
+    followers: usize,
+    concurrency: usize,
+    budget_ms: Option<u64>,
+    authors: usize,
+    articles_per_author: usize,
+    reads: usize,
+}
+
+const USAGE: &str = "feed-bench [--part fanout|reads|all (all)] [--skip-reads]
+  fan-out: [--followers N (10000)] [--concurrency N (8)] [--budget-ms N (none: only the default limits)]
+  reads:   [--authors N (50)] [--articles-per-author N (20)] [--reads N (300)]";
+
+fn args() -> anyhow::Result<Args> {
+    let mut parsed = Args {
+        part: Part::All,
+        followers: 10_000,
+        concurrency: 8,
+        budget_ms: None,
+        authors: 50,
+        articles_per_author: 20,
+        reads: 300,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut number = |name: &str| -> anyhow::Result<usize> {
+            it.next()
+                .with_context(|| format!("{name} needs a number"))?
+                .parse()
+                .with_context(|| format!("{name} needs a number"))
+        };
+        match arg.as_str() {
+            "--followers" => parsed.followers = number("--followers")?,
+            "--concurrency" => parsed.concurrency = number("--concurrency")?,
+            "--budget-ms" => parsed.budget_ms = Some(number("--budget-ms")? as u64),
+            "--authors" => parsed.authors = number("--authors")?,
+            "--articles-per-author" => {
+                parsed.articles_per_author = number("--articles-per-author")?
+            }
+            "--reads" => parsed.reads = number("--reads")?,
+            "--skip-reads" => parsed.part = Part::Fanout,
+            "--part" => {
+                parsed.part = match it.next().as_deref() {
+                    Some("fanout") => Part::Fanout,
+                    Some("reads") => Part::Reads,
+                    Some("all") => Part::All,
+                    other => bail!("--part takes fanout, reads or all, not {other:?}\n{USAGE}"),
+                }
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    ensure!(
+        parsed.followers >= 1
+            && parsed.concurrency >= 1
+            && parsed.authors >= 1
+            && parsed.articles_per_author >= 1
+            && parsed.reads >= 1,
+        "every count must be at least 1\n{USAGE}"
+    );
+    Ok(parsed)
+}
+
+/// Appends of the follow events in flight at once.
+const APPEND_CONCURRENCY: usize = 16;
+/// Requests the HTTP loader of part 2 keeps in flight.
+const LOAD_CONCURRENCY: usize = 8;
+/// How often one event may fail with a transient error (a busy lease, an unavailable table)
+/// before the bench gives up on it.
+const TRANSIENT_RETRIES: u64 = 20;
+
+// ---------------------------------------------------------------------------------------
+// Part 1: fan-out at the projector level.
+// ---------------------------------------------------------------------------------------
+
+/// Appends `event` as the next event (after `expected_sequence`) of a stream, with the
+/// uniqueness changes it implies, through the real event store.
+async fn append<E: EventSchema>(
+    store: &EventStore,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    expected_sequence: u64,
+    event: &E,
+) -> anyhow::Result<StoredEvent> {
+    let (event_type, event_version, payload) = event.to_stored();
+    let mut stored = store
+        .append(Commit {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            expected_sequence,
+            events: vec![NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type,
+                event_version,
+                payload,
+                metadata: Metadata::default(),
+            }],
+            unique_changes: event.unique_changes(),
+        })
+        .await
+        .with_context(|| format!("appending to {aggregate_type}#{aggregate_id}"))?;
+    stored.pop().context("the store returned no event")
+}
+
+/// How often events had to be handed to the runtime again, by reason.
+#[derive(Debug, Default)]
+struct Redeliveries {
+    /// The fan-out budget ran out: progress saved, the event continues where it stopped.
+    paused: AtomicU64,
+    /// The author's lease stayed busy, or a checkpoint kept moving.
+    contended: AtomicU64,
+    /// DynamoDB refused or failed a request.
+    unavailable: AtomicU64,
+}
+
+impl Redeliveries {
+    fn paused(&self) -> u64 {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} paused, {} contended, {} unavailable",
+            self.paused(),
+            self.contended.load(Ordering::Relaxed),
+            self.unavailable.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// Applies `event` as the queue would: handed back again while it pauses (at once, rather
+/// than after a visibility timeout) or fails transiently, until it is applied.
+async fn project_fully<P: Projector>(
+    runtime: &ProjectorRuntime<P>,
+    event: &StoredEvent,
+    redeliveries: &Redeliveries,
+) -> anyhow::Result<()> {
+    let mut transient = 0;
+    loop {
+        match runtime.project(event).await {
+            Ok(Outcome::Applied { .. }) => return Ok(()),
+            Ok(other) => bail!(
+                "{} {} of {}: {other:?} instead of applied",
+                event.event_type,
+                event.sequence,
+                event.stream_key()
+            ),
+            Err(ProjectionError::Paused(_)) => {
+                redeliveries.paused.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error @ (ProjectionError::Contended(_) | ProjectionError::Unavailable(_))) => {
+                let counter = if matches!(error, ProjectionError::Contended(_)) {
+                    &redeliveries.contended
+                } else {
+                    &redeliveries.unavailable
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                transient += 1;
+                ensure!(
+                    transient <= TRANSIENT_RETRIES,
+                    "{} of {} still fails after {TRANSIENT_RETRIES} tries: {error}",
+                    event.event_type,
+                    event.stream_key()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("{} of {}", event.event_type, event.stream_key()))
+            }
+        }
+    }
+}
+
+/// Every feed entry, read with a consistent scan: reader → the article ids in their feed.
+async fn feed_entries(
+    client: &Client,
+    tables: &TableNames,
+) -> anyhow::Result<HashMap<String, Vec<String>>> {
+    let mut entries: HashMap<String, Vec<String>> = HashMap::new();
+    let mut pages = client
+        .scan()
+        .table_name(&tables.feeds)
+        .consistent_read(true)
+        .projection_expression("#user, #article")
+        .expression_attribute_names("#user", feeds::USER_ID)
+        .expression_attribute_names("#article", feeds::ARTICLE_ID)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for item in page.context("scanning the feeds")?.items() {
+            let reader = events::views::text(item, feeds::USER_ID).context("entry without user")?;
+            let article =
+                events::views::text(item, feeds::ARTICLE_ID).context("entry without article")?;
+            entries.entry(reader).or_default().push(article);
+        }
+    }
+    Ok(entries)
+}
+
+/// Checks that every follower's feed holds exactly `article_id` and nobody else's does.
+async fn check_published(
+    client: &Client,
+    tables: &TableNames,
+    followers: &[String],
+    article_id: &str,
+) -> anyhow::Result<()> {
+    let entries = feed_entries(client, tables).await?;
+    let wrong: Vec<&String> = followers
+        .iter()
+        .filter(|f| entries.get(*f).map(Vec::as_slice) != Some(&[article_id.to_owned()][..]))
+        .collect();
+    let holders = entries
+        .values()
+        .filter(|articles| articles.iter().any(|a| a == article_id))
+        .count();
+    ensure!(
+        wrong.is_empty() && holders == followers.len(),
+        "{} of {} followers' feeds do not hold exactly the article (e.g. {:?}); {holders} feeds hold it",
+        wrong.len(),
+        followers.len(),
+        wrong.iter().take(3).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+/// Checks that no feed holds `article_id` any more, that the projector's copy of the article
+/// is gone, and that no author lease is left in the checkpoints table.
+async fn check_deleted(
+    client: &Client,
+    tables: &TableNames,
+    author: &str,
+    article_id: &str,
+) -> anyhow::Result<()> {
+    let entries = feed_entries(client, tables).await?;
+    let holders = entries
+        .values()
+        .filter(|articles| articles.iter().any(|a| a == article_id))
+        .count();
+    ensure!(
+        holders == 0,
+        "{holders} feeds still hold the deleted article"
+    );
+    let copy = client
+        .get_item()
+        .table_name(&tables.feed_articles)
+        .key(
+            feed_articles::AUTHOR_ID,
+            aws_sdk_dynamodb::types::AttributeValue::S(author.to_owned()),
+        )
+        .key(
+            feed_articles::ARTICLE_ID,
+            aws_sdk_dynamodb::types::AttributeValue::S(article_id.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .context("reading the feed article")?;
+    ensure!(
+        copy.item().is_none(),
+        "the projector's copy of the deleted article is still there"
+    );
+    let leftovers = leftover_checkpoints(client, tables).await?;
+    ensure!(leftovers.is_empty(), "leases left behind: {leftovers:?}");
+    Ok(())
+}
+
+/// The keys of author leases in the checkpoints table.
+async fn leftover_checkpoints(client: &Client, tables: &TableNames) -> anyhow::Result<Vec<String>> {
+    let mut left = Vec::new();
+    let mut pages = client
+        .scan()
+        .table_name(&tables.checkpoints)
+        .consistent_read(true)
+        .projection_expression("#pk")
+        .expression_attribute_names("#pk", checkpoints::PK)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for item in page.context("scanning the checkpoints")?.items() {
+            if let Some(key) = events::views::text(item, checkpoints::PK) {
+                if key.contains("#lease#") {
+                    left.push(key);
+                }
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// One fan-out of one event, for the table.
+struct FanoutRow {
+    what: String,
+    limits: String,
+    entries: usize,
+    wall: Duration,
+    redeliveries: Redeliveries,
+    tally: Tally,
+}
+
+impl FanoutRow {
+    fn markdown(&self) -> String {
+        format!(
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.2} |",
+            self.what,
+            self.limits,
+            self.entries,
+            self.wall.as_secs_f64(),
+            per_second(self.entries, self.wall),
+            self.redeliveries.paused(),
+            self.tally.total_requests(),
+            self.tally.operations(),
+            self.tally.read_units,
+            self.tally.write_units,
+            self.tally.write_units / self.entries.max(1) as f64,
+        )
+    }
+}
+
+const FANOUT_HEADER: &str = "| event | limits | feed entries | wall s | entries/s | pauses | requests | operations | read units | write units | WCU/entry |\n|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// Publishes an article by `author`, fans it out to `followers` with `limits`, checks every
+/// feed, then deletes it, fans that out and checks the feeds are empty again.
+async fn publish_and_delete(
+    client: &Client,
+    tables: &TableNames,
+    store: &EventStore,
+    author: &str,
+    followers: &[String],
+    limits: FeedLimits,
+    limits_name: &str,
+) -> anyhow::Result<[FanoutRow; 2]> {
+    let article_id = Uuid::new_v4().to_string();
+    let slug = format!("fan-out-{}", &article_id[..8]);
+    let published = append(
+        store,
+        events::article::AGGREGATE_TYPE,
+        &article_id,
+        0,
+        &ArticleEvent::ArticlePublished {
+            article_id: article_id.clone(),
+            author_id: author.to_owned(),
+            slug: slug.clone(),
+            title: format!("Fan-out {slug}"),
+            description: "One article, every follower's feed".to_owned(),
+            body: "Lorem ipsum dolor sit amet.".to_owned(),
+            tag_list: vec!["bench".to_owned()],
+            created_at: events::time_format::format_millis(events::time_format::now_millis()),
+        },
+    )
+    .await?;
+    let meter = DynamoMeter::new();
+    let metered = meter.attach(client);
+    let runtime = ProjectorRuntime::over_tables(
+        FeedProjector::new(&metered, tables).with_limits(limits),
+        &metered,
+        tables,
+    );
+
+    let fan_out = |what: &'static str, event: StoredEvent| {
+        let (runtime, meter) = (&runtime, &meter);
+        async move {
+            meter.take();
+            let redeliveries = Redeliveries::default();
+            let started = Instant::now();
+            project_fully(runtime, &event, &redeliveries).await?;
+            let wall = started.elapsed();
+            let row = FanoutRow {
+                what: what.to_owned(),
+                limits: limits_name.to_owned(),
+                entries: followers.len(),
+                wall,
+                tally: meter.take(),
+                redeliveries,
+            };
+            eprintln!(
+                "feed-bench: {what} ({limits_name}) fanned out to {} feeds in {:.2} s ({})",
+                followers.len(),
+                wall.as_secs_f64(),
+                row.redeliveries.describe()
+            );
+            anyhow::Ok(row)
+        }
+    };
+
+    let publish = fan_out("ArticlePublished", published).await?;
+    check_published(client, tables, followers, &article_id).await?;
+    eprintln!("feed-bench: checked: every follower's feed holds exactly the new article");
+
+    let deleted = append(
+        store,
+        events::article::AGGREGATE_TYPE,
+        &article_id,
+        1,
+        &ArticleEvent::ArticleDeleted {
+            author_id: author.to_owned(),
+            slug,
+            deleted_at: events::time_format::format_millis(events::time_format::now_millis()),
+        },
+    )
+    .await?;
+    let delete = fan_out("ArticleDeleted", deleted).await?;
+    check_deleted(client, tables, author, &article_id).await?;
+    eprintln!("feed-bench: checked: no feed holds the deleted article, nothing left behind");
+    Ok([publish, delete])
+}
+
+async fn fanout_part(args: &Args) -> anyhow::Result<()> {
+    let prefix = infra::testkit::unique_prefix("feedbench");
+    let (clients, _provisioned) = infra::testkit::provisioned(&prefix).await;
+    let client = clients.dynamodb.clone();
+    let tables = TableNames::with_prefix(&prefix);
+    let store = EventStore::new(client.clone(), Tables::with_prefix(&prefix));
+    let n = args.followers;
+    let author = Uuid::new_v4().to_string();
+    let followers: Vec<String> = (0..n).map(|_| Uuid::new_v4().to_string()).collect();
+
+    let started = Instant::now();
+    let follows: Vec<StoredEvent> = stream::iter(&followers)
+        .map(|follower| {
+            let event = UserEvent::UserFollowed {
+                followee_id: author.clone(),
+            };
+            let store = &store;
+            async move { append(store, events::user::AGGREGATE_TYPE, follower, 0, &event).await }
+        })
+        .buffer_unordered(APPEND_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let appended = started.elapsed();
+    eprintln!(
+        "feed-bench: {n} UserFollowed events appended in {:.1} s ({:.0}/s)",
+        appended.as_secs_f64(),
+        per_second(n, appended)
+    );
+
+    let meter = DynamoMeter::new();
+    let metered = meter.attach(&client);
+    let runtime = FeedProjector::runtime(&metered, &tables);
+    let redeliveries = Redeliveries::default();
+    let started = Instant::now();
+    stream::iter(&follows)
+        .map(|event| project_fully(&runtime, event, &redeliveries))
+        .buffer_unordered(args.concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let projected = started.elapsed();
+    let follow_tally = meter.take();
+    let follow_line = format!(
+        "follow projection: {n} events in {:.1} s ({:.0}/s), {} at once; {}",
+        projected.as_secs_f64(),
+        per_second(n, projected),
+        args.concurrency,
+        redeliveries.describe()
+    );
+    eprintln!("feed-bench: {follow_line}");
+    let leftovers = leftover_checkpoints(&client, &tables).await?;
+    ensure!(
+        leftovers.is_empty(),
+        "leases left after the follows: {leftovers:?}"
+    );
+
+    let default_limits = FeedLimits::default();
+    let mut rows = Vec::new();
+    rows.extend(
+        publish_and_delete(
+            &client,
+            &tables,
+            &store,
+            &author,
+            &followers,
+            default_limits,
+            &format!(
+                "default ({} s budget)",
+                default_limits.fanout_budget.as_secs_f64()
+            ),
+        )
+        .await?,
+    );
+    if let Some(budget_ms) = args.budget_ms {
+        let small = FeedLimits {
+            fanout_budget: Duration::from_millis(budget_ms),
+            ..default_limits
+        };
+        rows.extend(
+            publish_and_delete(
+                &client,
+                &tables,
+                &store,
+                &author,
+                &followers,
+                small,
+                &format!("{budget_ms} ms budget"),
+            )
+            .await?,
+        );
+    }
+
+    println!("\n## Feed fan-out to {n} followers (projector level, in-memory emulators)\n");
+    println!(
+        "Limits: page of {} followers per `Query`, {} `BatchWriteItem` in flight, lease {} s.\n",
+        default_limits.page_size,
+        default_limits.concurrent_batches,
+        default_limits.lease.as_secs()
+    );
+    println!(
+        "appending: {n} UserFollowed events in {:.1} s ({:.0}/s), {APPEND_CONCURRENCY} at once\n",
+        appended.as_secs_f64(),
+        per_second(n, appended)
+    );
+    println!("{follow_line}\n");
+    println!("{TALLY_HEADER}");
+    println!(
+        "{}",
+        tally_row(&format!("{n} × UserFollowed"), &follow_tally)
+    );
+    println!("\n{FANOUT_HEADER}");
+    for row in &rows {
+        println!("{}", row.markdown());
+    }
+    println!("\nEvery follower's feed was checked after each publish (exactly the one entry) and after each delete (empty).");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Part 2: feed reads through the API.
+// ---------------------------------------------------------------------------------------
+
+/// Registers the reader and the authors, publishes the articles, and makes the reader follow
+/// every author, through the API.
+async fn load(
+    api: &Api,
+    sqs: &aws_sdk_sqs::Client,
+    queues: &[(String, String)],
+    args: &Args,
+    run: &str,
+) -> anyhow::Result<(ApiUser, Vec<ApiUser>, String)> {
+    let started = Instant::now();
+    let reader = api.register(&format!("f{run}reader")).await?;
+    let authors: Vec<ApiUser> = stream::iter(0..args.authors)
+        .map(|i| async move { api.register(&format!("f{run}a{i}")).await })
+        .buffered(LOAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let registered = format!(
+        "{} users registered in {:.1} s ({LOAD_CONCURRENCY} at once)",
+        authors.len() + 1,
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("feed-bench: {registered}");
+
+    let started = Instant::now();
+    let k = args.articles_per_author;
+    let total = authors.len() * k;
+    stream::iter(0..total)
+        .map(|i| {
+            let author = &authors[i % authors.len()];
+            let body = json!({"article": {
+                "title": format!("Feed bench article {i} of run {run}"),
+                "description": format!("What article {i} is about"),
+                "body": "Lorem ipsum dolor sit amet. ".repeat(40),
+                "tagList": [format!("tag{}", i % 10)],
+            }});
+            async move {
+                api.ok(
+                    Method::POST,
+                    "/articles",
+                    Some(&author.token),
+                    Some(body),
+                    201,
+                )
+                .await
+            }
+        })
+        .buffer_unordered(LOAD_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let published = format!(
+        "{total} articles published in {:.1} s ({LOAD_CONCURRENCY} at once)",
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("feed-bench: {published}");
+    // Before the follows, so that the time to a complete feed below is the follows' alone
+    // (their backfills), not the publishes' queueing through the stream and the topic.
+    let projected = publishes_projected(api, sqs, queues, total).await?;
+    let projected = format!(
+        "every projector idle {:.1} s after the last publish",
+        projected.as_secs_f64()
+    );
+    eprintln!("feed-bench: {projected}");
+
+    // One at a time: every follow appends to the reader's own stream, so concurrent follows
+    // would only lose the optimistic lock to each other (409 after the command's retries).
+    let started = Instant::now();
+    for author in &authors {
+        let path = format!("/profiles/{}/follow", author.username);
+        api.ok(Method::POST, &path, Some(&reader.token), None, 200)
+            .await?;
+    }
+    let followed = format!(
+        "{} follows in {:.1} s (one by one)",
+        authors.len(),
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("feed-bench: {followed}");
+    Ok((
+        reader,
+        authors,
+        format!("{registered}; {published}, {projected}; {followed}"),
+    ))
+}
+
+/// How long after the load the feed counted every article, and how long until every
+/// projector was idle too.
+struct Settled {
+    counted: Duration,
+    idle: Duration,
+}
+
+/// Waits until the reader's feed counts `expected` articles (polled every 100 ms), then until
+/// the projector queues are empty (twice, half a second apart), so that the timings do not
+/// share the machine with the load's projection.
+async fn settle(
+    api: &Api,
+    sqs: &aws_sdk_sqs::Client,
+    queues: &[(String, String)],
+    reader: &ApiUser,
+    expected: usize,
+) -> anyhow::Result<Settled> {
+    let started = Instant::now();
+    let urls: Vec<String> = queues.iter().map(|(_, url)| url.clone()).collect();
+    let mut reported = Duration::ZERO;
+    let within = Duration::from_secs(300);
+    let counted = loop {
+        let (status, feed) = api
+            .call(
+                Method::GET,
+                "/articles/feed?limit=1",
+                Some(&reader.token),
+                None,
+            )
+            .await?;
+        ensure!(
+            status != reqwest::StatusCode::NOT_FOUND,
+            "GET /api/articles/feed answers 404: the endpoint is not there"
+        );
+        if status.is_success() && feed["articlesCount"].as_u64() == Some(expected as u64) {
+            break started.elapsed();
+        }
+        if started.elapsed() >= reported {
+            eprintln!(
+                "feed-bench: {:>5.1} s: feed counts {}; backlogs {}",
+                started.elapsed().as_secs_f64(),
+                feed["articlesCount"],
+                backlogs(sqs, queues).await?
+            );
+            reported += Duration::from_secs(5);
+        }
+        ensure!(
+            started.elapsed() < within,
+            "the feed did not count {expected} articles within {within:?}: {status} {feed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    idle(sqs, &urls, started, within).await?;
+    Ok(Settled {
+        counted,
+        idle: started.elapsed(),
+    })
+}
+
+/// Waits until no projector queue holds a message, twice half a second apart (failing once
+/// `within` has passed since `started`).
+async fn idle(
+    sqs: &aws_sdk_sqs::Client,
+    urls: &[String],
+    started: Instant,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let mut idle_checks = 0;
+    while idle_checks < 2 {
+        idle_checks = if local_stack::largest_backlog(sqs, urls).await? == 0 {
+            idle_checks + 1
+        } else {
+            0
+        };
+        ensure!(
+            started.elapsed() < within,
+            "the projectors were not idle within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+/// Waits until `GET /api/articles` counts `expected` articles and the projectors are idle: the
+/// publishes are projected everywhere. The time that took.
+async fn publishes_projected(
+    api: &Api,
+    sqs: &aws_sdk_sqs::Client,
+    queues: &[(String, String)],
+    expected: usize,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let within = Duration::from_secs(300);
+    let mut reported = Duration::ZERO;
+    loop {
+        let (status, all) = api
+            .call(Method::GET, "/articles?limit=1", None, None)
+            .await?;
+        if status.is_success() && all["articlesCount"].as_u64() == Some(expected as u64) {
+            break;
+        }
+        if started.elapsed() >= reported {
+            eprintln!(
+                "feed-bench: {:>5.1} s: articles count {}; backlogs {}",
+                started.elapsed().as_secs_f64(),
+                all["articlesCount"],
+                backlogs(sqs, queues).await?
+            );
+            reported += Duration::from_secs(5);
+        }
+        ensure!(
+            started.elapsed() < within,
+            "GET /api/articles did not count {expected} articles within {within:?}: {status} {all}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let urls: Vec<String> = queues.iter().map(|(_, url)| url.clone()).collect();
+    idle(sqs, &urls, started, within).await?;
+    Ok(started.elapsed())
+}
+
+/// `name=n` per queue: the messages waiting or in flight.
+async fn backlogs(
+    sqs: &aws_sdk_sqs::Client,
+    queues: &[(String, String)],
+) -> anyhow::Result<String> {
+    let mut parts = Vec::new();
+    for (name, url) in queues {
+        let n = local_stack::largest_backlog(sqs, std::slice::from_ref(url)).await?;
+        parts.push(format!("{name}={n}"));
+    }
+    Ok(parts.join(" "))
+}
+
+/// What reading a whole feed costs, as `GET /api/articles/feed` does to count it: the
+/// reader's id (from the `users` read model), then one metered Query of every entry with the
+/// same projection (eventually consistent, like the API's).
+async fn whole_feed_cost(
+    client: &Client,
+    tables: &TableNames,
+    username: &str,
+) -> anyhow::Result<(usize, Tally)> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use events::views::users;
+    let found = client
+        .query()
+        .table_name(&tables.users)
+        .index_name(users::BY_USERNAME)
+        .key_condition_expression("#n = :n")
+        .expression_attribute_names("#n", users::USERNAME)
+        .expression_attribute_values(":n", AttributeValue::S(username.to_owned()))
+        .send()
+        .await
+        .context("finding the reader")?;
+    let user_id = found
+        .items()
+        .first()
+        .and_then(|item| events::views::text(item, users::USER_ID))
+        .context("the reader is not in the users table")?;
+    let meter = DynamoMeter::new();
+    let metered = meter.attach(client);
+    let mut entries = 0;
+    let mut pages = metered
+        .query()
+        .table_name(&tables.feeds)
+        .key_condition_expression("#u = :u")
+        .projection_expression("#u, #k, #a, #i")
+        .expression_attribute_names("#u", feeds::USER_ID)
+        .expression_attribute_names("#k", feeds::FEED_KEY)
+        .expression_attribute_names("#a", feeds::AUTHOR_ID)
+        .expression_attribute_names("#i", feeds::ARTICLE_ID)
+        .expression_attribute_values(":u", AttributeValue::S(user_id))
+        .scan_index_forward(false)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        entries += page.context("querying the feed")?.items().len();
+    }
+    Ok((entries, meter.take()))
+}
+
+/// Checks one feed page: `expected` articles, newest first, all by followed authors.
+fn check_page(page: &Value, expected: usize, total: usize) -> anyhow::Result<()> {
+    let articles = page["articles"].as_array().context("no articles")?;
+    ensure!(
+        articles.len() == expected && page["articlesCount"].as_u64() == Some(total as u64),
+        "a page of {} articles (count {}) instead of {expected} (count {total})",
+        articles.len(),
+        page["articlesCount"]
+    );
+    ensure!(
+        articles
+            .iter()
+            .all(|a| a["author"]["following"] == Value::Bool(true)),
+        "an article of the feed is not by a followed author"
+    );
+    let created: Vec<&str> = articles
+        .iter()
+        .filter_map(|a| a["createdAt"].as_str())
+        .collect();
+    ensure!(
+        created.len() == articles.len() && created.windows(2).all(|w| w[0] >= w[1]),
+        "the feed page is not newest first: {created:?}"
+    );
+    Ok(())
+}
+
+async fn timed(api: &Api, reads: usize, token: &str, path: &str) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(reads);
+    for _ in 0..reads {
+        let started = Instant::now();
+        api.ok(Method::GET, path, Some(token), None, 200).await?;
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
+}
+
+async fn reads_part(args: &Args) -> anyhow::Result<()> {
+    let meter = DynamoMeter::new();
+    let stack = own_stack(Duration::from_millis(20), Some(meter.clone())).await?;
+    let api = Api::new(stack.api_url());
+    let queues: Vec<(String, String)> = stack
+        .provisioned
+        .queues
+        .iter()
+        .map(|q| (q.name.clone(), q.url.clone()))
+        .collect();
+    let sqs = stack.clients.sqs.clone();
+    let result = async {
+        let run = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let (reader, _authors, load_line) = load(&api, &sqs, &queues, args, &run).await?;
+        let total = args.authors * args.articles_per_author;
+        let settled = settle(&api, &sqs, &queues, &reader, total).await?;
+        eprintln!(
+            "feed-bench: the feed counted all {total} articles {:.1} s after the load, every projector idle after {:.1} s",
+            settled.counted.as_secs_f64(),
+            settled.idle.as_secs_f64()
+        );
+
+        let deep = 500.min(total.saturating_sub(1));
+        let paths = [
+            ("GET /api/articles/feed (page of 20)".to_owned(), "/articles/feed".to_owned(), 20.min(total)),
+            (
+                format!("GET /api/articles/feed?offset={deep}"),
+                format!("/articles/feed?offset={deep}"),
+                20.min(total - deep),
+            ),
+        ];
+        let mut costs = Vec::new();
+        for (name, path, expected) in &paths {
+            meter.take();
+            let page = api
+                .ok(Method::GET, path, Some(&reader.token), None, 200)
+                .await?;
+            costs.push(tally_row(name, &meter.take()));
+            check_page(&page, *expected, total).with_context(|| path.clone())?;
+        }
+        let (entries, whole) =
+            whole_feed_cost(&stack.clients.dynamodb, &stack.tables, &reader.username).await?;
+        costs.push(tally_row(
+            &format!("of which: Query of the whole feed ({entries} entries, bench-side)"),
+            &whole,
+        ));
+        let mut latencies = Vec::new();
+        for (name, path, _) in &paths {
+            let samples = timed(&api, args.reads, &reader.token, path).await?;
+            latencies.push(summary(name, samples));
+        }
+
+        println!(
+            "\n## Feed reads: a reader following {} authors of {} articles each ({total} entries)\n",
+            args.authors, args.articles_per_author
+        );
+        println!("Load through the API: {load_line}.\n");
+        println!(
+            "After the last follow's response, the feed counted all {total} articles after {:.1} s; every projector queue was empty after {:.1} s.\n",
+            settled.counted.as_secs_f64(),
+            settled.idle.as_secs_f64()
+        );
+        println!("DynamoDB requests and capacity of one call (the API's requests only):\n");
+        println!("{TALLY_HEADER}");
+        for row in costs {
+            println!("{row}");
+        }
+        println!("\nLatency, sequential, with the reader's token:\n");
+        println!("{SUMMARY_HEADER}");
+        for row in latencies {
+            println!("{row}");
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    stack.stop().await;
+    result
+}
+
+fn main() -> anyhow::Result<()> {
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    let args = args()?;
+    if cfg!(debug_assertions) {
+        eprintln!("feed-bench: this is a debug build; figures are only meaningful with --release");
+    }
+    eprintln!("feed-bench: starting in-memory emulators");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        if matches!(args.part, Part::Fanout | Part::All) {
+            fanout_part(&args).await?;
+        }
+        if matches!(args.part, Part::Reads | Part::All) {
+            reads_part(&args).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}

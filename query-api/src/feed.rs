@@ -2,8 +2,9 @@
 //!
 //! The feed projector keeps one small entry per (reader, article of an author they follow) in
 //! `feeds`, sorted by creation, and one copy of each live article (without its body) in
-//! `feed-articles`. A page is one backwards `Query` of the caller's entries (paging past 1 MB:
-//! it counts them all and keeps the page's keys) and one `BatchGetItem` for everything shown:
+//! `feed-articles`. A page is two `Query`s of the caller's entries sent side by side (a
+//! `COUNT` of them all, and a backwards one that stops at the page's last entry) and one
+//! `BatchGetItem` for everything shown:
 //! the page's feed articles, their authors, the caller's follows of those authors, the caller's
 //! favorites of those articles, and their `articles` items, read only for `favoritesCount`
 //! (the content always comes from `feed-articles`). A page holds at most 5 keys per entry, so

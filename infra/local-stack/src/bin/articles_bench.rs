@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use common::meter::{DynamoMeter, Tally};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use local_stack::bench::{own_stack, summary, SUMMARY_HEADER};
+use local_stack::bench::{own_stack, summary, Api as Client, ApiUser as User, SUMMARY_HEADER};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use reqwest::{Method, StatusCode};
@@ -71,87 +71,12 @@ const LOAD_CONCURRENCY: usize = 8;
 /// Tags are drawn from this many.
 const TAG_POOL: usize = 30;
 
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    api: String,
-}
-
-#[derive(Clone)]
-struct User {
-    username: String,
-    token: String,
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.api));
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Token {token}"));
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).with_context(|| format!("{method} {path}: {text}"))?
-        };
-        Ok((status, value))
-    }
-
-    /// Calls and insists on `expected`.
-    async fn ok(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        expected: u16,
-    ) -> anyhow::Result<Value> {
-        let (status, value) = self.call(method.clone(), path, token, body).await?;
-        ensure!(
-            status.as_u16() == expected,
-            "{method} {path}: {status} {value}"
-        );
-        Ok(value)
-    }
-}
-
-async fn register(client: &Client, name: &str) -> anyhow::Result<User> {
-    let body = json!({"user": {"username": name, "email": format!("{name}@bench.example"), "password": format!("pw-{name}-secret")}});
-    let reply = client
-        .ok(Method::POST, "/users", None, Some(body), 201)
-        .await?;
-    Ok(User {
-        username: name.to_owned(),
-        token: reply["user"]["token"]
-            .as_str()
-            .context("no token")?
-            .to_owned(),
-    })
-}
-
 /// Users, follows, articles, favorites and comments, through the API. Returns the users and
 /// the slugs.
 async fn load(client: &Client, args: &Args, run: &str) -> anyhow::Result<(Vec<User>, Vec<String>)> {
     let started = Instant::now();
     let users: Vec<User> = stream::iter(0..args.users)
-        .map(|i| async move { register(client, &format!("b{run}u{i}")).await })
+        .map(|i| async move { client.register(&format!("b{run}u{i}")).await })
         .buffered(LOAD_CONCURRENCY)
         .try_collect()
         .await?;
@@ -358,7 +283,7 @@ async fn costs(
     meter.take();
     let mut measure = |name: &str| rows.push(cost_row(name, &meter.take()));
 
-    let newcomer = register(client, &format!("b{run}new")).await?;
+    let newcomer = client.register(&format!("b{run}new")).await?;
     measure("POST /api/users");
     let login = json!({"user": {"email": format!("b{run}new@bench.example"), "password": format!("pw-b{run}new-secret")}});
     client
@@ -640,10 +565,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let meter = DynamoMeter::new();
         let stack = own_stack(Duration::from_millis(20), Some(meter.clone())).await?;
-        let client = Client {
-            http: reqwest::Client::new(),
-            api: stack.api_url(),
-        };
+        let client = Client::new(stack.api_url());
         let queues = Queues {
             sqs: stack.clients.sqs.clone(),
             urls: stack

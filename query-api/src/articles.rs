@@ -7,8 +7,9 @@
 //! `Query` per MB of ids). So a page costs the same few requests whatever its size. It never
 //! reads a body (they are items of their own), so its read units do not grow with them either.
 //!
-//! One article is a `Query` on `bySlug` and one `BatchGetItem` for its body, its author and
-//! the caller's follow and favorite.
+//! One article is a `Query` on `bySlug` and one `BatchGetItem` for its item, body, author and
+//! the caller's follow; with a caller, the article item and the caller's favorite come instead
+//! from one `TransactGetItems` sent beside it, so the flag and the count always agree.
 //!
 //! The feed (`GET /articles/feed`, in [`crate::feed`]) pages the same way and shows its
 //! items through [`list_items`].

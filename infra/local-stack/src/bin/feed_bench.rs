@@ -646,10 +646,11 @@ async fn load(
     eprintln!("feed-bench: {published}");
     // Before the follows, so that the time to a complete feed below is the follows' alone
     // (their backfills), not the publishes' queueing through the stream and the topic.
-    let projected = publishes_projected(api, sqs, queues, total).await?;
+    let all = ("/articles?limit=1", None);
+    let projected = settle(api, sqs, queues, all, total, Duration::from_millis(200)).await?;
     let projected = format!(
         "every projector idle {:.1} s after the last publish",
-        projected.as_secs_f64()
+        projected.idle.as_secs_f64()
     );
     eprintln!("feed-bench: {projected}");
 
@@ -681,50 +682,45 @@ struct Settled {
     idle: Duration,
 }
 
-/// Waits until the reader's feed counts `expected` articles (polled every 100 ms), then until
-/// the projector queues are empty (twice, half a second apart), so that the timings do not
-/// share the machine with the load's projection.
+/// Polls `GET /api{path}` (every `every`, printing progress every 5 s) until its
+/// `articlesCount` is `expected`, then waits until the projector queues are empty (twice, half
+/// a second apart), so that the timings do not share the machine with the load's projection.
+/// Fails after 300 s.
 async fn settle(
     api: &Api,
     sqs: &aws_sdk_sqs::Client,
     queues: &[(String, String)],
-    reader: &ApiUser,
+    (path, token): (&str, Option<&str>),
     expected: usize,
+    every: Duration,
 ) -> anyhow::Result<Settled> {
     let started = Instant::now();
     let urls: Vec<String> = queues.iter().map(|(_, url)| url.clone()).collect();
     let mut reported = Duration::ZERO;
     let within = Duration::from_secs(300);
     let counted = loop {
-        let (status, feed) = api
-            .call(
-                Method::GET,
-                "/articles/feed?limit=1",
-                Some(&reader.token),
-                None,
-            )
-            .await?;
+        let (status, body) = api.call(Method::GET, path, token, None).await?;
         ensure!(
             status != reqwest::StatusCode::NOT_FOUND,
-            "GET /api/articles/feed answers 404: the endpoint is not there"
+            "GET /api{path} answers 404: the endpoint is not there"
         );
-        if status.is_success() && feed["articlesCount"].as_u64() == Some(expected as u64) {
+        if status.is_success() && body["articlesCount"].as_u64() == Some(expected as u64) {
             break started.elapsed();
         }
         if started.elapsed() >= reported {
             eprintln!(
-                "feed-bench: {:>5.1} s: feed counts {}; backlogs {}",
+                "feed-bench: {:>5.1} s: {path} counts {}; backlogs {}",
                 started.elapsed().as_secs_f64(),
-                feed["articlesCount"],
+                body["articlesCount"],
                 backlogs(sqs, queues).await?
             );
             reported += Duration::from_secs(5);
         }
         ensure!(
             started.elapsed() < within,
-            "the feed did not count {expected} articles within {within:?}: {status} {feed}"
+            "GET /api{path} did not count {expected} articles within {within:?}: {status} {body}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
     };
     idle(sqs, &urls, started, within).await?;
     Ok(Settled {
@@ -755,44 +751,6 @@ async fn idle(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(())
-}
-
-/// Waits until `GET /api/articles` counts `expected` articles and the projectors are idle: the
-/// publishes are projected everywhere. The time that took.
-async fn publishes_projected(
-    api: &Api,
-    sqs: &aws_sdk_sqs::Client,
-    queues: &[(String, String)],
-    expected: usize,
-) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let within = Duration::from_secs(300);
-    let mut reported = Duration::ZERO;
-    loop {
-        let (status, all) = api
-            .call(Method::GET, "/articles?limit=1", None, None)
-            .await?;
-        if status.is_success() && all["articlesCount"].as_u64() == Some(expected as u64) {
-            break;
-        }
-        if started.elapsed() >= reported {
-            eprintln!(
-                "feed-bench: {:>5.1} s: articles count {}; backlogs {}",
-                started.elapsed().as_secs_f64(),
-                all["articlesCount"],
-                backlogs(sqs, queues).await?
-            );
-            reported += Duration::from_secs(5);
-        }
-        ensure!(
-            started.elapsed() < within,
-            "GET /api/articles did not count {expected} articles within {within:?}: {status} {all}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let urls: Vec<String> = queues.iter().map(|(_, url)| url.clone()).collect();
-    idle(sqs, &urls, started, within).await?;
-    Ok(started.elapsed())
 }
 
 /// `name=n` per queue: the messages waiting or in flight.
@@ -906,7 +864,9 @@ async fn reads_part(args: &Args) -> anyhow::Result<()> {
         let run = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
         let (reader, _authors, load_line) = load(&api, &sqs, &queues, args, &run).await?;
         let total = args.authors * args.articles_per_author;
-        let settled = settle(&api, &sqs, &queues, &reader, total).await?;
+        let feed = ("/articles/feed?limit=1", Some(reader.token.as_str()));
+        let every = Duration::from_millis(100);
+        let settled = settle(&api, &sqs, &queues, feed, total, every).await?;
         eprintln!(
             "feed-bench: the feed counted all {total} articles {:.1} s after the load, every projector idle after {:.1} s",
             settled.counted.as_secs_f64(),

@@ -6,5 +6,6 @@ pub mod config;
 pub mod error;
 pub mod jwt;
 pub mod meter;
+pub mod projections;
 pub mod responses;
 pub mod telemetry;

@@ -1,0 +1,485 @@
+//! The projections (read models), their versions and the positions a reader can wait for.
+//!
+//! Every projection has a version, 1 until a replay builds another one side by side. Version 1
+//! uses the plain table names; version `n > 1` suffixes each of the projection's own tables with
+//! `-v<n>` and keeps its checkpoints in a table of its own, `<prefix>checkpoints-<name>-v<n>`, so
+//! that removing an old version is dropping its tables. Which version the query side reads is
+//! the registry item `projection#<name>` in the base checkpoints table (absent: version 1).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use crate::config::TableNames;
+
+/// One read model and the projector that builds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Projection {
+    /// `users`, `follows`: users and profiles.
+    Users,
+    /// `articles`, `article-bodies`, `comments`, `favorites`.
+    Articles,
+    /// `feeds`, `feed-articles`, `feed-followers`: every reader's personal feed.
+    Feed,
+    /// The search index (OpenSearch, or the embedded engine locally): lists and tags.
+    Search,
+}
+
+impl Projection {
+    pub const ALL: [Projection; 4] = [
+        Projection::Users,
+        Projection::Articles,
+        Projection::Feed,
+        Projection::Search,
+    ];
+
+    /// The projector's name, as used in its checkpoint keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Projection::Users => "users",
+            Projection::Articles => "articles",
+            Projection::Feed => "feed",
+            Projection::Search => "search",
+        }
+    }
+
+    /// The aggregate types whose events this projection applies.
+    pub fn aggregate_types(self) -> &'static [&'static str] {
+        match self {
+            Projection::Users => &["User"],
+            Projection::Articles => &["Article", "ArticleComments", "Favorite"],
+            Projection::Feed => &["User", "Article"],
+            Projection::Search => &["Article"],
+        }
+    }
+
+    pub fn accepts(self, aggregate_type: &str) -> bool {
+        self.aggregate_types().contains(&aggregate_type)
+    }
+
+    /// The projection's own DynamoDB tables (without its checkpoints table) in `tables`.
+    pub fn tables(self, tables: &TableNames) -> Vec<String> {
+        match self {
+            Projection::Users => vec![tables.users.clone(), tables.follows.clone()],
+            Projection::Articles => vec![
+                tables.articles.clone(),
+                tables.article_bodies.clone(),
+                tables.comments.clone(),
+                tables.favorites.clone(),
+            ],
+            Projection::Feed => vec![
+                tables.feeds.clone(),
+                tables.feed_articles.clone(),
+                tables.feed_followers.clone(),
+            ],
+            Projection::Search => Vec::new(),
+        }
+    }
+
+    /// The key of this projection's registry item in the base checkpoints table.
+    pub fn registry_key(self) -> String {
+        format!("projection#{}", self.name())
+    }
+}
+
+impl fmt::Display for Projection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Projection {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Projection::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!("unknown projection {s:?}: expected one of users, articles, feed, search")
+            })
+    }
+}
+
+/// `base` at `version`: unchanged for version 1, else `<base>-v<version>`.
+pub fn versioned(base: &str, version: u32) -> String {
+    if version <= 1 {
+        base.to_owned()
+    } else {
+        format!("{base}-v{version}")
+    }
+}
+
+/// The concrete search index of a version: `<prefix>articles-v<version>` (version 1 included:
+/// readers go through the alias `<prefix>articles`).
+pub fn search_index(prefix: &str, version: u32) -> String {
+    format!("{prefix}articles-v{}", version.max(1))
+}
+
+impl TableNames {
+    /// These names with `projection`'s own tables and its checkpoints table at `version`.
+    pub fn at_version(&self, projection: Projection, version: u32) -> TableNames {
+        let mut t = self.clone();
+        if version <= 1 {
+            return t;
+        }
+        let v = |name: &str| versioned(name, version);
+        match projection {
+            Projection::Users => {
+                t.users = v(&self.users);
+                t.follows = v(&self.follows);
+            }
+            Projection::Articles => {
+                t.articles = v(&self.articles);
+                t.article_bodies = v(&self.article_bodies);
+                t.comments = v(&self.comments);
+                t.favorites = v(&self.favorites);
+            }
+            Projection::Feed => {
+                t.feeds = v(&self.feeds);
+                t.feed_articles = v(&self.feed_articles);
+                t.feed_followers = v(&self.feed_followers);
+            }
+            Projection::Search => {}
+        }
+        t.checkpoints = format!("{}-{}-v{version}", self.checkpoints, projection.name());
+        t
+    }
+}
+
+/// The registry state of one projection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionState {
+    /// The version the query side reads and the live projector writes.
+    pub active: u32,
+    /// A version being rebuilt by a replay, if any.
+    pub building: Option<u32>,
+    /// Set while a replay switches versions: the live projector applies nothing (its messages
+    /// come back later), so the final catch-up of the new version misses nothing.
+    pub frozen: bool,
+    /// Every version whose tables exist (the active one included).
+    pub versions: Vec<u32>,
+}
+
+impl Default for VersionState {
+    fn default() -> Self {
+        Self {
+            active: 1,
+            building: None,
+            frozen: false,
+            versions: vec![1],
+        }
+    }
+}
+
+/// Registry attribute names.
+pub mod registry {
+    pub const ACTIVE: &str = "active";
+    pub const BUILDING: &str = "building";
+    pub const FROZEN: &str = "frozen";
+    pub const VERSIONS: &str = "versions";
+}
+
+impl VersionState {
+    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Self {
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u32>().ok())
+        };
+        let mut versions: Vec<u32> = item
+            .get(registry::VERSIONS)
+            .and_then(|v| v.as_ns().ok())
+            .map(|ns| ns.iter().filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default();
+        let active = number(registry::ACTIVE).unwrap_or(1);
+        if !versions.contains(&active) {
+            versions.push(active);
+        }
+        versions.sort_unstable();
+        Self {
+            active,
+            building: number(registry::BUILDING),
+            frozen: item
+                .get(registry::FROZEN)
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+            versions,
+        }
+    }
+}
+
+/// Reads `projection`'s registry item from the base checkpoints table (strongly consistent).
+pub async fn read_state(
+    client: &Client,
+    base_checkpoints_table: &str,
+    projection: Projection,
+) -> Result<VersionState, String> {
+    let output = client
+        .get_item()
+        .table_name(base_checkpoints_table)
+        .key("pk", AttributeValue::S(projection.registry_key()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| format!("reading the version of projection {projection}: {e:?}"))?;
+    Ok(output
+        .item()
+        .map(VersionState::from_item)
+        .unwrap_or_default())
+}
+
+/// How long the query side trusts the active versions it read.
+pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(1);
+
+/// The active version of every projection, as the query side sees it: read from the registry at
+/// most once per `ttl`, shared by every request of the process.
+#[derive(Clone, Debug)]
+pub struct ActiveVersions {
+    client: Client,
+    base: TableNames,
+    ttl: Duration,
+    cached: Arc<Mutex<Option<(Instant, [u32; 4])>>>,
+}
+
+impl ActiveVersions {
+    pub fn new(client: Client, base: TableNames, ttl: Duration) -> Self {
+        Self {
+            client,
+            base,
+            ttl,
+            cached: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The base (version 1) table names.
+    pub fn base(&self) -> &TableNames {
+        &self.base
+    }
+
+    /// The active version of each projection, in the order of [`Projection::ALL`].
+    pub async fn versions(&self) -> Result<[u32; 4], String> {
+        if let Some((at, versions)) = *self.cached.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < self.ttl {
+                return Ok(versions);
+            }
+        }
+        let states = futures::future::join_all(
+            Projection::ALL.map(|p| read_state(&self.client, &self.base.checkpoints, p)),
+        )
+        .await;
+        let mut versions = [1; 4];
+        for (slot, state) in versions.iter_mut().zip(states) {
+            *slot = state?.active;
+        }
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), versions));
+        Ok(versions)
+    }
+
+    /// The active version of `projection`.
+    pub async fn version(&self, projection: Projection) -> Result<u32, String> {
+        let versions = self.versions().await?;
+        let index = Projection::ALL
+            .iter()
+            .position(|p| *p == projection)
+            .unwrap_or(0);
+        Ok(versions[index])
+    }
+
+    /// The table names with every projection at its active version. The checkpoints table is
+    /// left at the base: ask [`Self::checkpoints_table`] for one projection's checkpoints.
+    pub async fn tables(&self) -> Result<TableNames, String> {
+        let versions = self.versions().await?;
+        let mut tables = self.base.clone();
+        for (projection, version) in Projection::ALL.into_iter().zip(versions) {
+            let at = self.base.at_version(projection, version);
+            match projection {
+                Projection::Users => {
+                    tables.users = at.users;
+                    tables.follows = at.follows;
+                }
+                Projection::Articles => {
+                    tables.articles = at.articles;
+                    tables.article_bodies = at.article_bodies;
+                    tables.comments = at.comments;
+                    tables.favorites = at.favorites;
+                }
+                Projection::Feed => {
+                    tables.feeds = at.feeds;
+                    tables.feed_articles = at.feed_articles;
+                    tables.feed_followers = at.feed_followers;
+                }
+                Projection::Search => {}
+            }
+        }
+        Ok(tables)
+    }
+
+    /// The checkpoints table of `projection`'s active version.
+    pub async fn checkpoints_table(&self, projection: Projection) -> Result<String, String> {
+        let version = self.version(projection).await?;
+        Ok(self.base.at_version(projection, version).checkpoints)
+    }
+}
+
+/// The response header that names the position a write appended.
+pub const POSITION_HEADER: &str = "conduit-position";
+/// The request header with the position(s) a read must reflect (comma-separated).
+pub const MIN_POSITION_HEADER: &str = "conduit-min-position";
+/// The response header that says whether a read reflects the positions it was asked for:
+/// `current` or `stale` (the wait bound passed first).
+pub const CONSISTENCY_HEADER: &str = "conduit-consistency";
+
+/// A point in one aggregate's stream: `<AggregateType>#<aggregateId>@<sequence>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Position {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: u64,
+}
+
+impl Position {
+    /// The aggregate's stream key, as in the events table and checkpoint keys.
+    pub fn stream_key(&self) -> String {
+        format!("{}#{}", self.aggregate_type, self.aggregate_id)
+    }
+
+    /// Every position of a comma-separated header value; `Err` names what is wrong.
+    pub fn parse_list(value: &str) -> Result<Vec<Position>, String> {
+        let positions: Vec<Position> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        if positions.is_empty() {
+            return Err("no position given".into());
+        }
+        if positions.len() > 20 {
+            return Err("at most 20 positions".into());
+        }
+        Ok(positions)
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}#{}@{}",
+            self.aggregate_type, self.aggregate_id, self.sequence
+        )
+    }
+}
+
+impl FromStr for Position {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a position (<AggregateType>#<id>@<sequence>)");
+        let (stream, sequence) = s.rsplit_once('@').ok_or_else(bad)?;
+        let (aggregate_type, aggregate_id) = stream.split_once('#').ok_or_else(bad)?;
+        let sequence: u64 = sequence.parse().map_err(|_| bad())?;
+        let name_ok = |t: &str| {
+            !t.is_empty() && t.len() <= 100 && t.chars().all(|c| c.is_ascii_alphanumeric())
+        };
+        let id_ok = |t: &str| {
+            !t.is_empty()
+                && t.len() <= 200
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+        };
+        if !name_ok(aggregate_type) || !id_ok(aggregate_id) || sequence == 0 {
+            return Err(bad());
+        }
+        Ok(Self {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            sequence,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_suffix_only_the_projections_own_tables() {
+        let base = TableNames::with_prefix("c-");
+        assert_eq!(base.at_version(Projection::Articles, 1), base);
+        let v2 = base.at_version(Projection::Articles, 2);
+        assert_eq!(v2.articles, "c-articles-v2");
+        assert_eq!(v2.favorites, "c-favorites-v2");
+        assert_eq!(v2.users, "c-users");
+        assert_eq!(v2.events, "c-events");
+        assert_eq!(v2.checkpoints, "c-checkpoints-articles-v2");
+        assert_eq!(search_index("c-", 1), "c-articles-v1");
+        assert_eq!(search_index("c-", 3), "c-articles-v3");
+    }
+
+    #[test]
+    fn positions_round_trip_and_reject_garbage() {
+        let p: Position = "Article#0b6c5d2e-1111-4222-8333-944445555666@12"
+            .parse()
+            .expect("valid");
+        assert_eq!(p.sequence, 12);
+        assert_eq!(
+            p.stream_key(),
+            "Article#0b6c5d2e-1111-4222-8333-944445555666"
+        );
+        assert_eq!(p.to_string().parse::<Position>(), Ok(p));
+        for bad in [
+            "",
+            "Article",
+            "Article#x",
+            "Article#x@",
+            "Article#x@0",
+            "#x@1",
+            "A b#x@1",
+            "A#x y@1",
+            "A#x@-1",
+        ] {
+            assert!(bad.parse::<Position>().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Position::parse_list("User#a@1, Article#b@2").map(|v| v.len()),
+            Ok(2)
+        );
+        assert!(Position::parse_list(" , ").is_err());
+    }
+
+    #[test]
+    fn projections_parse_by_name_and_know_their_streams() {
+        for p in Projection::ALL {
+            assert_eq!(p.name().parse::<Projection>(), Ok(p));
+        }
+        assert!("tags".parse::<Projection>().is_err());
+        assert!(Projection::Feed.accepts("User"));
+        assert!(!Projection::Search.accepts("Favorite"));
+    }
+
+    #[test]
+    fn a_missing_registry_item_is_version_one() {
+        let state = VersionState::from_item(&HashMap::new());
+        assert_eq!(state, VersionState::default());
+        let item = HashMap::from([
+            (registry::ACTIVE.to_owned(), AttributeValue::N("2".into())),
+            (registry::BUILDING.to_owned(), AttributeValue::N("3".into())),
+            (
+                registry::VERSIONS.to_owned(),
+                AttributeValue::Ns(vec!["1".into(), "3".into()]),
+            ),
+        ]);
+        let state = VersionState::from_item(&item);
+        assert_eq!(state.active, 2);
+        assert_eq!(state.building, Some(3));
+        assert_eq!(state.versions, vec![1, 2, 3]);
+    }
+}

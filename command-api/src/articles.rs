@@ -10,6 +10,7 @@ use common::error::{ApiError, JsonBody};
 use common::responses::{ArticleBody, ProfileBody, SingleArticleResponse};
 use events::article::{
     self, slug_key, slugify, Article, ArticleCommand, ArticleError, Body, Description, Title,
+    RESERVED_SLUGS,
 };
 use events::favorite::{favorite_id, Favorite};
 use events::time_format;
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 use crate::errors::{article_error, favorite_error, store_error, user_error, FieldErrorList};
 use crate::users::metadata;
+use crate::written::Written;
 use crate::AppState;
 
 /// How many slugs one publish or edit tries: the title's own, then suffixed ones.
@@ -121,11 +123,8 @@ fn random_suffix(rng: &mut impl Rng) -> String {
         .collect()
 }
 
-/// Slugs that name a route under `/api/articles/` and so can never be an article's: a title
-/// "Feed" gets `feed-<suffix>`.
-const RESERVED_SLUGS: &[&str] = &["feed"];
-
-/// The slug to try at `attempt` (from 0): the title's own slug, then `<slug>-<random suffix>`.
+/// The slug to try at `attempt` (from 0): the title's own slug, then `<slug>-<random suffix>`
+/// (a title "Feed" gets `feed-<suffix>`: reserved slugs name routes).
 fn slug_candidate(base: &str, attempt: usize) -> String {
     if attempt == 0 && !RESERVED_SLUGS.contains(&base) {
         base.to_owned()
@@ -272,7 +271,7 @@ pub async fn create(
     caller: AuthUser,
     headers: HeaderMap,
     JsonBody(Envelope { article: input }): JsonBody<Envelope<NewArticle>>,
-) -> Result<(StatusCode, Json<SingleArticleResponse>), ApiError> {
+) -> Result<Written<(StatusCode, Json<SingleArticleResponse>)>, ApiError> {
     let input = parse_new(input)?;
     let author = registered_user(&state, &caller.user_id).await?;
     let article_id = Uuid::new_v4().to_string();
@@ -295,12 +294,13 @@ pub async fn create(
         )
     })
     .await?;
-    Ok((
+    let response = (
         StatusCode::CREATED,
         Json(SingleArticleResponse {
             article: article_body(&executed.state, false, 0, profile(&author, false)),
         }),
-    ))
+    );
+    Ok(Written::after(&article_id, &executed, response))
 }
 
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
@@ -310,7 +310,7 @@ pub async fn update(
     headers: HeaderMap,
     Path(slug): Path<String>,
     JsonBody(Envelope { article: input }): JsonBody<Envelope<UpdateArticle>>,
-) -> Result<Json<SingleArticleResponse>, ApiError> {
+) -> Result<Written<Json<SingleArticleResponse>>, ApiError> {
     let input = parse_update(input)?;
     let article_id = article_id_of(&state, &slug).await?;
     // `slug` is the article's current slug: it owns the claim.
@@ -351,14 +351,15 @@ pub async fn update(
         },
         state.favorite_counts.projected(&article_id),
     )?;
-    Ok(Json(SingleArticleResponse {
+    let response = Json(SingleArticleResponse {
         article: article_body(
             &executed.state,
             favorite.state.favorited,
             favorites_count,
             profile(&caller_user, false),
         ),
-    }))
+    });
+    Ok(Written::after(&article_id, &executed, response))
 }
 
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
@@ -367,9 +368,9 @@ pub async fn delete(
     caller: AuthUser,
     headers: HeaderMap,
     Path(slug): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Written<StatusCode>, ApiError> {
     let article_id = article_id_of(&state, &slug).await?;
-    state
+    let executed = state
         .repository
         .execute::<Article>(
             &article_id,
@@ -381,7 +382,7 @@ pub async fn delete(
         )
         .await
         .map_err(article_error)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Written::after(&article_id, &executed, StatusCode::NO_CONTENT))
 }
 
 #[cfg(test)]
@@ -494,6 +495,17 @@ mod tests {
         let distinct: std::collections::BTreeSet<String> =
             (0..8).map(|_| slug_candidate("dragons", 1)).collect();
         assert!(distinct.len() > 1);
+    }
+
+    #[test]
+    fn every_candidate_is_a_slug_the_events_accept() {
+        // Posted events are held to `check_slug`: commands must never produce less.
+        for base in ["dragons", "feed", &slugify(&"Long title, many words ".repeat(9))] {
+            for attempt in 0..SLUG_ATTEMPTS {
+                let slug = slug_candidate(base, attempt);
+                assert_eq!(article::check_slug(&slug), Ok(()), "{slug}");
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::articles::{article_id_of, live_article, now, profile, registered_user};
 use crate::errors::{comment_error, FieldErrorList};
 use crate::users::metadata;
+use crate::written::Written;
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -45,7 +46,7 @@ pub async fn create(
     headers: HeaderMap,
     Path(slug): Path<String>,
     JsonBody(Envelope { comment: input }): JsonBody<Envelope<NewComment>>,
-) -> Result<Json<SingleCommentResponse>, ApiError> {
+) -> Result<Written<Json<SingleCommentResponse>>, ApiError> {
     let body = parse_new(input)?;
     let ((article_id, article), author) = tokio::try_join!(
         live_article(&state, &slug),
@@ -82,7 +83,7 @@ pub async fn create(
             "adding a comment appended no CommentAdded".into(),
         ));
     };
-    Ok(Json(SingleCommentResponse {
+    let response = Json(SingleCommentResponse {
         comment: CommentResponseBody {
             id,
             updated_at: created_at.clone(),
@@ -90,7 +91,8 @@ pub async fn create(
             body,
             author: profile(&author, false),
         },
-    }))
+    });
+    Ok(Written::after(&article_id, &executed, response))
 }
 
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
@@ -99,10 +101,10 @@ pub async fn delete(
     caller: AuthUser,
     headers: HeaderMap,
     Path((slug, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Written<StatusCode>, ApiError> {
     let article_id = article_id_of(&state, &slug).await?;
     let comment_id = comment_id(&id).ok_or(ApiError::NotFound("comment"))?;
-    state
+    let executed = state
         .repository
         .execute::<ArticleComments>(
             &article_id,
@@ -115,7 +117,7 @@ pub async fn delete(
         )
         .await
         .map_err(comment_error)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Written::after(&article_id, &executed, StatusCode::NO_CONTENT))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::articles::{article_body, author_profile, live_article, now, registere
 use crate::errors::favorite_error;
 use crate::favorite_counts::count_with_own;
 use crate::users::metadata;
+use crate::written::Written;
 use crate::AppState;
 
 async fn change_favorite(
@@ -20,7 +21,7 @@ async fn change_favorite(
     headers: HeaderMap,
     slug: String,
     favorite: bool,
-) -> Result<Json<SingleArticleResponse>, ApiError> {
+) -> Result<Written<Json<SingleArticleResponse>>, ApiError> {
     // A deleted article is not found, for an unfavorite too.
     let ((article_id, article), viewer) = tokio::try_join!(
         live_article(&state, &slug),
@@ -41,25 +42,25 @@ async fn change_favorite(
             at: now(),
         }
     };
-    let favorited = state
+    let executed = state
         .repository
         .execute::<Favorite>(&id, command, metadata(&headers, Some(&caller.user_id)))
         .await
-        .map_err(favorite_error)?
-        .state
-        .favorited;
+        .map_err(favorite_error)?;
+    let favorited = executed.state.favorited;
     let (snapshot, author) = tokio::try_join!(
         state.favorite_counts.snapshot(&article_id, &id),
         author_profile(&state, &article.author_id, &viewer),
     )?;
-    Ok(Json(SingleArticleResponse {
+    let response = Json(SingleArticleResponse {
         article: article_body(
             &article,
             favorited,
             count_with_own(snapshot, favorited),
             author,
         ),
-    }))
+    });
+    Ok(Written::after(&id, &executed, response))
 }
 
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
@@ -68,7 +69,7 @@ pub async fn favorite(
     caller: AuthUser,
     headers: HeaderMap,
     Path(slug): Path<String>,
-) -> Result<Json<SingleArticleResponse>, ApiError> {
+) -> Result<Written<Json<SingleArticleResponse>>, ApiError> {
     change_favorite(state, caller, headers, slug, true).await
 }
 
@@ -78,6 +79,6 @@ pub async fn unfavorite(
     caller: AuthUser,
     headers: HeaderMap,
     Path(slug): Path<String>,
-) -> Result<Json<SingleArticleResponse>, ApiError> {
+) -> Result<Written<Json<SingleArticleResponse>>, ApiError> {
     change_favorite(state, caller, headers, slug, false).await
 }

@@ -10,6 +10,7 @@ use events::user::{self, User, UserCommand};
 
 use crate::errors::{store_error, user_error};
 use crate::users::metadata;
+use crate::written::Written;
 use crate::AppState;
 
 /// The id of the user holding `username`, from the write side's claims.
@@ -33,7 +34,7 @@ async fn change_follow(
     headers: HeaderMap,
     username: String,
     follow: bool,
-) -> Result<Json<ProfileResponse>, ApiError> {
+) -> Result<Written<Json<ProfileResponse>>, ApiError> {
     let followee_id = user_id_of(&state, &username).await?;
     let command = if follow {
         UserCommand::Follow {
@@ -44,7 +45,7 @@ async fn change_follow(
             followee_id: followee_id.clone(),
         }
     };
-    state
+    let executed = state
         .repository
         .execute::<User>(
             &caller.user_id,
@@ -59,14 +60,15 @@ async fn change_follow(
         .await
         .map_err(user_error)?
         .state;
-    Ok(Json(ProfileResponse {
+    let response = Json(ProfileResponse {
         profile: ProfileBody {
             username: followee.username,
             bio: followee.bio,
             image: followee.image,
             following: follow,
         },
-    }))
+    });
+    Ok(Written::after(&caller.user_id, &executed, response))
 }
 
 #[tracing::instrument(skip_all, fields(user = %caller.user_id))]
@@ -75,7 +77,7 @@ pub async fn follow(
     caller: AuthUser,
     headers: HeaderMap,
     Path(username): Path<String>,
-) -> Result<Json<ProfileResponse>, ApiError> {
+) -> Result<Written<Json<ProfileResponse>>, ApiError> {
     change_follow(state, caller, headers, username, true).await
 }
 
@@ -85,6 +87,6 @@ pub async fn unfollow(
     caller: AuthUser,
     headers: HeaderMap,
     Path(username): Path<String>,
-) -> Result<Json<ProfileResponse>, ApiError> {
+) -> Result<Written<Json<ProfileResponse>>, ApiError> {
     change_follow(state, caller, headers, username, false).await
 }

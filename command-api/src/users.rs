@@ -12,6 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::errors::{user_error, FieldErrorList};
+use crate::written::Written;
 use crate::AppState;
 
 /// Longest password accepted: Argon2 cost grows with input, and no human types more.
@@ -87,7 +88,7 @@ pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(Envelope { user: input }): JsonBody<Envelope<NewUser>>,
-) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+) -> Result<Written<(StatusCode, Json<UserResponse>)>, ApiError> {
     let mut errors = FieldErrorList::default();
     let email = errors.check(Email::parse(input.email.as_deref().unwrap_or("")));
     let username = errors.check(Username::parse(input.username.as_deref().unwrap_or("")));
@@ -117,10 +118,11 @@ pub async fn register(
         .keys
         .issue(&user_id)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((
+    let response = (
         StatusCode::CREATED,
         Json(user_response(&executed.state, token)),
-    ))
+    );
+    Ok(Written::after(&user_id, &executed, response))
 }
 
 #[tracing::instrument(skip_all)]
@@ -160,7 +162,12 @@ pub async fn login(
         ),
         None => None,
     };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    // A user registered through a posted event has no password (an empty hash): the decoy
+    // answers for it like for an unknown email.
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .filter(|hash| !hash.is_empty());
     if !state.passwords.verify(password, hash).await? {
         return Err(wrong());
     }
@@ -181,7 +188,7 @@ pub async fn update(
     caller: AuthUser,
     headers: HeaderMap,
     JsonBody(Envelope { user: input }): JsonBody<Envelope<UpdateUser>>,
-) -> Result<Json<UserResponse>, ApiError> {
+) -> Result<Written<Json<UserResponse>>, ApiError> {
     let mut errors = FieldErrorList::default();
     let email = input
         .email
@@ -233,5 +240,6 @@ pub async fn update(
         )
         .await
         .map_err(user_error)?;
-    Ok(Json(user_response(&executed.state, caller.token)))
+    let response = Json(user_response(&executed.state, caller.token));
+    Ok(Written::after(&caller.user_id, &executed, response))
 }

@@ -31,6 +31,34 @@ pub const MAX_SLUG_CHARS: usize = 96;
 /// The slug of a title with no ASCII letter or digit in it.
 pub const FALLBACK_SLUG: &str = "article";
 
+/// Slugs that name a route under `/api/articles/` and so can never be an article's.
+pub const RESERVED_SLUGS: &[&str] = &["feed"];
+/// Longest slug accepted: [`MAX_SLUG_CHARS`] and room for a `-` and a short suffix that makes a
+/// taken slug free.
+pub const MAX_CLAIMED_SLUG_CHARS: usize = MAX_SLUG_CHARS + 16;
+
+/// Refuses a slug that is not what [`slugify`] (and a suffix) makes: lower-case ASCII letters
+/// and digits in words joined by single `-`s, at most [`MAX_CLAIMED_SLUG_CHARS`] characters,
+/// not one of the [`RESERVED_SLUGS`].
+pub fn check_slug(slug: &str) -> Result<(), FieldError> {
+    if slug.is_empty() {
+        return Err(FieldError::blank("slug"));
+    }
+    if slug.len() > MAX_CLAIMED_SLUG_CHARS {
+        return Err(FieldError::too_long("slug"));
+    }
+    let words_ok = slug.split('-').all(|word| {
+        !word.is_empty()
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    if !words_ok || RESERVED_SLUGS.contains(&slug) {
+        return Err(FieldError::invalid("slug"));
+    }
+    Ok(())
+}
+
 /// Trims `raw`, refusing it when blank or longer than `max` characters.
 fn parse_text(raw: &str, field: &'static str, max: usize) -> Result<String, FieldError> {
     let value = raw.trim();
@@ -531,6 +559,23 @@ mod tests {
             actor_id: actor_id.into(),
             at: LATER.into(),
         }
+    }
+
+    #[test]
+    fn slugs_are_what_slugify_makes() {
+        for good in ["dragons", "how-to-train-2-dragons", "dragons-a1b2c3", FALLBACK_SLUG] {
+            assert_eq!(check_slug(good), Ok(()), "{good}");
+        }
+        assert_eq!(check_slug(""), Err(FieldError::blank("slug")));
+        assert_eq!(
+            check_slug(&"a".repeat(MAX_CLAIMED_SLUG_CHARS + 1)),
+            Err(FieldError::too_long("slug"))
+        );
+        for bad in ["feed", "-a", "a-", "a--b", "A", "a b", "a/b", "crème", "a_b", "."] {
+            assert_eq!(check_slug(bad), Err(FieldError::invalid("slug")), "{bad}");
+        }
+        let title = "  How to Train Your Dragon: 2nd édition!! ".repeat(5);
+        assert_eq!(check_slug(&slugify(&title)), Ok(()));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The stored schema of an event, kept apart from the domain event types so old versions can be upcast.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -85,6 +87,13 @@ pub enum UniqueChange {
     Claim { key: String },
     /// Give `key` back; only its holder can.
     Release { key: String },
+    /// Take `key` for good, storing `attributes` beside its owner (names other than `pk`,
+    /// `owner` and `claimedAt`); fails the commit if anyone holds the key, the aggregate itself
+    /// included. A posted event's id is claimed so: a second use is a replay, never a new claim.
+    ClaimOnce {
+        key: String,
+        attributes: BTreeMap<String, String>,
+    },
 }
 
 /// Why a stored event could not be read back as a domain event.
@@ -125,6 +134,20 @@ pub trait EventSchema: Sized + Serialize + for<'de> Deserialize<'de> {
             Ok(Value::String(event_type)) => (event_type, Self::CURRENT_VERSION, Value::Null),
             _ => unreachable_shape(),
         }
+    }
+
+    /// Whether `event_type` names an event of this enum (in any version).
+    fn knows_type(event_type: &str) -> bool {
+        // Every variant carries fields, so an empty payload reads as a payload error for a
+        // known type and as an unknown variant for any other name.
+        !matches!(
+            Self::from_stored(
+                event_type,
+                Self::CURRENT_VERSION,
+                &Value::Object(Default::default())
+            ),
+            Err(SchemaError::Unknown { .. })
+        )
     }
 
     /// Reads a stored event back, upcasting older versions.

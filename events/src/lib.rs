@@ -4,6 +4,7 @@ pub mod article;
 pub mod comment;
 pub mod envelope;
 pub mod favorite;
+pub mod posted;
 pub mod repository;
 pub mod store;
 pub mod time_format;

@@ -38,6 +38,9 @@ pub struct Loaded<A> {
 pub struct Executed<A> {
     pub state: A,
     pub events: Vec<StoredEvent>,
+    /// The sequence of the aggregate's last event after the command: the last one appended, or
+    /// the one the decision was based on when nothing was appended (0 for no event at all).
+    pub sequence: u64,
 }
 
 /// Runs commands against aggregates stored in an [`EventStore`].
@@ -103,6 +106,7 @@ impl Repository {
                 return Ok(Executed {
                     state,
                     events: Vec::new(),
+                    sequence,
                 });
             }
             let commit = Commit {
@@ -128,7 +132,14 @@ impl Repository {
                     .collect(),
             };
             match self.store.append(commit).await {
-                Ok(events) => return Ok(Executed { state, events }),
+                Ok(events) => {
+                    let sequence = events.last().map_or(sequence, |event| event.sequence);
+                    return Ok(Executed {
+                        state,
+                        events,
+                        sequence,
+                    });
+                }
                 Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     tracing::debug!(attempt, "lost an optimistic-lock race; retrying");
@@ -141,7 +152,7 @@ impl Repository {
 }
 
 /// A short, jittered pause so that racing writers spread out.
-fn backoff(attempt: usize) -> Duration {
+pub(crate) fn backoff(attempt: usize) -> Duration {
     let base = 5u64 << attempt.min(6);
     let jitter = u64::from(Uuid::new_v4().as_bytes()[0]) % base.max(1);
     Duration::from_millis(base + jitter)

@@ -137,9 +137,23 @@ impl EventStore {
                 .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
             actions.push(TransactWriteItem::builder().put(put).build());
         }
-        for (key, claim) in &uniques {
+        for (key, change) in &uniques {
             let owner = AttributeValue::S(stream.clone());
-            let action = if *claim {
+            let action = if let NetChange::ClaimOnce(attributes) = change {
+                let mut put = Put::builder()
+                    .table_name(&self.tables.uniques)
+                    .item("pk", AttributeValue::S(key.clone()))
+                    .item("owner", owner)
+                    .item("claimedAt", AttributeValue::S(recorded_at.clone()))
+                    .condition_expression("attribute_not_exists(pk)");
+                for (name, value) in attributes {
+                    put = put.item(name, AttributeValue::S(value.clone()));
+                }
+                let put = put
+                    .build()
+                    .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+                TransactWriteItem::builder().put(put).build()
+            } else if let NetChange::Claim = change {
                 let put = Put::builder()
                     .table_name(&self.tables.uniques)
                     .item("pk", AttributeValue::S(key.clone()))
@@ -267,6 +281,34 @@ impl EventStore {
         Ok(events)
     }
 
+    /// The claim on a unique key, read strongly consistent: its owner and the attributes a
+    /// [`UniqueChange::ClaimOnce`] stored with it.
+    pub async fn claim(&self, unique_key: &str) -> Result<Option<Claim>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.tables.uniques)
+            .key("pk", AttributeValue::S(unique_key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let Some(item) = item.item() else {
+            return Ok(None);
+        };
+        let owner = item
+            .get("owner")
+            .and_then(|owner| owner.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("claim {unique_key} has no owner")))?;
+        let attributes = item
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "pk" | "owner" | "claimedAt"))
+            .filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone())))
+            .collect();
+        Ok(Some(Claim { owner, attributes }))
+    }
+
     /// The stream key of the aggregate holding a unique key, read strongly consistent.
     pub async fn owner_of(&self, unique_key: &str) -> Result<Option<String>, StoreError> {
         let item = self
@@ -286,14 +328,34 @@ impl EventStore {
     }
 }
 
+/// A claim on a unique key, as [`EventStore::claim`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The stream key of the aggregate holding the key.
+    pub owner: String,
+    /// What a [`UniqueChange::ClaimOnce`] stored with the claim.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// What a commit does to one unique key in the end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum NetChange {
+    Claim,
+    ClaimOnce(BTreeMap<String, String>),
+    Release,
+}
+
 /// Collapses a commit's unique changes to one action per key (the last one wins), because a
 /// transaction may touch an item only once. Ordered by key for a stable request.
-fn net_unique_changes(changes: &[UniqueChange]) -> Vec<(String, bool)> {
+fn net_unique_changes(changes: &[UniqueChange]) -> Vec<(String, NetChange)> {
     let mut net = BTreeMap::new();
     for change in changes {
         match change {
-            UniqueChange::Claim { key } => net.insert(key.clone(), true),
-            UniqueChange::Release { key } => net.insert(key.clone(), false),
+            UniqueChange::Claim { key } => net.insert(key.clone(), NetChange::Claim),
+            UniqueChange::Release { key } => net.insert(key.clone(), NetChange::Release),
+            UniqueChange::ClaimOnce { key, attributes } => {
+                net.insert(key.clone(), NetChange::ClaimOnce(attributes.clone()))
+            }
         };
     }
     net.into_iter().collect()
@@ -483,15 +545,24 @@ mod tests {
 
     #[test]
     fn unique_changes_net_to_the_last_per_key() {
+        let attributes = BTreeMap::from([("contentHash".to_owned(), "h".to_owned())]);
         let changes = vec![
             UniqueChange::Release { key: "a".into() },
             UniqueChange::Claim { key: "b".into() },
             UniqueChange::Release { key: "b".into() },
             UniqueChange::Claim { key: "a".into() },
+            UniqueChange::ClaimOnce {
+                key: "event#1".into(),
+                attributes: attributes.clone(),
+            },
         ];
         assert_eq!(
             net_unique_changes(&changes),
-            vec![("a".to_owned(), true), ("b".to_owned(), false)]
+            vec![
+                ("a".to_owned(), NetChange::Claim),
+                ("b".to_owned(), NetChange::Release),
+                ("event#1".to_owned(), NetChange::ClaimOnce(attributes)),
+            ]
         );
     }
 

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use common::error::ApiError;
+use common::projections::{ActiveVersions, Projection, DEFAULT_VERSION_TTL};
 use events::envelope::stream_key;
 use events::views::{self, articles, checkpoints, Item};
 
@@ -58,8 +59,8 @@ pub fn count_with_own(snapshot: Snapshot, favorited: bool) -> u64 {
 #[derive(Clone, Debug)]
 pub struct FavoriteCounts {
     client: Client,
-    articles: String,
-    checkpoints: String,
+    /// Which version of the articles projection to read: a replay may switch it.
+    active: ActiveVersions,
 }
 
 fn unavailable<E: std::fmt::Debug>(error: E) -> ApiError {
@@ -83,10 +84,20 @@ fn favorites_count(item: Option<&Item>) -> u64 {
 impl FavoriteCounts {
     pub fn new(client: Client, tables: &TableNames) -> Self {
         Self {
+            active: ActiveVersions::new(client.clone(), tables.clone(), DEFAULT_VERSION_TTL),
             client,
-            articles: tables.articles.clone(),
-            checkpoints: tables.checkpoints.clone(),
         }
+    }
+
+    /// The articles table and the articles projector's checkpoints table of the active version.
+    async fn tables(&self) -> Result<(String, String), ApiError> {
+        let version = self
+            .active
+            .version(Projection::Articles)
+            .await
+            .map_err(ApiError::Unavailable)?;
+        let tables = self.active.base().at_version(Projection::Articles, version);
+        Ok((tables.articles, tables.checkpoints))
     }
 
     /// The article's projected count and the articles projector's checkpoint of the favorite
@@ -102,17 +113,22 @@ impl FavoriteCounts {
             ARTICLES_PROJECTOR,
             &stream_key(events::favorite::AGGREGATE_TYPE, favorite_id),
         );
+        let (articles_table, checkpoints_table) = self.tables().await?;
         let mut attempt = 1;
         loop {
             let result = self
                 .client
                 .transact_get_items()
                 .transact_items(get(
-                    &self.articles,
+                    &articles_table,
                     articles::ARTICLE_ID,
                     article_id.to_owned(),
                 )?)
-                .transact_items(get(&self.checkpoints, checkpoints::PK, checkpoint.clone())?)
+                .transact_items(get(
+                    &checkpoints_table,
+                    checkpoints::PK,
+                    checkpoint.clone(),
+                )?)
                 .send()
                 .await;
             match result {
@@ -138,10 +154,11 @@ impl FavoriteCounts {
     /// The article's projected count, for responses that changed no favorite.
     #[tracing::instrument(skip(self))]
     pub async fn projected(&self, article_id: &str) -> Result<u64, ApiError> {
+        let (articles_table, _) = self.tables().await?;
         let output = self
             .client
             .get_item()
-            .table_name(&self.articles)
+            .table_name(&articles_table)
             .key(
                 articles::ARTICLE_ID,
                 AttributeValue::S(article_id.to_owned()),

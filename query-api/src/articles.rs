@@ -169,8 +169,8 @@ pub async fn article(
     // The index only finds the id: it is updated after the table, so its copy of the item
     // can lag behind the favorites table and show `favorited` without the favorite in
     // `favoritesCount`. The item itself comes from the table, in the same batch as the flags.
-    let indexed = state
-        .readers
+    let readers = state.readers().await?;
+    let indexed = readers
         .article_by_slug(slug)
         .await?
         .ok_or(ApiError::NotFound("article"))?;
@@ -185,7 +185,7 @@ pub async fn article(
         ..Lookup::default()
     };
     let mut found = match caller {
-        None => state.readers.lookup(&wanted).await?,
+        None => readers.lookup(&wanted).await?,
         // The caller's flag and the count must agree: read those two items in one
         // transaction, the rest beside it.
         Some(caller) => {
@@ -195,8 +195,8 @@ pub async fn article(
                 ..wanted
             };
             let (mut found, (article, favorited)) = tokio::try_join!(
-                state.readers.lookup(&rest),
-                state.readers.article_and_favorite(id, caller)
+                readers.lookup(&rest),
+                readers.article_and_favorite(id, caller)
             )?;
             found.articles.extend(article.map(|a| (id.clone(), a)));
             if favorited {
@@ -235,9 +235,10 @@ pub async fn articles(
         articles: Vec::new(),
         articles_count: 0,
     };
+    let readers = state.readers().await?;
     let author_id = match &filter.author {
         None => None,
-        Some(username) => match state.readers.user_by_username(username).await? {
+        Some(username) => match readers.user_by_username(username).await? {
             Some(user) => Some(user.user_id),
             None => return Ok(nothing),
         },
@@ -245,10 +246,10 @@ pub async fn articles(
     let article_ids = match &filter.favorited {
         None => None,
         Some(username) => {
-            let Some(user) = state.readers.user_by_username(username).await? else {
+            let Some(user) = readers.user_by_username(username).await? else {
                 return Ok(nothing);
             };
-            let ids = state.readers.favorited_article_ids(&user.user_id).await?;
+            let ids = readers.favorited_article_ids(&user.user_id).await?;
             if ids.is_empty() {
                 return Ok(nothing);
             }
@@ -256,7 +257,8 @@ pub async fn articles(
         }
     };
     let page = state
-        .search
+        .search()
+        .await?
         .search(&ArticleQuery {
             tag: filter.tag.clone(),
             author_id,
@@ -276,7 +278,7 @@ pub async fn articles(
         .hits
         .iter()
         .map(|hit| (hit.author_id.as_str(), hit.article_id.as_str()));
-    let mut found = state.readers.lookup(&list_lookup(caller, shown)).await?;
+    let mut found = readers.lookup(&list_lookup(caller, shown)).await?;
     // Search order; an article the search still knows but the articles table no longer has
     // (the two projections converge independently) is left out.
     let listed: Vec<ArticleView> = page

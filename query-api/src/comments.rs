@@ -27,11 +27,12 @@ pub async fn comments(
     slug: &str,
 ) -> Result<MultipleCommentsResponse, ApiError> {
     let article = state
-        .readers
+        .readers()
+        .await?
         .article_by_slug(slug)
         .await?
         .ok_or(ApiError::NotFound("article"))?;
-    let comments = state.readers.comments(&article.article_id).await?;
+    let comments = state.readers().await?.comments(&article.article_id).await?;
     if comments.is_empty() {
         return Ok(MultipleCommentsResponse {
             comments: Vec::new(),
@@ -41,7 +42,8 @@ pub async fn comments(
     authors.sort_unstable();
     authors.dedup();
     let found = state
-        .readers
+        .readers()
+        .await?
         .lookup(&Lookup {
             caller: caller.map(str::to_owned),
             users: authors.clone(),

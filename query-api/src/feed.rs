@@ -52,7 +52,11 @@ pub async fn feed(
     limit: usize,
     offset: usize,
 ) -> Result<MultipleArticlesResponse, ApiError> {
-    let page = state.readers.feed_page(caller, offset, limit).await?;
+    let page = state
+        .readers()
+        .await?
+        .feed_page(caller, offset, limit)
+        .await?;
     if page.entries.is_empty() {
         return Ok(MultipleArticlesResponse {
             articles: Vec::new(),
@@ -64,7 +68,8 @@ pub async fn feed(
         .iter()
         .map(|entry| (entry.author_id.as_str(), entry.article_id.as_str()));
     let mut found = state
-        .readers
+        .readers()
+        .await?
         .lookup(&Lookup {
             feed_articles: page
                 .entries

@@ -15,13 +15,18 @@ pub async fn get(
     Path(username): Path<String>,
 ) -> Result<Json<ProfileResponse>, ApiError> {
     let user = state
-        .readers
+        .readers()
+        .await?
         .user_by_username(&username)
         .await?
         .ok_or(ApiError::NotFound("profile"))?;
     let following = match caller.user_id() {
         Some(caller_id) if caller_id != user.user_id => {
-            state.readers.is_following(caller_id, &user.user_id).await?
+            state
+                .readers()
+                .await?
+                .is_following(caller_id, &user.user_id)
+                .await?
         }
         _ => false,
     };

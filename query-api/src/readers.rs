@@ -1,6 +1,7 @@
 //! Readers of the read models; the only place the query side talks to DynamoDB.
 
 mod batch;
+mod pages;
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,9 +17,10 @@ use events::views::comments::{self, CommentView};
 use events::views::feed_articles::{self, FeedArticle};
 use events::views::feeds::{self, FeedEntry};
 use events::views::users::{self, UserView};
-use events::views::{favorites, follows, number, text, Item};
+use events::views::{checkpoints, favorites, follows, number, text, Item};
 
 pub use batch::{BatchKey, MAX_BATCH_KEYS};
+pub use pages::PageQuery;
 
 /// Reads the users, follows, articles, article bodies, comments, favorites and feed read
 /// models.
@@ -84,6 +86,64 @@ pub struct FeedPage {
 impl Readers {
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
+    }
+
+    /// The same client reading `tables` (e.g. the active versions' tables of
+    /// [`ActiveVersions::tables`](common::projections::ActiveVersions::tables)).
+    pub fn with_tables(&self, tables: TableNames) -> Self {
+        Self {
+            client: self.client.clone(),
+            tables,
+        }
+    }
+
+    /// The table names this reader reads.
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+
+    /// The last sequence a projector applied of one stream: the `lastSeq` of checkpoint item
+    /// `key` in `table` (0 when there is none), read strongly consistently, since the caller
+    /// then reads what that checkpoint vouches for.
+    #[tracing::instrument(skip(self))]
+    pub async fn applied_through(&self, table: &str, key: &str) -> Result<u64, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(checkpoints::PK, s(key))
+            .projection_expression("#l")
+            .expression_attribute_names("#l", checkpoints::LAST_SEQ)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output
+            .item()
+            .and_then(|item| number(item, checkpoints::LAST_SEQ))
+            .unwrap_or(0))
+    }
+
+    /// One aggregate's events `from..=to`, strongly consistent: the one read of the event log
+    /// (`GET /api/events/...`, in `crate::events`).
+    pub async fn stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<events::StoredEvent>, ApiError> {
+        let tables = events::Tables {
+            events: self.tables.events.clone(),
+            uniques: self.tables.uniques.clone(),
+        };
+        events::EventStore::new(self.client.clone(), tables)
+            .read_range(aggregate_type, aggregate_id, from, Some(to))
+            .await
+            .map_err(|error| match error {
+                events::StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
+                other => ApiError::Internal(other.to_string()),
+            })
     }
 
     /// A user by id.

@@ -9,6 +9,11 @@ use crate::AppState;
 
 #[tracing::instrument(skip_all)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<TagsResponse>, ApiError> {
-    let tags = state.search.tags().await.map_err(crate::search_failed)?;
+    let tags = state
+        .search()
+        .await?
+        .tags()
+        .await
+        .map_err(crate::search_failed)?;
     Ok(Json(TagsResponse { tags }))
 }

@@ -14,7 +14,8 @@ pub async fn current(
     caller: AuthUser,
 ) -> Result<Json<UserResponse>, ApiError> {
     let user = state
-        .readers
+        .readers()
+        .await?
         .user(&caller.user_id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;

@@ -3,14 +3,18 @@
 mod articles;
 mod comments;
 mod errors;
+mod events_api;
 mod favorite_counts;
 mod favorites;
 mod password;
 mod profiles;
 mod users;
+mod written;
 
 use axum::extract::FromRef;
-use axum::routing::{delete, post, put};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use common::aws::Clients;
 use common::config::{self, ConfigError, JwtSettings, TableNames};
@@ -63,29 +67,68 @@ impl AppState {
     }
 }
 
-/// Every write route of the API, under `/api`.
+/// One operation of the write side: a method and a path under `/api`, and what serves them.
+struct Route {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+/// `handler` for `method` on `path`; the router's method filter is derived from the method, so
+/// what [`operations`] lists and what [`router`] serves cannot disagree.
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = match MethodFilter::try_from(method.clone()) {
+        Ok(filter) => filter,
+        // Only an extension method has no filter; the table below names none.
+        Err(e) => panic!("route table: {e}"),
+    };
+    Route {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every write operation of the API. The OpenAPI document lists exactly these with the read
+/// side's (`infra/local-stack/tests/openapi_routes.rs`). A table: one line an operation.
+#[rustfmt::skip]
+fn routes() -> Vec<Route> {
+    use Method as M;
+    vec![
+        route(M::POST, "/api/users", users::register),
+        route(M::POST, "/api/users/login", users::login),
+        route(M::PUT, "/api/user", users::update),
+        route(M::POST, "/api/profiles/{username}/follow", profiles::follow),
+        route(M::DELETE, "/api/profiles/{username}/follow", profiles::unfollow),
+        route(M::POST, "/api/articles", articles::create),
+        route(M::PUT, "/api/articles/{slug}", articles::update),
+        route(M::DELETE, "/api/articles/{slug}", articles::delete),
+        route(M::POST, "/api/articles/{slug}/favorite", favorites::favorite),
+        route(M::DELETE, "/api/articles/{slug}/favorite", favorites::unfavorite),
+        route(M::POST, "/api/articles/{slug}/comments", comments::create),
+        route(M::DELETE, "/api/articles/{slug}/comments/{id}", comments::delete),
+        route(M::POST, "/api/events", events_api::append),
+    ]
+}
+
+/// Every `(method, path)` the write router serves.
+pub fn operations() -> Vec<(Method, &'static str)> {
+    routes()
+        .into_iter()
+        .map(|route| (route.method, route.path))
+        .collect()
+}
+
+/// Every write route of the API, under `/api`. Routes of one path merge into one method router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/users", post(users::register))
-        .route("/api/users/login", post(users::login))
-        .route("/api/user", put(users::update))
-        .route(
-            "/api/profiles/{username}/follow",
-            post(profiles::follow).delete(profiles::unfollow),
-        )
-        .route("/api/articles", post(articles::create))
-        .route(
-            "/api/articles/{slug}",
-            put(articles::update).delete(articles::delete),
-        )
-        .route(
-            "/api/articles/{slug}/favorite",
-            post(favorites::favorite).delete(favorites::unfavorite),
-        )
-        .route("/api/articles/{slug}/comments", post(comments::create))
-        .route(
-            "/api/articles/{slug}/comments/{id}",
-            delete(comments::delete),
-        )
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        })
         .with_state(state)
 }

@@ -145,7 +145,10 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
 
 /// The read side: `Readers` gets users by id, queries `byUsername`, `bySlug`, comments and
 /// `byUser` favorites, and fills pages and single articles (with the body) in with
-/// multi-table `BatchGetItem`s.
+/// multi-table `BatchGetItem`s. The projected views (`GET /api/views/...`) scan the users,
+/// follows, articles, comments and favorites tables, query one partition of follows, and get
+/// single items. The one read of the log: `GET /api/events/...` queries an
+/// aggregate's own stream (`EventStore::read_range`).
 pub const QUERY_API: FunctionDef = FunctionDef {
     bin: "query-api",
     package: "query-api",
@@ -158,18 +161,29 @@ pub const QUERY_API: FunctionDef = FunctionDef {
     search: SearchAccess::Read,
     tables: &[
         TableAccess {
+            table: &EVENTS,
+            indexes: &[],
+            actions: &["dynamodb:Query"],
+        },
+        TableAccess {
             table: &USERS,
             indexes: &["byUsername"],
             actions: &[
                 "dynamodb:BatchGetItem",
                 "dynamodb:GetItem",
                 "dynamodb:Query",
+                "dynamodb:Scan",
             ],
         },
         TableAccess {
             table: &FOLLOWS,
             indexes: &[],
-            actions: &["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+            actions: &[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:Scan",
+            ],
         },
         TableAccess {
             table: &ARTICLES,
@@ -179,17 +193,18 @@ pub const QUERY_API: FunctionDef = FunctionDef {
                 "dynamodb:BatchGetItem",
                 "dynamodb:GetItem",
                 "dynamodb:Query",
+                "dynamodb:Scan",
             ],
         },
         TableAccess {
             table: &ARTICLE_BODIES,
             indexes: &[],
-            actions: &["dynamodb:BatchGetItem"],
+            actions: &["dynamodb:BatchGetItem", "dynamodb:GetItem"],
         },
         TableAccess {
             table: &COMMENTS,
             indexes: &[],
-            actions: &["dynamodb:Query"],
+            actions: &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
         },
         TableAccess {
             table: &FAVORITES,
@@ -198,6 +213,7 @@ pub const QUERY_API: FunctionDef = FunctionDef {
                 "dynamodb:BatchGetItem",
                 "dynamodb:GetItem",
                 "dynamodb:Query",
+                "dynamodb:Scan",
             ],
         },
         TableAccess {
@@ -209,6 +225,13 @@ pub const QUERY_API: FunctionDef = FunctionDef {
             table: &FEED_ARTICLES,
             indexes: &[],
             actions: &["dynamodb:BatchGetItem"],
+        },
+        // The active version of each projection (registry items) and, for read-your-writes,
+        // the projectors' checkpoints.
+        TableAccess {
+            table: &CHECKPOINTS,
+            indexes: &[],
+            actions: &["dynamodb:GetItem"],
         },
     ],
 };
@@ -773,6 +796,18 @@ fn sorted(actions: &[&str]) -> Vec<String> {
     set.into_iter().collect()
 }
 
+/// The suffix pattern of the versions a replay creates of `table`, if it has versions: the
+/// read models' own tables and the checkpoints; never the events or uniques tables.
+fn versioned_pattern(table: &TableDef) -> Option<&'static str> {
+    if table.name == CHECKPOINTS.name {
+        Some("-*-v*")
+    } else if [EVENTS.name, UNIQUES.name].contains(&table.name) {
+        None
+    } else {
+        Some("-v*")
+    }
+}
+
 /// The statements of a function's role, each scoped to the exact ARNs it needs.
 fn role_statements(def: &FunctionDef) -> Vec<Value> {
     let mut out = vec![json!({
@@ -786,6 +821,14 @@ fn role_statements(def: &FunctionDef) -> Vec<Value> {
         let mut resources = vec![get_att(&table_id, "Arn")];
         for index in access.indexes {
             resources.push(sub(format!("${{{table_id}.Arn}}/index/{index}")));
+        }
+        // The versions a replay builds beside the table (`replay`, `common::projections`):
+        // `<table>-v<n>` for a read model, `checkpoints-<projection>-v<n>` for checkpoints.
+        if let Some(pattern) = versioned_pattern(access.table) {
+            resources.push(sub(format!("${{{table_id}.Arn}}{pattern}")));
+            for index in access.indexes {
+                resources.push(sub(format!("${{{table_id}.Arn}}{pattern}/index/{index}")));
+            }
         }
         out.push(json!({
             "Sid": format!("{}Table", pascal(access.table.name)),
@@ -994,7 +1037,16 @@ fn http_api() -> Value {
             "CorsConfiguration": {
                 "AllowOrigins": ["*"],
                 "AllowMethods": ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-                "AllowHeaders": ["authorization", "content-type"],
+                "AllowHeaders": [
+                    "authorization",
+                    "content-type",
+                    common::projections::MIN_POSITION_HEADER,
+                ],
+                "ExposeHeaders": [
+                    common::projections::POSITION_HEADER,
+                    common::projections::CONSISTENCY_HEADER,
+                    "conduit-next-cursor",
+                ],
                 "MaxAge": 600,
             },
         },

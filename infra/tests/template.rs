@@ -419,6 +419,14 @@ fn http_api_routes_reads_to_query_api_and_writes_to_command_api() {
         .map(str::to_ascii_lowercase)
         .collect();
     assert!(headers.contains("authorization") && headers.contains("content-type"));
+    // Read-your-writes: browsers may read the position a write answers with.
+    assert!(
+        cors["ExposeHeaders"]
+            .as_array()
+            .expect("exposed headers")
+            .contains(&json!(common::projections::POSITION_HEADER)),
+        "{cors}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,6 +457,26 @@ fn query_api_gets_no_write_action() {
     let bad: Vec<&String> = query.iter().filter(|a| writes(a)).collect();
     assert!(bad.is_empty(), "query-api may write: {bad:?}");
     assert!(query.contains(&"dynamodb:GetItem".to_owned()));
+}
+
+#[test]
+fn query_api_reads_the_event_log_by_query_only() {
+    // `GET /api/events/{type}/{id}` reads one aggregate's stream; nothing else of the log.
+    let resources = resources();
+    let role = props(&resources, &ids::role(QUERY_API.bin));
+    let statements: Vec<&Value> = role["Policies"]
+        .as_array()
+        .expect("policies")
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().expect("statements"))
+        .filter(|s| s["Sid"] == "EventsTable")
+        .collect();
+    assert_eq!(statements.len(), 1, "{role}");
+    assert_eq!(statements[0]["Action"], json!(["dynamodb:Query"]));
+    assert_eq!(
+        statements[0]["Resource"],
+        json!([get_att("EventsTable", "Arn")])
+    );
 }
 
 #[test]
@@ -545,6 +573,7 @@ fn iam_actions_are_exactly_what_the_code_calls() {
             "dynamodb:BatchGetItem",
             "dynamodb:GetItem",
             "dynamodb:Query",
+            "dynamodb:Scan",
             "es:ESHttpGet",
             "es:ESHttpPost",
             logs[0],

@@ -38,6 +38,17 @@ pub fn cors() -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static(common::projections::MIN_POSITION_HEADER),
+        ])
+        // Read-your-writes: a browser client must see the position a write answers with, and
+        // whether a read reflects it; views page with a cursor header.
+        .expose_headers([
+            header::HeaderName::from_static(common::projections::POSITION_HEADER),
+            header::HeaderName::from_static(common::projections::CONSISTENCY_HEADER),
+            header::HeaderName::from_static(query_api::views::NEXT_CURSOR_HEADER),
+        ])
         .max_age(Duration::from_secs(86_400))
 }

@@ -1,0 +1,82 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document of everything the API serves.
+//!
+//! The document is `query-api/openapi.json`, compiled in: the RealWorld contract
+//! (`docs/realworld-openapi.yml`, converted once) plus this project's own endpoints and the
+//! read-your-writes headers. Tests hold it to the contract (`tests/openapi.rs`) and to the
+//! routers (`infra/local-stack/tests/openapi_routes.rs`).
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::IntoResponse;
+
+/// The served document, as written in the repository.
+pub const DOCUMENT: &str = include_str!("../openapi.json");
+
+/// The document changes only with a deployment: caches may keep it a few minutes.
+const CACHE_FOR: &str = "public, max-age=300";
+
+pub async fn get() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "application/json"),
+            (CACHE_CONTROL, CACHE_FOR),
+        ],
+        DOCUMENT,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn the_document_is_an_openapi_3_1_json_object() {
+        let document: Value = serde_json::from_str(DOCUMENT).expect("openapi.json is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        assert_eq!(document["info"]["title"], "Conduit-ES API");
+        assert_eq!(document["servers"][0]["url"], "/api");
+        assert!(document["paths"]["/openapi.json"]["get"].is_object());
+    }
+
+    #[tokio::test]
+    async fn it_is_served_as_json_that_caches_may_keep() {
+        let response = get().await.into_response();
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers()[CACHE_CONTROL], CACHE_FOR);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert_eq!(body, DOCUMENT.as_bytes());
+    }
+
+    #[test]
+    fn every_local_reference_resolves() {
+        let document: Value = serde_json::from_str(DOCUMENT).expect("openapi.json is JSON");
+        let mut references = Vec::new();
+        collect_references(&document, &mut references);
+        assert!(!references.is_empty());
+        for reference in references {
+            let pointer = reference
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("{reference} is not a local reference"));
+            assert!(
+                document.pointer(pointer).is_some(),
+                "{reference} points at nothing"
+            );
+        }
+    }
+
+    fn collect_references(value: &Value, into: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    into.push(reference.clone());
+                }
+                map.values().for_each(|v| collect_references(v, into));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect_references(v, into)),
+            _ => {}
+        }
+    }
+}

@@ -382,7 +382,11 @@ pub async fn delete(
         )
         .await
         .map_err(article_error)?;
-    Ok(Written::after(&article_id, &executed, StatusCode::NO_CONTENT))
+    Ok(Written::after(
+        &article_id,
+        &executed,
+        StatusCode::NO_CONTENT,
+    ))
 }
 
 #[cfg(test)]
@@ -500,7 +504,11 @@ mod tests {
     #[test]
     fn every_candidate_is_a_slug_the_events_accept() {
         // Posted events are held to `check_slug`: commands must never produce less.
-        for base in ["dragons", "feed", &slugify(&"Long title, many words ".repeat(9))] {
+        for base in [
+            "dragons",
+            "feed",
+            &slugify(&"Long title, many words ".repeat(9)),
+        ] {
             for attempt in 0..SLUG_ATTEMPTS {
                 let slug = slug_candidate(base, attempt);
                 assert_eq!(article::check_slug(&slug), Ok(()), "{slug}");

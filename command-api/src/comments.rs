@@ -117,7 +117,11 @@ pub async fn delete(
         )
         .await
         .map_err(comment_error)?;
-    Ok(Written::after(&article_id, &executed, StatusCode::NO_CONTENT))
+    Ok(Written::after(
+        &article_id,
+        &executed,
+        StatusCode::NO_CONTENT,
+    ))
 }
 
 #[cfg(test)]

@@ -245,8 +245,11 @@ pub struct ActiveVersions {
     client: Client,
     base: TableNames,
     ttl: Duration,
-    cached: Arc<Mutex<Option<(Instant, [u32; 4])>>>,
+    cached: Arc<Mutex<Option<Cached>>>,
 }
+
+/// When the versions were read, and what they were.
+type Cached = (Instant, [u32; 4]);
 
 impl ActiveVersions {
     pub fn new(client: Client, base: TableNames, ttl: Duration) -> Self {

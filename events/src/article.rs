@@ -563,7 +563,12 @@ mod tests {
 
     #[test]
     fn slugs_are_what_slugify_makes() {
-        for good in ["dragons", "how-to-train-2-dragons", "dragons-a1b2c3", FALLBACK_SLUG] {
+        for good in [
+            "dragons",
+            "how-to-train-2-dragons",
+            "dragons-a1b2c3",
+            FALLBACK_SLUG,
+        ] {
             assert_eq!(check_slug(good), Ok(()), "{good}");
         }
         assert_eq!(check_slug(""), Err(FieldError::blank("slug")));
@@ -571,7 +576,9 @@ mod tests {
             check_slug(&"a".repeat(MAX_CLAIMED_SLUG_CHARS + 1)),
             Err(FieldError::too_long("slug"))
         );
-        for bad in ["feed", "-a", "a-", "a--b", "A", "a b", "a/b", "crème", "a_b", "."] {
+        for bad in [
+            "feed", "-a", "a-", "a--b", "A", "a b", "a/b", "crème", "a_b", ".",
+        ] {
             assert_eq!(check_slug(bad), Err(FieldError::invalid("slug")), "{bad}");
         }
         let title = "  How to Train Your Dragon: 2nd édition!! ".repeat(5);

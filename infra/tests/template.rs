@@ -468,7 +468,11 @@ fn query_api_reads_the_event_log_by_query_only() {
         .as_array()
         .expect("policies")
         .iter()
-        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().expect("statements"))
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_array()
+                .expect("statements")
+        })
         .filter(|s| s["Sid"] == "EventsTable")
         .collect();
     assert_eq!(statements.len(), 1, "{role}");

@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
@@ -70,7 +70,8 @@ struct Inner {
     fields: Fields,
     /// Writes queued for the next group commit.
     pending: Mutex<Vec<Pending>>,
-    writer: Mutex<IndexWriter<TantivyDocument>>,
+    /// `None` for an index opened read-only (another process may be writing it).
+    writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
     reader: IndexReader,
 }
 
@@ -114,10 +115,82 @@ impl EmbeddedIndex {
         Self::with_index(index, fields)
     }
 
+    /// The index in `path` for reading only: no writer, so no lock; another process may hold
+    /// the writer. What it sees is the last commit before it was opened. Blocks.
+    pub fn open_dir_read_only(path: impl AsRef<Path>) -> Result<Self, SearchError> {
+        let path = path.as_ref();
+        if !path.join("meta.json").exists() {
+            return Err(SearchError::Unavailable(format!(
+                "no search index in {}",
+                path.display()
+            )));
+        }
+        let directory = MmapDirectory::open(path)
+            .map_err(|e| SearchError::Unavailable(format!("opening {}: {e}", path.display())))?;
+        let index = Index::open(directory).map_err(engine("opening the index"))?;
+        let (_, fields) = Fields::schema();
+        Self::from_parts(index, fields, None)
+    }
+
+    /// The in-RAM index called `name` in this process, created empty on the first call: every
+    /// caller in the process (the local stack, a replay run inside it) shares it.
+    pub fn shared_in_ram(name: &str) -> Result<Self, SearchError> {
+        let mut catalog = lock(&catalog().in_ram);
+        if let Some(index) = catalog.get(name) {
+            return Ok(index.clone());
+        }
+        let index = Self::in_ram()?;
+        catalog.insert(name.to_owned(), index.clone());
+        Ok(index)
+    }
+
+    /// The index in `path`, shared with every other holder in this process while any holds it
+    /// (one writer per directory); opened, or created, when nobody does. Blocks.
+    pub fn shared_dir(path: impl AsRef<Path>) -> Result<Self, SearchError> {
+        let path = path.as_ref().to_path_buf();
+        let mut catalog = lock(&catalog().on_disk);
+        if let Some(inner) = catalog.get(&path).and_then(Weak::upgrade) {
+            return Ok(Self { inner });
+        }
+        let index = Self::open_dir(&path)?;
+        catalog.retain(|_, weak| weak.strong_count() > 0);
+        catalog.insert(path, Arc::downgrade(&index.inner));
+        Ok(index)
+    }
+
+    /// The index of this process's catalog with that in-RAM `name` or directory, if it is open.
+    pub fn shared_if_open(name: &str, path: Option<&Path>) -> Option<Self> {
+        match path {
+            None => lock(&catalog().in_ram).get(name).cloned(),
+            Some(path) => lock(&catalog().on_disk)
+                .get(path)
+                .and_then(Weak::upgrade)
+                .map(|inner| Self { inner }),
+        }
+    }
+
+    /// Forgets the in-RAM index `name` (its memory goes with the last holder).
+    pub fn forget_in_ram(name: &str) {
+        lock(&catalog().in_ram).remove(name);
+    }
+
+    /// Whether this handle can write (it was not opened read-only).
+    pub fn writable(&self) -> bool {
+        lock(&self.inner.writer).is_some()
+    }
+
     fn with_index(index: Index, fields: Fields) -> Result<Self, SearchError> {
         let writer = index
             .writer_with_num_threads(1, WRITER_MEMORY_BYTES)
             .map_err(engine("opening the writer"))?;
+        Self::from_parts(index, fields, Some(writer))
+    }
+
+    fn from_parts(
+        index: Index,
+        fields: Fields,
+        writer: Option<IndexWriter<TantivyDocument>>,
+    ) -> Result<Self, SearchError> {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -180,6 +253,20 @@ impl EmbeddedIndex {
     }
 }
 
+/// The indexes shared inside this process: in RAM by name (kept for the life of the process),
+/// on disk by directory (kept while somebody holds them, so the directory's lock goes with
+/// the last holder).
+#[derive(Default)]
+struct Catalog {
+    in_ram: Mutex<HashMap<String, EmbeddedIndex>>,
+    on_disk: Mutex<HashMap<PathBuf, Weak<Inner>>>,
+}
+
+fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(Catalog::default)
+}
+
 /// Locks `mutex`. A panic while holding one of ours leaves nothing half-done that a rollback
 /// would not discard, so a poisoned lock is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -234,8 +321,16 @@ impl Inner {
         {
             let mut writer = lock(&self.writer);
             let group = std::mem::take(&mut *lock(&self.pending));
-            if !group.is_empty() {
-                self.commit_group(&mut writer, group);
+            match writer.as_mut() {
+                Some(writer) if !group.is_empty() => self.commit_group(writer, group),
+                Some(_) => {}
+                None => {
+                    for write in group {
+                        let _ = write.done.send(Err(SearchError::Rejected(
+                            "the search index was opened read-only".into(),
+                        )));
+                    }
+                }
             }
         }
         // Our write was in the group above or in one committed while we waited for the writer.
@@ -463,7 +558,8 @@ mod tests {
     async fn tags_skip_docs_deleted_inside_a_live_segment() {
         let index = EmbeddedIndex::in_ram().unwrap();
         {
-            let mut writer = index.inner.writer.lock().unwrap();
+            let mut guard = index.inner.writer.lock().unwrap();
+            let writer = guard.as_mut().unwrap();
             for (id, tags) in [
                 ("a1", &["b"]),
                 ("a2", &["b"]),

@@ -11,6 +11,7 @@
 
 pub mod embedded;
 pub mod opensearch_adapter;
+pub mod versions;
 
 #[cfg(test)]
 mod parity_tests;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 pub use embedded::EmbeddedIndex;
 pub use opensearch_adapter::OpenSearchIndex;
+pub use versions::VersionedSearch;
 
 /// Most tags [`SearchIndex::tags`] returns.
 pub const MAX_TAGS: usize = 1000;
@@ -336,16 +338,30 @@ impl SearchConfig {
         })
     }
 
+    /// The configuration of one version of the read model: reads and writes go to its own
+    /// concrete index, `<alias>-v<version>`, never through the alias (which follows the
+    /// active version).
+    pub fn at_version(&self, version: u32) -> SearchConfig {
+        let index = format!("{}-v{}", self.alias, version.max(1));
+        SearchConfig {
+            backend: self.backend.clone(),
+            alias: index.clone(),
+            index,
+        }
+    }
+
     /// Connects to (or opens) the configured engine. Does not create the index: call
-    /// [`SearchIndex::ensure_index`].
+    /// [`SearchIndex::ensure_index`]. An embedded index is shared by everyone in the process
+    /// who opens it through a configuration: in RAM by its name, in a directory while somebody
+    /// holds it (see [`EmbeddedIndex::shared_dir`]).
     pub async fn open(&self) -> Result<SearchIndex, SearchError> {
         match &self.backend {
-            SearchBackend::Embedded { dir: None } => {
-                Ok(SearchIndex::Embedded(EmbeddedIndex::in_ram()?))
-            }
+            SearchBackend::Embedded { dir: None } => Ok(SearchIndex::Embedded(
+                EmbeddedIndex::shared_in_ram(&self.index)?,
+            )),
             SearchBackend::Embedded { dir: Some(dir) } => {
                 let path = dir.join(&self.index);
-                let index = tokio::task::spawn_blocking(move || EmbeddedIndex::open_dir(path))
+                let index = tokio::task::spawn_blocking(move || EmbeddedIndex::shared_dir(path))
                     .await
                     .map_err(|e| SearchError::Unavailable(format!("opening the index: {e}")))??;
                 Ok(SearchIndex::Embedded(index))

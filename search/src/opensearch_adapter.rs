@@ -91,6 +91,10 @@ impl OpenSearchIndex {
             Answer::AlreadyExists => {}
             other => return Err(unexpected("creating the index", other)),
         }
+        if self.alias == self.index {
+            // A handle on one concrete index (a version of the read model): no alias of its own.
+            return Ok(());
+        }
         let alias = self
             .client
             .indices()
@@ -114,6 +118,73 @@ impl OpenSearchIndex {
                 Ok(())
             }
             other => Err(unexpected("adding the alias", other)),
+        }
+    }
+
+    /// Points `alias` at this handle's concrete index and at nothing else, in one
+    /// `POST /_aliases` (readers see the old index or the new one, never neither).
+    pub async fn point_alias(&self, alias: &str) -> Result<(), SearchError> {
+        let path = format!("/_alias/{alias}");
+        let current = self
+            .client
+            .send(
+                Method::Get,
+                &path,
+                HeaderMap::new(),
+                None::<&()>,
+                None::<JsonBody<Value>>,
+                None,
+            )
+            .await;
+        let holders: Vec<String> = match answer("reading the alias", current).await? {
+            // `{"<index>": {"aliases": {"<alias>": {}}}, ...}`
+            Answer::Ok(Value::Object(indexes)) => indexes.keys().cloned().collect(),
+            Answer::Ok(_) | Answer::NotFound(_) => Vec::new(),
+            other => return Err(unexpected("reading the alias", other)),
+        };
+        let mut actions: Vec<Value> = holders
+            .iter()
+            .filter(|index| **index != self.index)
+            .map(|index| json!({"remove": {"index": index, "alias": alias}}))
+            .collect();
+        actions.push(json!({"add": {"index": self.index, "alias": alias}}));
+        let moved = self
+            .client
+            .send(
+                Method::Post,
+                "/_aliases",
+                HeaderMap::new(),
+                None::<&()>,
+                Some(JsonBody::new(json!({ "actions": actions }))),
+                None,
+            )
+            .await;
+        match answer("moving the alias", moved).await? {
+            Answer::Ok(_) => {
+                tracing::info!(%alias, index = %self.index, "search alias moved");
+                Ok(())
+            }
+            other => Err(unexpected("moving the alias", other)),
+        }
+    }
+
+    /// Deletes this handle's concrete index (nothing to do if it is gone).
+    pub async fn delete_index(&self) -> Result<(), SearchError> {
+        let path = format!("/{}", self.index);
+        let deleted = self
+            .client
+            .send(
+                Method::Delete,
+                &path,
+                HeaderMap::new(),
+                None::<&()>,
+                None::<JsonBody<Value>>,
+                None,
+            )
+            .await;
+        match answer("deleting the index", deleted).await? {
+            Answer::Ok(_) | Answer::NotFound(_) => Ok(()),
+            other => Err(unexpected("deleting the index", other)),
         }
     }
 

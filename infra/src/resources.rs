@@ -866,7 +866,18 @@ async fn ensure_table(
     names: &Names,
     def: &TableDef,
 ) -> anyhow::Result<ddb::TableDescription> {
-    let name = names.table(def);
+    ensure_table_named(ddb_client, &names.table(def), def).await
+}
+
+/// Creates the table `name` as `def` defines it (keys, indexes, stream, billing) unless it
+/// exists, and waits until it is `ACTIVE`: a projection version's copy of a read model table
+/// (`<prefix>users-v2`) is made from the same definition as the original.
+pub async fn ensure_table_named(
+    ddb_client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    def: &TableDef,
+) -> anyhow::Result<ddb::TableDescription> {
+    let name = name.to_owned();
     if describe_table(ddb_client, &name).await?.is_none() {
         let mut req = ddb_client
             .create_table()
@@ -920,6 +931,26 @@ async fn ensure_table(
         }
     }
     wait_active(ddb_client, &name).await
+}
+
+/// Deletes the table `name`; `false` if there was none.
+pub async fn delete_table_named(
+    ddb_client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> anyhow::Result<bool> {
+    match ddb_client.delete_table().table_name(name).send().await {
+        Ok(_) => {
+            tracing::info!(table = %name, "deleted table");
+            Ok(true)
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e).with_context(|| format!("DeleteTable {name}")),
+    }
 }
 
 async fn wait_active(

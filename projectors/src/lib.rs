@@ -7,6 +7,7 @@ pub mod feed;
 pub mod runtime;
 pub mod search;
 pub mod users;
+pub mod versions;
 
 pub use self::search::SearchProjector;
 pub use articles::ArticlesProjector;
@@ -14,3 +15,4 @@ pub use fanout::FanOut;
 pub use feed::FeedProjector;
 pub use runtime::{ProjectionError, Projector, ProjectorRuntime};
 pub use users::UsersProjector;
+pub use versions::VersionedProjector;

@@ -230,14 +230,63 @@ impl<P: Projector> ProjectorRuntime<P> {
         target: u64,
         known: Option<&StoredEvent>,
     ) -> Result<Outcome, ProjectionError> {
+        let known = known.map(std::slice::from_ref).unwrap_or_default();
+        self.apply_known(aggregate_type, aggregate_id, target, known)
+            .await
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// Applies `events`, consecutive events of one aggregate in sequence order (a replay's
+    /// scan page), exactly once each, reading the checkpoint once for all of them rather than
+    /// once per event; a gap before them is filled from the store. Returns how many events
+    /// were applied now (the others were applied already).
+    pub async fn project_run(&self, events: &[StoredEvent]) -> Result<u64, ProjectionError> {
+        let Some(last) = events.last() else {
+            return Ok(0);
+        };
+        if !self.projector.accepts(&last.aggregate_type) {
+            return Ok(0);
+        }
+        let consecutive = events
+            .windows(2)
+            .all(|w| w[1].sequence == w[0].sequence + 1 && w[1].stream_key() == w[0].stream_key());
+        if !consecutive {
+            return Err(ProjectionError::Unreadable(format!(
+                "{}: a run of events must be consecutive",
+                last.stream_key()
+            )));
+        }
+        self.apply_known(
+            &last.aggregate_type,
+            &last.aggregate_id,
+            last.sequence,
+            events,
+        )
+        .await
+        .map(|(_, applied)| applied)
+    }
+
+    /// Brings one aggregate's projection up to `target`; `known` are consecutive events the
+    /// caller has, ending at `target` (possibly none); the rest comes from the store. Returns
+    /// the outcome and how many events were applied now.
+    async fn apply_known(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        target: u64,
+        known: &[StoredEvent],
+    ) -> Result<(Outcome, u64), ProjectionError> {
         let stream = events::envelope::stream_key(aggregate_type, aggregate_id);
+        let first_known = known.first().map_or(target + 1, |e| e.sequence);
+        // Events applied by earlier attempts (before a lost race) count too.
+        let mut applied = 0;
         for attempt in 0..CHECKPOINT_RETRIES {
             let last = self.last_applied(&stream).await?;
             if target <= last {
-                return Ok(Outcome::Duplicate);
+                return Ok((Outcome::Duplicate, applied));
             }
             // Everything after the checkpoint that the caller did not hand us comes from the store.
-            let missing_upto = if known.is_some() { target - 1 } else { target };
+            let missing_upto = first_known.saturating_sub(1).min(target);
             let mut pending = if missing_upto > last {
                 self.store
                     .read_range(aggregate_type, aggregate_id, last + 1, Some(missing_upto))
@@ -247,9 +296,7 @@ impl<P: Projector> ProjectorRuntime<P> {
                 Vec::new()
             };
             let filled = pending.len() as u64;
-            if let Some(event) = known {
-                pending.push(event.clone());
-            }
+            pending.extend(known.iter().filter(|e| e.sequence > last).cloned());
             let contiguous = pending
                 .iter()
                 .enumerate()
@@ -263,7 +310,7 @@ impl<P: Projector> ProjectorRuntime<P> {
             let mut done = true;
             for event in &pending {
                 match self.apply_one(&event.without_secrets()).await? {
-                    Attempt::Applied => {}
+                    Attempt::Applied => applied += 1,
                     Attempt::CheckpointMoved => {
                         done = false;
                         break;
@@ -281,10 +328,10 @@ impl<P: Projector> ProjectorRuntime<P> {
                 }
             }
             if done {
-                if filled > 0 {
+                if filled > 0 && known.len() <= 1 {
                     tracing::info!(filled, "filled a gap from the events table");
                 }
-                return Ok(Outcome::Applied { filled });
+                return Ok((Outcome::Applied { filled }, applied));
             }
         }
         Err(ProjectionError::Contended(format!(

@@ -13,15 +13,16 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::aws::{Clients, LocalEndpoints};
 use common::config::{JwtSettings, TableNames};
 use common::meter::DynamoMeter;
+use common::projections::Projection;
 use futures::future::BoxFuture;
 use infra::esm::{DynamoCheckpoints, LogOnFailure, QueueMapping, StreamMapping};
 use infra::resources::{
     self, Provisioned, QueueDef, ARTICLES_PROJECTOR_QUEUE, EVENTS_STREAM_MAPPING,
     FEED_PROJECTOR_QUEUE, SEARCH_PROJECTOR_QUEUE, USERS_PROJECTOR_QUEUE,
 };
-use projectors::runtime::{CatchUp, ProjectionError, Projector, ProjectorRuntime};
-use projectors::{ArticlesProjector, FanOut, FeedProjector, SearchProjector, UsersProjector};
-use search::{SearchBackend, SearchConfig, SearchIndex};
+use projectors::runtime::{CatchUp, ProjectionError, Projector};
+use projectors::{FanOut, VersionedProjector};
+use search::{SearchBackend, SearchConfig, SearchIndex, VersionedSearch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -153,21 +154,23 @@ pub async fn largest_backlog(
 /// One projector's handler of an SQS batch, as the queue poller calls it.
 type BatchHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, SqsBatchResponse> + Send + Sync>;
 
-/// Catches `runtime` up with the log and returns its SQS batch handler.
+/// Catches the active version of `projector`'s projection up with the log and returns its SQS
+/// batch handler, which follows the registry (a replay may switch versions).
 async fn projector<P: Projector + 'static>(
-    runtime: ProjectorRuntime<P>,
+    projector: VersionedProjector<P>,
 ) -> Result<BatchHandler, ProjectionError> {
-    let CatchUp { streams, applied } = runtime.catch_up().await?;
+    let (version, CatchUp { streams, applied }) = projector.catch_up().await?;
     tracing::info!(
-        projector = runtime.projector().name(),
+        projection = projector.projection().name(),
+        version,
         streams,
         applied,
         "projection caught up"
     );
-    let runtime = Arc::new(runtime);
+    let projector = Arc::new(projector);
     Ok(Arc::new(move |batch| {
-        let runtime = runtime.clone();
-        Box::pin(async move { runtime.handle_sqs(batch).await })
+        let projector = projector.clone();
+        Box::pin(async move { projector.handle_sqs(batch).await })
     }))
 }
 
@@ -195,19 +198,22 @@ async fn within(timeout: Duration, handler: &BatchHandler, batch: SqsEvent) -> S
     }
 }
 
-/// The search read model of the local stack: the embedded engine, in `dir` or in memory.
-pub async fn open_search(prefix: &str, dir: Option<PathBuf>) -> anyhow::Result<SearchIndex> {
-    let config = SearchConfig {
+/// The search read model of the local stack: the embedded engine, in `dir` or in memory,
+/// one index per version (`<dir>/<prefix>articles-v<n>`).
+pub fn search_versions(prefix: &str, dir: Option<PathBuf>) -> VersionedSearch {
+    VersionedSearch::new(SearchConfig {
         backend: SearchBackend::Embedded { dir },
         alias: format!("{prefix}articles"),
         index: format!("{prefix}articles-v1"),
-    };
-    let index = config.open().await.context("opening the search index")?;
-    index
-        .ensure_index()
+    })
+}
+
+/// The search index of version 1 of the local stack (see [`search_versions`]).
+pub async fn open_search(prefix: &str, dir: Option<PathBuf>) -> anyhow::Result<SearchIndex> {
+    search_versions(prefix, dir)
+        .index(1)
         .await
-        .context("creating the search index")?;
-    Ok(index)
+        .context("opening the search index")
 }
 
 /// Provisions every resource, catches the projections up with the log, then serves the API and
@@ -218,37 +224,50 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         .await
         .context("provisioning the local resources")?;
     let tables = TableNames::with_prefix(&config.prefix);
-    let search = open_search(&config.prefix, config.search_dir.clone()).await?;
+    let search_versions = search_versions(&config.prefix, config.search_dir.clone());
 
     // Events written while the stack was down, or whose messages died with the emulators,
-    // reach the read models before the first request.
+    // reach the read models (their active versions) before the first request.
     let ddb = &clients.dynamodb;
     let handlers: Vec<(&QueueDef, BatchHandler)> = vec![
         (
             &USERS_PROJECTOR_QUEUE,
-            projector(UsersProjector::runtime(ddb, &tables))
+            projector(VersionedProjector::users(ddb, &tables))
                 .await
                 .context("catching up the users projection")?,
         ),
         (
             &ARTICLES_PROJECTOR_QUEUE,
-            projector(ArticlesProjector::runtime(ddb, &tables))
+            projector(VersionedProjector::articles(ddb, &tables))
                 .await
                 .context("catching up the articles projection")?,
         ),
         (
             &FEED_PROJECTOR_QUEUE,
-            projector(FeedProjector::runtime(ddb, &tables))
+            projector(VersionedProjector::feed(ddb, &tables))
                 .await
                 .context("catching up the feed projection")?,
         ),
         (
             &SEARCH_PROJECTOR_QUEUE,
-            projector(SearchProjector::runtime(ddb, &tables, search.clone()))
-                .await
-                .context("catching up the search projection")?,
+            projector(VersionedProjector::search(
+                ddb,
+                &tables,
+                search_versions.clone(),
+            ))
+            .await
+            .context("catching up the search projection")?,
         ),
     ];
+    // The query side reads the index of the active search version.
+    let search_state =
+        projectors::versions::read_registry(ddb, &tables.checkpoints, Projection::Search)
+            .await
+            .context("reading the search version")?;
+    let search = search_versions
+        .index(search_state.state.active)
+        .await
+        .context("opening the search index")?;
 
     let (shutdown, receiver) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -266,12 +285,11 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
             &tables,
             &config.jwt,
         )),
-        query_api::router(query_api::AppState::new(
-            &api_clients,
-            &tables,
-            &config.jwt,
-            search,
-        )),
+        query_api::router(
+            query_api::AppState::new(&api_clients, &tables, &config.jwt, search)
+                .with_search_versions(search_versions.clone())
+                .with_read_wait(query_api::consistency::read_wait_from_env()?),
+        ),
     );
     let listener = TcpListener::bind(config.listen)
         .await

@@ -8,14 +8,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     common::telemetry::init();
     let clients = common::aws::Clients::from_env().await;
     let tables = common::config::table_names_from_env()?;
-    let index = search::SearchConfig::from_env(&tables.prefix)?
-        .open()
-        .await?;
-    index.ensure_index().await?;
-    let runtime = projectors::SearchProjector::runtime(&clients.dynamodb, &tables, index);
-    let runtime = &runtime;
+    let search = search::VersionedSearch::from_env(&tables.prefix)?;
+    let projector =
+        projectors::VersionedProjector::search(&clients.dynamodb, &tables, search.clone());
+    // A fresh deployment: the alias readers use, on the active version's index.
+    let active = projector.registry().await?.state.active;
+    search.ensure_alias(active).await?;
+    // Applies each batch to the active version's index (a replay may switch it).
+    let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, lambda_runtime::Error>(runtime.handle_sqs(event.payload).await)
+        Ok::<_, lambda_runtime::Error>(projector.handle_sqs(event.payload).await)
     }))
     .await
 }

@@ -1,0 +1,333 @@
+//! Live projection into the active version: each queue batch is applied to the version the registry names, and handed back whole while a replay switches versions.
+//!
+//! Per batch: read the projection's registry item (strongly consistent). While it is frozen (a
+//! replay's final catch-up), wait a little for the switch, then give up and fail the whole
+//! batch unapplied: the queue redelivers it later. Otherwise apply the batch with the runtime
+//! of the active version, then read the registry again: if the active version changed or a
+//! freeze began meanwhile, fail the whole batch too, so that it is applied again to the new
+//! version (what it did to the old one no longer matters). A replay's final pass therefore
+//! misses nothing: every event it may not have seen comes back through the queue.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use common::config::TableNames;
+use common::projections::{Projection, VersionState};
+use search::VersionedSearch;
+
+use crate::runtime::{CatchUp, ProjectionError, Projector, ProjectorRuntime};
+use crate::{ArticlesProjector, FeedProjector, SearchProjector, UsersProjector};
+
+/// Registry attribute: until when (Unix ms) a freeze holds. A replay that died while the
+/// projection was frozen must not stop it for good: past this time the freeze is ignored, and
+/// the replay's switch (which requires the freeze to hold well past its own clock) fails.
+pub const FROZEN_UNTIL: &str = "frozenUntil";
+
+/// How long a batch waits for a freeze to end before it is handed back to the queue: well
+/// inside the projector functions' 10 s timeout, so that a short switch costs no receive
+/// (a message that fails `maxReceiveCount` times goes to the dead-letter queue).
+pub const DEFAULT_FREEZE_WAIT: Duration = Duration::from_secs(5);
+
+const FREEZE_POLL: Duration = Duration::from_millis(100);
+
+/// A projection's registry item as the projectors read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registry {
+    pub state: VersionState,
+    /// [`FROZEN_UNTIL`], if set.
+    pub frozen_until: Option<u64>,
+}
+
+impl Registry {
+    /// Whether the freeze holds at `now_ms`: set, and not past its deadline.
+    pub fn frozen_at(&self, now_ms: u64) -> bool {
+        self.state.frozen && self.frozen_until.is_none_or(|until| now_ms < until)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Reads `projection`'s registry item from the base checkpoints table, strongly consistent.
+pub async fn read_registry(
+    client: &Client,
+    base_checkpoints_table: &str,
+    projection: Projection,
+) -> Result<Registry, ProjectionError> {
+    let output = client
+        .get_item()
+        .table_name(base_checkpoints_table)
+        .key("pk", AttributeValue::S(projection.registry_key()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| {
+            ProjectionError::Unavailable(format!("reading the registry of {projection}: {e:?}"))
+        })?;
+    let empty = HashMap::new();
+    let item = output.item().unwrap_or(&empty);
+    Ok(Registry {
+        state: VersionState::from_item(item),
+        frozen_until: events::views::number(item, FROZEN_UNTIL),
+    })
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Builds the runtime of one version of a projection.
+pub type RuntimeFactory<P> =
+    Arc<dyn Fn(u32) -> BoxFuture<Result<ProjectorRuntime<P>, ProjectionError>> + Send + Sync>;
+
+/// A projector that follows the registry: see the module documentation.
+pub struct VersionedProjector<P> {
+    projection: Projection,
+    client: Client,
+    registry_table: String,
+    factory: RuntimeFactory<P>,
+    /// The runtime of the version last used; one at a time, so an old version's resources
+    /// (an embedded search index's writer) are let go after a switch.
+    current: tokio::sync::Mutex<Option<(u32, Arc<ProjectorRuntime<P>>)>>,
+    freeze_wait: Duration,
+}
+
+impl<P> std::fmt::Debug for VersionedProjector<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionedProjector")
+            .field("projection", &self.projection)
+            .field("registry_table", &self.registry_table)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fail_all(ids: &[String]) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for id in ids {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id.clone();
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+impl<P: Projector + 'static> VersionedProjector<P> {
+    /// `projection` with runtimes from `factory`; the registry is in `base`'s checkpoints table.
+    pub fn new(
+        projection: Projection,
+        client: &Client,
+        base: &TableNames,
+        factory: RuntimeFactory<P>,
+    ) -> Self {
+        Self {
+            projection,
+            client: client.clone(),
+            registry_table: base.checkpoints.clone(),
+            factory,
+            current: tokio::sync::Mutex::new(None),
+            freeze_wait: DEFAULT_FREEZE_WAIT,
+        }
+    }
+
+    /// How long a batch waits for a freeze to end before it is handed back.
+    pub fn with_freeze_wait(mut self, wait: Duration) -> Self {
+        self.freeze_wait = wait;
+        self
+    }
+
+    pub fn projection(&self) -> Projection {
+        self.projection
+    }
+
+    pub async fn registry(&self) -> Result<Registry, ProjectionError> {
+        read_registry(&self.client, &self.registry_table, self.projection).await
+    }
+
+    /// The runtime of `version` (built on first use, kept until another version is asked for).
+    pub async fn runtime(&self, version: u32) -> Result<Arc<ProjectorRuntime<P>>, ProjectionError> {
+        let mut current = self.current.lock().await;
+        if let Some((v, runtime)) = current.as_ref() {
+            if *v == version {
+                return Ok(runtime.clone());
+            }
+        }
+        // Let go of the old version first (an embedded index's directory lock).
+        *current = None;
+        let runtime = Arc::new((self.factory)(version).await?);
+        *current = Some((version, runtime.clone()));
+        Ok(runtime)
+    }
+
+    /// Brings the active version up to the end of the log (see [`ProjectorRuntime::catch_up`]).
+    pub async fn catch_up(&self) -> Result<(u32, CatchUp), ProjectionError> {
+        let active = self.registry().await?.state.active;
+        let runtime = self.runtime(active).await?;
+        Ok((active, runtime.catch_up().await?))
+    }
+
+    /// Waits up to the freeze wait while the projection is frozen; the registry as it is then.
+    async fn unfrozen(&self) -> Result<Registry, ProjectionError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let registry = self.registry().await?;
+            if !registry.frozen_at(now_ms()) || started.elapsed() >= self.freeze_wait {
+                return Ok(registry);
+            }
+            tokio::time::sleep(FREEZE_POLL).await;
+        }
+    }
+
+    /// Applies one SQS batch to the active version (see the module documentation).
+    pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let ids: Vec<String> = batch
+            .records
+            .iter()
+            .map(|r| r.message_id.clone().unwrap_or_default())
+            .collect();
+        let name = self.projection.name();
+        let before = match self.unfrozen().await {
+            Ok(registry) => registry,
+            Err(error) => {
+                tracing::error!(projection = name, %error, "registry unreadable; batch handed back");
+                return fail_all(&ids);
+            }
+        };
+        if before.frozen_at(now_ms()) {
+            tracing::info!(
+                projection = name,
+                messages = ids.len(),
+                "frozen for a version switch; batch handed back"
+            );
+            return fail_all(&ids);
+        }
+        let active = before.state.active;
+        let runtime = match self.runtime(active).await {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!(projection = name, version = active, %error, "cannot open the active version; batch handed back");
+                return fail_all(&ids);
+            }
+        };
+        let response = runtime.handle_sqs(batch).await;
+        match self.registry().await {
+            Ok(after) if after.state.active == active && !after.frozen_at(now_ms()) => response,
+            Ok(after) => {
+                tracing::info!(
+                    projection = name,
+                    applied_to = active,
+                    active = after.state.active,
+                    frozen = after.state.frozen,
+                    "the version changed during the batch; handed back for the new version"
+                );
+                fail_all(&ids)
+            }
+            Err(error) => {
+                tracing::error!(projection = name, %error, "registry unreadable after the batch; handed back");
+                fail_all(&ids)
+            }
+        }
+    }
+}
+
+impl VersionedProjector<UsersProjector> {
+    /// The users projection over the versions of `base`'s tables.
+    pub fn users(client: &Client, base: &TableNames) -> Self {
+        let (c, b) = (client.clone(), base.clone());
+        let factory: RuntimeFactory<UsersProjector> = Arc::new(move |version| {
+            let runtime = UsersProjector::runtime(&c, &b.at_version(Projection::Users, version));
+            Box::pin(async move { Ok(runtime) })
+        });
+        Self::new(Projection::Users, client, base, factory)
+    }
+}
+
+impl VersionedProjector<ArticlesProjector> {
+    /// The articles projection over the versions of `base`'s tables.
+    pub fn articles(client: &Client, base: &TableNames) -> Self {
+        let (c, b) = (client.clone(), base.clone());
+        let factory: RuntimeFactory<ArticlesProjector> = Arc::new(move |version| {
+            let runtime =
+                ArticlesProjector::runtime(&c, &b.at_version(Projection::Articles, version));
+            Box::pin(async move { Ok(runtime) })
+        });
+        Self::new(Projection::Articles, client, base, factory)
+    }
+}
+
+impl VersionedProjector<FeedProjector> {
+    /// The feed projection over the versions of `base`'s tables.
+    pub fn feed(client: &Client, base: &TableNames) -> Self {
+        let (c, b) = (client.clone(), base.clone());
+        let factory: RuntimeFactory<FeedProjector> = Arc::new(move |version| {
+            let runtime = FeedProjector::runtime(&c, &b.at_version(Projection::Feed, version));
+            Box::pin(async move { Ok(runtime) })
+        });
+        Self::new(Projection::Feed, client, base, factory)
+    }
+}
+
+impl VersionedProjector<SearchProjector> {
+    /// The search projection: checkpoints over the versions of `base`'s tables, each version
+    /// writing its own index of `search`.
+    pub fn search(client: &Client, base: &TableNames, search: VersionedSearch) -> Self {
+        let (c, b) = (client.clone(), base.clone());
+        let factory: RuntimeFactory<SearchProjector> = Arc::new(move |version| {
+            let (c, b, search) = (c.clone(), b.clone(), search.clone());
+            Box::pin(async move {
+                let index = search.index(version).await.map_err(|e| {
+                    ProjectionError::Unavailable(format!("search index of version {version}: {e}"))
+                })?;
+                Ok(SearchProjector::runtime(
+                    &c,
+                    &b.at_version(Projection::Search, version),
+                    index,
+                ))
+            })
+        });
+        Self::new(Projection::Search, client, base, factory)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(frozen: bool, until: Option<u64>) -> Registry {
+        Registry {
+            state: VersionState {
+                frozen,
+                ..VersionState::default()
+            },
+            frozen_until: until,
+        }
+    }
+
+    #[test]
+    fn a_freeze_holds_until_its_deadline() {
+        assert!(!registry(false, None).frozen_at(10));
+        assert!(registry(true, None).frozen_at(10));
+        assert!(registry(true, Some(11)).frozen_at(10));
+        assert!(!registry(true, Some(10)).frozen_at(10));
+        assert!(!registry(false, Some(11)).frozen_at(10));
+    }
+
+    #[test]
+    fn failing_a_batch_names_every_message() {
+        let response = fail_all(&["a".into(), "b".into()]);
+        let ids: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+}

@@ -13,6 +13,8 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -50,9 +52,25 @@ pub struct TestStack {
     pub prefix: String,
     /// The key the stack signs tokens with, so that tests can forge tokens.
     pub jwt_secret: Vec<u8>,
+    /// Where the embedded search engine keeps its indexes (`None`: in memory).
+    pub search_dir: Option<PathBuf>,
 }
 
 static STACK: OnceLock<Result<TestStack, String>> = OnceLock::new();
+static SEARCH_ON_DISK: AtomicBool = AtomicBool::new(false);
+
+/// The stack of this test binary with its search indexes in a directory of their own, so that
+/// another process (the `replay` binary) can build a search version the stack then serves.
+/// Call it before anything else starts the stack (first thing in every test of the binary).
+pub fn stack_with_search_on_disk() -> &'static TestStack {
+    SEARCH_ON_DISK.store(true, Ordering::SeqCst);
+    let stack = stack();
+    assert!(
+        stack.search_dir.is_some(),
+        "the stack was started with its search in memory before stack_with_search_on_disk"
+    );
+    stack
+}
 
 /// The stack of this test binary, started on the first call (concurrent callers wait for it).
 ///
@@ -73,6 +91,22 @@ fn start_stack() -> Result<TestStack, String> {
     let mut jwt_secret = vec![0_u8; 48];
     rand::rng().fill_bytes(&mut jwt_secret);
     let jwt = JwtSettings::new(jwt_secret.clone(), TOKEN_TTL).map_err(|e| e.to_string())?;
+    let search_dir = SEARCH_ON_DISK.load(Ordering::SeqCst).then(|| {
+        let root = std::env::temp_dir().join("conduit-test-search");
+        // Earlier runs' indexes (their tables died with their emulators): a day is plenty.
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(24 * 60 * 60));
+            if stale {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        root.join(&prefix)
+    });
     let config = StackConfig {
         endpoints,
         prefix: prefix.clone(),
@@ -80,8 +114,9 @@ fn start_stack() -> Result<TestStack, String> {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         retry_delay: Some(Duration::from_secs(1)),
         stream_poll_interval: Duration::from_millis(20),
-        // Fresh tables every run, so an in-memory index matches them.
-        search_dir: None,
+        // Fresh tables every run, so an in-memory index matches them; on disk, a directory
+        // as fresh as the prefix.
+        search_dir: search_dir.clone(),
         api_meter: None,
     };
 
@@ -121,6 +156,7 @@ fn start_stack() -> Result<TestStack, String> {
         api_url,
         prefix,
         jwt_secret,
+        search_dir,
     })
 }
 

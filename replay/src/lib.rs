@@ -1,0 +1,108 @@
+//! Replay: rebuilds projections from the `events` table into new versions side by side, switches the read side to them, verifies and removes versions.
+//!
+//! A rebuild of projection `P` (see [`rebuild::rebuild`]):
+//! 1. allocates version `n = max(versions) + 1` in `P`'s registry item (`building = n`);
+//! 2. creates version `n`'s tables from the same definitions (or its search index);
+//! 3. counts the events (parallel `Select=COUNT` scan), then reads the whole table with
+//!    parallel scan segments and feeds every page to the live projector code
+//!    ([`projectors::ProjectorRuntime`]) over version `n`, saving each segment's cursor after
+//!    each page (`--resume` goes on from there);
+//! 4. catches up with the events appended meanwhile (`recordedAt` since the previous pass
+//!    started, less a margin) until a pass applies nothing (at most 5 passes);
+//! 5. freezes the live projector, runs a last catch-up pass, and switches `active` to `n` (and
+//!    the OpenSearch alias) in one conditional update that also ends the freeze.
+//!
+//! The live projector follows the registry ([`projectors::VersionedProjector`]), so whatever
+//! the last pass may have missed comes back through its queue and lands in version `n`.
+
+pub mod cursor;
+pub mod progress;
+pub mod rebuild;
+pub mod registry;
+pub mod scan;
+pub mod verify;
+pub mod versions;
+
+use aws_sdk_dynamodb::Client;
+use common::config::TableNames;
+use common::projections::Projection;
+use projectors::ProjectionError;
+use search::{SearchError, VersionedSearch};
+
+pub use progress::Progress;
+pub use rebuild::{rebuild, RebuildOptions, RebuildReport};
+pub use verify::{verify, VerifyReport};
+
+/// Why a replay command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Another rebuild holds the projection, or there is nothing to resume.
+    #[error("{0}")]
+    Busy(String),
+    /// The command would break something (removing the active version...).
+    #[error("{0}")]
+    Refused(String),
+    /// Bad input: an unknown version, a bad configuration.
+    #[error("{0}")]
+    Invalid(String),
+    /// DynamoDB failed or could not be reached.
+    #[error("DynamoDB: {0}")]
+    Store(String),
+    /// An event could not be applied.
+    #[error("projection: {0}")]
+    Projection(#[from] ProjectionError),
+    /// The search engine failed.
+    #[error("search: {0}")]
+    Search(#[from] SearchError),
+}
+
+/// A DynamoDB or provisioning failure, with what was being done.
+pub(crate) fn store_error<E: std::fmt::Debug>(context: &str) -> impl FnOnce(E) -> ReplayError + '_ {
+    move |e| ReplayError::Store(format!("{context}: {e:?}"))
+}
+
+/// What every command works on.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    pub client: Client,
+    /// The base (version 1) table names; the registry is in their checkpoints table.
+    pub base: TableNames,
+    /// The versions of the search read model.
+    pub search: VersionedSearch,
+    pub progress: Progress,
+    /// Whether this process serves the read side too (tests, benchmarks): only then may an
+    /// in-memory search index be built, since a separate process's memory is nobody's.
+    pub in_process: bool,
+}
+
+impl Replay {
+    /// A replay running inside the process that serves the read side, without a progress bar.
+    pub fn in_process(client: Client, base: TableNames, search: VersionedSearch) -> Self {
+        Self {
+            client,
+            base,
+            search,
+            progress: Progress::silent(),
+            in_process: true,
+        }
+    }
+
+    /// The tables of `projection` at `version`.
+    pub fn tables(&self, projection: Projection, version: u32) -> TableNames {
+        self.base.at_version(projection, version)
+    }
+
+    /// Fails when this process cannot build `projection` (an in-memory search index of
+    /// another process).
+    pub fn check_can_build(&self, projection: Projection) -> Result<(), ReplayError> {
+        if projection == Projection::Search && !self.in_process && !self.search.persistent() {
+            return Err(ReplayError::Invalid(
+                "the search read model is configured in memory (CONDUIT_SEARCH=embedded without \
+                 CONDUIT_SEARCH_DIR): another process cannot build it. Set CONDUIT_SEARCH_DIR to \
+                 the local stack's search directory (.local/data/search), or use OpenSearch"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! `replay`: rebuilds projections from the events table into new versions, switches the read side to them, verifies and removes versions.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use common::projections::Projection;
+use replay::{Progress, RebuildOptions, Replay, ReplayError};
+
+/// Rebuild projections (read models) from the events table, side by side with the live ones.
+///
+/// Configured like the services: CONDUIT_TABLE_PREFIX (default conduit-), the AWS environment
+/// (AWS_REGION, credentials; AWS_ENDPOINT_URL_DYNAMODB for the local stack's DynamoDB Local),
+/// and the search settings CONDUIT_SEARCH, CONDUIT_SEARCH_DIR, OPENSEARCH_URL.
+/// Exit status: 0 done, 1 verification found differences, 2 usage error or failure.
+#[derive(Debug, Parser)]
+#[command(name = "replay", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a new version of a projection (or all) from the log, catch up, and switch to it.
+    Rebuild {
+        /// users, articles, feed, search or all.
+        target: Target,
+        /// Parallel scan segments of the events table.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+        segments: u32,
+        /// Aggregates applied at once within a page.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+        concurrency: u32,
+        /// Continue the rebuild in progress (after a kill or a failure) from its checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// After the switch, compare the new version with the one it replaced.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Show every projection's versions and the rebuilds in progress.
+    Status,
+    /// Compare a version of a projection with the active one, item by item.
+    Verify {
+        projection: Projection,
+        /// The version to compare (default: the newest version that is not active).
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Delete a version's tables (or search index); not the active one, nor one being built.
+    Remove {
+        projection: Projection,
+        #[arg(long)]
+        version: u32,
+    },
+    /// Give up the rebuild in progress (its version stays until removed).
+    Abort { projection: Projection },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    One(Projection),
+    All,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "all" {
+            return Ok(Target::All);
+        }
+        s.parse::<Projection>().map(Target::One).map_err(|_| {
+            format!("unknown projection {s:?}: expected users, articles, feed, search or all")
+        })
+    }
+}
+
+enum Outcome {
+    Done,
+    Differences,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_none() {
+        // The progress bar owns stderr; only warnings and errors interrupt it.
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    common::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("replay: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Differences) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("replay: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
+    let base =
+        common::config::table_names_from_env().map_err(|e| ReplayError::Invalid(e.to_string()))?;
+    let search = search::VersionedSearch::from_env(&base.prefix).map_err(ReplayError::Invalid)?;
+    let clients = common::aws::Clients::from_env().await;
+    let replay = Replay {
+        client: clients.dynamodb,
+        base,
+        search,
+        progress: Progress::new(true),
+        in_process: false,
+    };
+    match cli.command {
+        Command::Rebuild {
+            target,
+            segments,
+            concurrency,
+            resume,
+            verify,
+        } => {
+            let options = RebuildOptions {
+                segments,
+                concurrency: concurrency as usize,
+                resume,
+                verify,
+                ..RebuildOptions::default()
+            };
+            let drawing = replay.progress.spawn_drawing();
+            let result = match target {
+                Target::One(projection) => replay::rebuild(&replay, projection, &options)
+                    .await
+                    .map(|report| vec![report]),
+                Target::All => {
+                    replay::rebuild::rebuild_all(&replay, &Projection::ALL, &options).await
+                }
+            };
+            replay.progress.stop();
+            if let Some(drawing) = drawing {
+                let _ = drawing.join();
+            }
+            let mut outcome = Outcome::Done;
+            for report in result? {
+                println!("{}", report.summary());
+                if let Some(verify) = &report.verify {
+                    print!("{}", verify.render());
+                    if !verify.is_equal() {
+                        outcome = Outcome::Differences;
+                    }
+                }
+            }
+            Ok(outcome)
+        }
+        Command::Status => {
+            print!("{}", replay::versions::status(&replay).await?);
+            Ok(Outcome::Done)
+        }
+        Command::Verify {
+            projection,
+            version,
+        } => {
+            let (version, active) = match version {
+                Some(version) => {
+                    let state = replay::registry::read(&replay, projection).await?.state;
+                    if !state.versions.contains(&version) {
+                        return Err(ReplayError::Invalid(format!(
+                            "{projection} has no version {version}"
+                        )));
+                    }
+                    (version, state.active)
+                }
+                None => replay::verify::default_version(&replay, projection).await?,
+            };
+            let report = replay::verify(&replay, projection, version, active).await?;
+            print!("{}", report.render());
+            Ok(if report.is_equal() {
+                Outcome::Done
+            } else {
+                Outcome::Differences
+            })
+        }
+        Command::Remove {
+            projection,
+            version,
+        } => {
+            for removed in replay::versions::remove(&replay, projection, version).await? {
+                println!("removed {removed}");
+            }
+            println!("{projection} version {version} removed");
+            Ok(Outcome::Done)
+        }
+        Command::Abort { projection } => {
+            match replay::registry::abort(&replay, projection).await? {
+                Some(version) => println!(
+                    "the rebuild of {projection} into version {version} was given up; `replay remove {projection} --version {version}` deletes it"
+                ),
+                None => println!("no rebuild of {projection} is in progress"),
+            }
+            Ok(Outcome::Done)
+        }
+    }
+}

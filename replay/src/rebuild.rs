@@ -1,0 +1,840 @@
+//! Rebuilding one projection into a new version: full pass, catch-up passes, freeze, last pass, switch; resumable from the progress item `replay#<name>#v<n>`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::projections::Projection;
+use projectors::versions::now_ms;
+use tokio::sync::Mutex;
+
+use crate::cursor::{self, Key};
+use crate::progress::format_count;
+use crate::scan::{self, AnyRuntime};
+use crate::verify::{self, VerifyReport};
+use crate::{registry, store_error, versions, Replay, ReplayError};
+
+/// How a rebuild runs.
+#[derive(Clone, Debug)]
+pub struct RebuildOptions {
+    /// Parallel scan segments (fixed when a rebuild starts; a resumed one keeps its own).
+    pub segments: u32,
+    /// Continue the rebuild in progress instead of starting one.
+    pub resume: bool,
+    /// Compare the new version with the one it replaces after the switch.
+    pub verify: bool,
+    /// Aggregates of one page applied at once.
+    pub concurrency: usize,
+    /// Catch-up passes before the switch, at most (each one reads events since the previous
+    /// one started; they stop early when one applies nothing).
+    pub max_catch_up_passes: u32,
+    /// Subtracted from a pass's start to get the next pass's `recordedAt` bound: covers the
+    /// time between an event's timestamp and its commit, and clock differences.
+    pub margin: Duration,
+    /// How long one freeze extension holds; renewed every third of it while the last pass runs.
+    pub freeze_lease: Duration,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> Self {
+        Self {
+            segments: 4,
+            resume: false,
+            verify: false,
+            concurrency: 16,
+            max_catch_up_passes: 5,
+            margin: Duration::from_secs(5 * 60),
+            freeze_lease: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub scanned: u64,
+    pub applied: u64,
+    pub elapsed: Duration,
+}
+
+/// What a rebuild did.
+#[derive(Clone, Debug)]
+pub struct RebuildReport {
+    pub projection: Projection,
+    pub version: u32,
+    /// The version it replaced.
+    pub previous: u32,
+    pub resumed: bool,
+    /// The full pass (in this run: a resumed one counts only what it still read).
+    pub full: PassReport,
+    pub catch_up: Vec<PassReport>,
+    /// The last pass, while the live projector was frozen.
+    pub last: PassReport,
+    pub elapsed: Duration,
+    pub verify: Option<VerifyReport>,
+}
+
+impl RebuildReport {
+    /// Events applied in this run.
+    pub fn applied(&self) -> u64 {
+        self.full.applied + self.catch_up.iter().map(|p| p.applied).sum::<u64>() + self.last.applied
+    }
+
+    pub fn summary(&self) -> String {
+        let rate = |p: &PassReport| {
+            let secs = p.elapsed.as_secs_f64();
+            if secs > 0.0 {
+                p.scanned as f64 / secs
+            } else {
+                0.0
+            }
+        };
+        let catch_up: Vec<String> = self
+            .catch_up
+            .iter()
+            .map(|p| format!("{} applied", format_count(p.applied)))
+            .collect();
+        format!(
+            "{}: version {} replaces {}{}: full pass {} events read, {} applied in {:.1} s ({} ev/s); catch-up passes [{}]; last pass {} applied; {:.1} s in all",
+            self.projection,
+            self.version,
+            self.previous,
+            if self.resumed { " (resumed)" } else { "" },
+            format_count(self.full.scanned),
+            format_count(self.full.applied),
+            self.full.elapsed.as_secs_f64(),
+            format_count(rate(&self.full).round() as u64),
+            catch_up.join(", "),
+            format_count(self.last.applied),
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// Where a rebuild is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Full,
+    CatchUp,
+    Switch,
+    Done,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Full => "full",
+            Phase::CatchUp => "catch-up",
+            Phase::Switch => "switch",
+            Phase::Done => "done",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Phase::Full, Phase::CatchUp, Phase::Switch, Phase::Done]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+    }
+}
+
+/// Where one scan segment of the full pass is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SegmentCursor {
+    Start,
+    At(Key),
+    Done,
+}
+
+/// A rebuild's progress, kept in the base checkpoints table as `replay#<name>#v<n>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgressItem {
+    pub projection: Projection,
+    pub version: u32,
+    pub phase: Phase,
+    pub segments: u32,
+    /// The active version when the rebuild started.
+    pub previous: u32,
+    /// Events in the table when counted.
+    pub total: Option<u64>,
+    /// When the full pass started (Unix ms).
+    pub full_started_at: u64,
+    /// The catch-up pass to run next (from 1).
+    pub pass: u32,
+    /// Its `recordedAt` bound (Unix ms).
+    pub pass_since: Option<u64>,
+    /// When it started, if it did (Unix ms).
+    pub pass_started_at: Option<u64>,
+    pub cursors: Vec<SegmentCursor>,
+    /// Events read and applied by every pass so far.
+    pub scanned: u64,
+    pub applied: u64,
+}
+
+const PK: &str = "pk";
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    events::views::number(item, name)
+}
+
+impl ProgressItem {
+    pub fn key(projection: Projection, version: u32) -> String {
+        format!("replay#{}#v{version}", projection.name())
+    }
+
+    fn new(projection: Projection, version: u32, segments: u32, previous: u32) -> Self {
+        Self {
+            projection,
+            version,
+            phase: Phase::Full,
+            segments,
+            previous,
+            total: None,
+            full_started_at: now_ms(),
+            pass: 1,
+            pass_since: None,
+            pass_started_at: None,
+            cursors: vec![SegmentCursor::Start; segments as usize],
+            scanned: 0,
+            applied: 0,
+        }
+    }
+
+    fn to_item(&self) -> Result<HashMap<String, AttributeValue>, ReplayError> {
+        let mut item = HashMap::from([
+            (
+                PK.to_owned(),
+                AttributeValue::S(Self::key(self.projection, self.version)),
+            ),
+            (
+                "phase".to_owned(),
+                AttributeValue::S(self.phase.as_str().into()),
+            ),
+            ("segments".to_owned(), n(self.segments)),
+            ("previous".to_owned(), n(self.previous)),
+            ("fullStartedAt".to_owned(), n(self.full_started_at)),
+            ("pass".to_owned(), n(self.pass)),
+            ("scanned".to_owned(), n(self.scanned)),
+            ("applied".to_owned(), n(self.applied)),
+            ("updatedAt".to_owned(), n(now_ms())),
+        ]);
+        for (name, value) in [
+            ("total", self.total),
+            ("passSince", self.pass_since),
+            ("passStartedAt", self.pass_started_at),
+        ] {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), n(value));
+            }
+        }
+        for (i, cursor) in self.cursors.iter().enumerate() {
+            match cursor {
+                SegmentCursor::Start => {}
+                SegmentCursor::At(key) => {
+                    let text = cursor::encode(key).map_err(ReplayError::Invalid)?;
+                    item.insert(format!("cursor{i}"), AttributeValue::S(text));
+                }
+                SegmentCursor::Done => {
+                    item.insert(format!("done{i}"), AttributeValue::Bool(true));
+                }
+            }
+        }
+        Ok(item)
+    }
+
+    /// Reads an item back; `Err` names what is wrong with it.
+    pub fn from_item(
+        projection: Projection,
+        version: u32,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Self, ReplayError> {
+        let bad = |what: &str| {
+            ReplayError::Invalid(format!(
+                "the progress item {} is damaged ({what}): `replay abort {projection}` and start again",
+                Self::key(projection, version)
+            ))
+        };
+        let phase = item
+            .get("phase")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|s| Phase::parse(s))
+            .ok_or_else(|| bad("phase"))?;
+        let segments = number(item, "segments")
+            .filter(|s| (1..=1000).contains(s))
+            .ok_or_else(|| bad("segments"))? as u32;
+        let mut cursors = Vec::with_capacity(segments as usize);
+        for i in 0..segments {
+            let done = item
+                .get(&format!("done{i}"))
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false);
+            cursors.push(
+                match (
+                    done,
+                    item.get(&format!("cursor{i}")).and_then(|v| v.as_s().ok()),
+                ) {
+                    (true, _) => SegmentCursor::Done,
+                    (false, Some(text)) => {
+                        SegmentCursor::At(cursor::decode(text).map_err(|e| bad(&e))?)
+                    }
+                    (false, None) => SegmentCursor::Start,
+                },
+            );
+        }
+        Ok(Self {
+            projection,
+            version,
+            phase,
+            segments,
+            previous: number(item, "previous").ok_or_else(|| bad("previous"))? as u32,
+            total: number(item, "total"),
+            full_started_at: number(item, "fullStartedAt").ok_or_else(|| bad("fullStartedAt"))?,
+            pass: number(item, "pass").unwrap_or(1) as u32,
+            pass_since: number(item, "passSince"),
+            pass_started_at: number(item, "passStartedAt"),
+            cursors,
+            scanned: number(item, "scanned").unwrap_or(0),
+            applied: number(item, "applied").unwrap_or(0),
+        })
+    }
+
+    pub async fn read(
+        replay: &Replay,
+        projection: Projection,
+        version: u32,
+    ) -> Result<Option<Self>, ReplayError> {
+        let output = replay
+            .client
+            .get_item()
+            .table_name(&replay.base.checkpoints)
+            .key(PK, AttributeValue::S(Self::key(projection, version)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error("reading the replay progress"))?;
+        output
+            .item()
+            .map(|item| Self::from_item(projection, version, item))
+            .transpose()
+    }
+
+    /// Writes the whole item (phase changes; cursors are saved one at a time).
+    async fn save(&self, replay: &Replay) -> Result<(), ReplayError> {
+        replay
+            .client
+            .put_item()
+            .table_name(&replay.base.checkpoints)
+            .set_item(Some(self.to_item()?))
+            .send()
+            .await
+            .map_err(store_error("saving the replay progress"))?;
+        Ok(())
+    }
+
+    /// Saves where `segment` of the full pass is, with the counts of the page that got it there.
+    async fn save_cursor(
+        replay: &Replay,
+        projection: Projection,
+        version: u32,
+        segment: usize,
+        next: Option<&Key>,
+        scanned: u64,
+        applied: u64,
+    ) -> Result<(), ReplayError> {
+        let request = replay
+            .client
+            .update_item()
+            .table_name(&replay.base.checkpoints)
+            .key(PK, AttributeValue::S(Self::key(projection, version)))
+            .expression_attribute_names("#cursor", format!("cursor{segment}"))
+            .expression_attribute_names("#done", format!("done{segment}"))
+            .expression_attribute_names("#scanned", "scanned")
+            .expression_attribute_names("#applied", "applied")
+            .expression_attribute_names("#updated", "updatedAt")
+            .expression_attribute_values(":scanned", n(scanned))
+            .expression_attribute_values(":applied", n(applied))
+            .expression_attribute_values(":now", n(now_ms()));
+        let request = match next {
+            Some(key) => request
+                .update_expression(
+                    "SET #cursor = :cursor, #updated = :now REMOVE #done ADD #scanned :scanned, #applied :applied",
+                )
+                .expression_attribute_values(
+                    ":cursor",
+                    AttributeValue::S(cursor::encode(key).map_err(ReplayError::Invalid)?),
+                ),
+            None => request
+                .update_expression(
+                    "SET #done = :true, #updated = :now REMOVE #cursor ADD #scanned :scanned, #applied :applied",
+                )
+                .expression_attribute_values(":true", AttributeValue::Bool(true)),
+        };
+        request
+            .send()
+            .await
+            .map_err(store_error("saving a scan cursor"))?;
+        Ok(())
+    }
+
+    pub async fn delete(
+        replay: &Replay,
+        projection: Projection,
+        version: u32,
+    ) -> Result<(), ReplayError> {
+        replay
+            .client
+            .delete_item()
+            .table_name(&replay.base.checkpoints)
+            .key(PK, AttributeValue::S(Self::key(projection, version)))
+            .send()
+            .await
+            .map_err(store_error("deleting the replay progress"))?;
+        Ok(())
+    }
+
+    /// One line for `status`.
+    pub fn summary(&self) -> String {
+        let done = self
+            .cursors
+            .iter()
+            .filter(|c| **c == SegmentCursor::Done)
+            .count();
+        let phase = match self.phase {
+            Phase::Full => format!("full pass, {done}/{} segments done", self.segments),
+            Phase::CatchUp => format!("catch-up pass {}", self.pass),
+            Phase::Switch => "switching".to_owned(),
+            Phase::Done => "done".to_owned(),
+        };
+        format!(
+            "{phase}; {} events read of {}, {} applied; replaces v{}",
+            format_count(self.scanned),
+            self.total.map_or_else(|| "?".to_owned(), format_count),
+            format_count(self.applied),
+            self.previous
+        )
+    }
+}
+
+/// `ms` as the events table writes `recordedAt`.
+pub fn iso_millis(ms: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    events::time_format::format_millis(at)
+}
+
+/// Rebuilds several projections one after the other. Without `resume`, a version of each is
+/// allocated first (nothing is, if one of them is being rebuilt already), so that after a
+/// kill `--resume` goes on with every one that is not finished; with `resume`, every one of
+/// them with a rebuild in progress is resumed.
+pub async fn rebuild_all(
+    replay: &Replay,
+    projections: &[Projection],
+    options: &RebuildOptions,
+) -> Result<Vec<RebuildReport>, ReplayError> {
+    for projection in projections {
+        replay.check_can_build(*projection)?;
+    }
+    let mut todo = Vec::new();
+    if options.resume {
+        for projection in projections {
+            if registry::read(replay, *projection)
+                .await?
+                .state
+                .building
+                .is_some()
+            {
+                todo.push(*projection);
+            }
+        }
+        if todo.is_empty() {
+            return Err(ReplayError::Busy(
+                "no rebuild is in progress: nothing to resume".into(),
+            ));
+        }
+    } else {
+        let mut busy = Vec::new();
+        for projection in projections {
+            if let Some(version) = registry::read(replay, *projection).await?.state.building {
+                busy.push(format!("{projection} (version {version})"));
+            }
+        }
+        if !busy.is_empty() {
+            return Err(ReplayError::Busy(format!(
+                "rebuilds in progress: {}; continue them with --resume, or `replay abort <projection>`",
+                busy.join(", ")
+            )));
+        }
+        for projection in projections {
+            registry::allocate(replay, *projection).await?;
+            todo.push(*projection);
+        }
+    }
+    let resume = RebuildOptions {
+        resume: true,
+        ..options.clone()
+    };
+    let mut reports = Vec::new();
+    for projection in todo {
+        let mut report = rebuild(replay, projection, &resume).await?;
+        report.resumed = options.resume;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Rebuilds `projection` into a new version (or resumes the rebuild in progress), switches
+/// the read side to it and, with `verify`, compares it with the version it replaced.
+pub async fn rebuild(
+    replay: &Replay,
+    projection: Projection,
+    options: &RebuildOptions,
+) -> Result<RebuildReport, ReplayError> {
+    replay.check_can_build(projection)?;
+    let started = Instant::now();
+    let (version, item, resumed) = if options.resume {
+        let state = registry::read(replay, projection).await?.state;
+        let Some(version) = state.building else {
+            return Err(ReplayError::Busy(format!(
+                "no rebuild of {projection} is in progress: nothing to resume"
+            )));
+        };
+        let item = ProgressItem::read(replay, projection, version).await?;
+        let item = item.unwrap_or_else(|| {
+            ProgressItem::new(projection, version, options.segments.max(1), state.active)
+        });
+        (version, item, true)
+    } else {
+        let (version, active) = registry::allocate(replay, projection).await?;
+        let item = ProgressItem::new(projection, version, options.segments.max(1), active);
+        (version, item, false)
+    };
+    if item.phase == Phase::Done {
+        return Err(ReplayError::Busy(format!(
+            "the rebuild of {projection} into version {version} is done but the registry still \
+             says it is being built: `replay abort {projection}`"
+        )));
+    }
+    replay.progress.note(&format!(
+        "{projection}: {} version {version} (replacing version {})",
+        if resumed { "resuming" } else { "building" },
+        item.previous
+    ));
+    versions::create(replay, projection, version).await?;
+    item.save(replay).await?;
+    let previous = item.previous;
+    let mut report = RebuildReport {
+        projection,
+        version,
+        previous,
+        resumed,
+        full: PassReport::default(),
+        catch_up: Vec::new(),
+        last: PassReport::default(),
+        elapsed: Duration::ZERO,
+        verify: None,
+    };
+    build(replay, item, options, &mut report).await?;
+    report.elapsed = started.elapsed();
+    if options.verify {
+        replay.progress.note(&format!(
+            "{projection}: verifying version {version} against version {previous}"
+        ));
+        report.verify = Some(verify::verify(replay, projection, previous, version).await?);
+    }
+    Ok(report)
+}
+
+async fn build(
+    replay: &Replay,
+    mut item: ProgressItem,
+    options: &RebuildOptions,
+    report: &mut RebuildReport,
+) -> Result<(), ReplayError> {
+    let (projection, version) = (item.projection, item.version);
+    let runtime = AnyRuntime::open(replay, projection, version).await?;
+    let margin = options.margin.as_millis() as u64;
+    let label = |what: &str| format!("{projection} v{version} {what}");
+
+    if item.phase == Phase::Full {
+        let total = match item.total {
+            Some(total) => total,
+            None => {
+                replay.progress.start(&label("count"), 0, None);
+                let progress = replay.progress.clone();
+                let total = scan::count(replay, item.segments, |n| progress.add(n, 0)).await?;
+                replay.progress.finish();
+                item.total = Some(total);
+                item.save(replay).await?;
+                total
+            }
+        };
+        replay
+            .progress
+            .start(&label("full pass"), item.scanned, Some(total));
+        report.full = full_pass(replay, &item, &runtime, options).await?;
+        replay.progress.finish();
+        item = ProgressItem::read(replay, projection, version)
+            .await?
+            .unwrap_or(item);
+        item.phase = Phase::CatchUp;
+        item.pass = 1;
+        item.pass_since = Some(item.full_started_at.saturating_sub(margin));
+        item.pass_started_at = None;
+        item.save(replay).await?;
+    }
+
+    // A rebuild stopped while switching goes straight to switching again: its last pass
+    // reads from the same bound a catch-up pass would.
+    while item.phase != Phase::Switch && item.pass <= options.max_catch_up_passes {
+        let since = item
+            .pass_since
+            .unwrap_or(item.full_started_at.saturating_sub(margin));
+        let pass_started = item.pass_started_at.unwrap_or_else(now_ms);
+        item.phase = Phase::CatchUp;
+        item.pass_started_at = Some(pass_started);
+        item.save(replay).await?;
+        replay
+            .progress
+            .start(&label(&format!("catch-up {}", item.pass)), 0, item.total);
+        let pass = filtered_pass(replay, &item, &runtime, since, options).await?;
+        replay.progress.finish();
+        report.catch_up.push(pass);
+        item.scanned += pass.scanned;
+        item.applied += pass.applied;
+        item.pass += 1;
+        item.pass_since = Some(pass_started.saturating_sub(margin));
+        item.pass_started_at = None;
+        if pass.applied == 0 {
+            break;
+        }
+    }
+    item.phase = Phase::Switch;
+    item.save(replay).await?;
+
+    // Freeze the live projector, take what the passes may have missed, switch.
+    let lease = options.freeze_lease.as_millis() as u64;
+    registry::freeze(replay, projection, version, now_ms() + lease, false).await?;
+    let lapsed = Arc::new(AtomicBool::new(false));
+    let heartbeat = tokio::spawn({
+        let (replay, lapsed) = (replay.clone(), lapsed.clone());
+        let every = options.freeze_lease / 3;
+        async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let until = now_ms() + lease;
+                if let Err(error) =
+                    registry::freeze(&replay, projection, version, until, true).await
+                {
+                    tracing::error!(%error, "the freeze could not be extended");
+                    lapsed.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    });
+    let mut alias_moved = false;
+    let switched = async {
+        let since = item.pass_since.unwrap_or(item.full_started_at.saturating_sub(margin));
+        replay
+            .progress
+            .start(&label("switch: last pass, frozen"), 0, item.total);
+        report.last = filtered_pass(replay, &item, &runtime, since, options).await?;
+        replay.progress.finish();
+        // Let go of the new version before the live projector takes it: an embedded index
+        // has one writer per directory.
+        drop(runtime);
+        if projection == Projection::Search {
+            replay.search.close(version);
+            replay.search.point_alias(version).await?;
+            alias_moved = true;
+        }
+        heartbeat.abort();
+        if lapsed.load(Ordering::Relaxed) {
+            return Err(ReplayError::Busy(format!(
+                "{projection}: the freeze could not be kept up; `replay rebuild {projection} --resume` catches up again"
+            )));
+        }
+        // The freeze must still hold for a while: the live projector's clock may differ a bit.
+        registry::switch(replay, projection, version, now_ms() + lease / 3).await
+    }
+    .await;
+    heartbeat.abort();
+    if let Err(error) = switched {
+        if alias_moved {
+            if let Err(e) = replay.search.point_alias(item.previous).await {
+                tracing::error!(error = %e, "the search alias could not be moved back");
+            }
+        }
+        if let Err(e) = registry::unfreeze(replay, projection, version).await {
+            tracing::error!(error = %e, "the projection could not be unfrozen; its freeze lapses by itself");
+        }
+        return Err(error);
+    }
+    item.phase = Phase::Done;
+    item.scanned += report.last.scanned;
+    item.applied += report.last.applied;
+    item.save(replay).await?;
+    replay.progress.note(&format!(
+        "{projection}: version {version} is active (version {} stays until `replay remove {projection} --version {}`)",
+        item.previous, item.previous
+    ));
+    Ok(())
+}
+
+/// The full pass: every segment not done yet, in parallel, from its saved cursor; each page
+/// applied, then its cursor saved.
+async fn full_pass(
+    replay: &Replay,
+    item: &ProgressItem,
+    runtime: &AnyRuntime,
+    options: &RebuildOptions,
+) -> Result<PassReport, ReplayError> {
+    let started = Instant::now();
+    let totals = Mutex::new(PassReport::default());
+    let segments = item.segments;
+    futures::future::try_join_all(item.cursors.iter().enumerate().map(|(i, cursor)| {
+        let totals = &totals;
+        async move {
+            let mut start = match cursor {
+                SegmentCursor::Done => return Ok(()),
+                SegmentCursor::Start => None,
+                SegmentCursor::At(key) => Some(key.clone()),
+            };
+            loop {
+                let page = scan::page(
+                    replay,
+                    item.projection,
+                    i as u32,
+                    segments,
+                    start.take(),
+                    None,
+                )
+                .await?;
+                let applied = scan::apply(runtime, page.events, options.concurrency).await?;
+                ProgressItem::save_cursor(
+                    replay,
+                    item.projection,
+                    item.version,
+                    i,
+                    page.next.as_ref(),
+                    page.scanned,
+                    applied,
+                )
+                .await?;
+                replay.progress.add(page.scanned, applied);
+                {
+                    let mut totals = totals.lock().await;
+                    totals.scanned += page.scanned;
+                    totals.applied += applied;
+                }
+                match page.next {
+                    Some(key) => start = Some(key),
+                    None => return Ok::<(), ReplayError>(()),
+                }
+            }
+        }
+    }))
+    .await?;
+    let mut report = totals.into_inner();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// A catch-up pass: the whole table again, but only events recorded since `since_ms`.
+async fn filtered_pass(
+    replay: &Replay,
+    item: &ProgressItem,
+    runtime: &AnyRuntime,
+    since_ms: u64,
+    options: &RebuildOptions,
+) -> Result<PassReport, ReplayError> {
+    let started = Instant::now();
+    let since = iso_millis(since_ms);
+    let segments = item.segments;
+    let totals = Mutex::new(PassReport::default());
+    futures::future::try_join_all((0..segments).map(|segment| {
+        let (totals, since) = (&totals, since.as_str());
+        async move {
+            let mut start = None;
+            loop {
+                let page = scan::page(
+                    replay,
+                    item.projection,
+                    segment,
+                    segments,
+                    start.take(),
+                    Some(since),
+                )
+                .await?;
+                let applied = scan::apply(runtime, page.events, options.concurrency).await?;
+                replay.progress.add(page.scanned, applied);
+                {
+                    let mut totals = totals.lock().await;
+                    totals.scanned += page.scanned;
+                    totals.applied += applied;
+                }
+                match page.next {
+                    Some(key) => start = Some(key),
+                    None => return Ok::<(), ReplayError>(()),
+                }
+            }
+        }
+    }))
+    .await?;
+    let mut report = totals.into_inner();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_at_bounds_are_written_like_the_events_table() {
+        assert_eq!(iso_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_millis(1_704_067_200_123), "2024-01-01T00:00:00.123Z");
+        // Text order is time order, which the `recordedAt >= :since` filter relies on.
+        assert!(iso_millis(1_704_067_200_123) < iso_millis(1_704_067_201_000));
+    }
+
+    #[test]
+    fn the_progress_item_round_trips_with_its_cursors() {
+        let mut item = ProgressItem::new(Projection::Feed, 3, 3, 2);
+        item.total = Some(100);
+        item.phase = Phase::CatchUp;
+        item.pass = 2;
+        item.pass_since = Some(5);
+        item.cursors[0] = SegmentCursor::Done;
+        item.cursors[1] = SegmentCursor::At(Key::from([
+            ("pk".to_owned(), AttributeValue::S("User#u1".into())),
+            ("sk".to_owned(), AttributeValue::N("4".into())),
+        ]));
+        item.scanned = 60;
+        item.applied = 12;
+        let stored = item.to_item().expect("serialises");
+        assert_eq!(
+            stored
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+            Some("replay#feed#v3")
+        );
+        assert_eq!(
+            ProgressItem::from_item(Projection::Feed, 3, &stored).expect("reads back"),
+            item
+        );
+        assert!(item.summary().contains("catch-up pass 2"));
+        let mut damaged = stored.clone();
+        damaged.insert("cursor1".into(), AttributeValue::S("{".into()));
+        damaged.remove("done0");
+        let error = ProgressItem::from_item(Projection::Feed, 3, &damaged).expect_err("damaged");
+        assert!(error.to_string().contains("replay#feed#v3"), "{error}");
+    }
+}

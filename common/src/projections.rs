@@ -261,6 +261,11 @@ impl ActiveVersions {
         }
     }
 
+    /// The same registry, trusted for `ttl` (a new, empty cache).
+    pub fn with_ttl(&self, ttl: Duration) -> Self {
+        Self::new(self.client.clone(), self.base.clone(), ttl)
+    }
+
     /// The base (version 1) table names.
     pub fn base(&self) -> &TableNames {
         &self.base

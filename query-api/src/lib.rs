@@ -108,6 +108,16 @@ impl AppState {
         versions.reader(version).await.map_err(search_failed)
     }
 
+    /// The same state trusting the active versions it read for `ttl` (default
+    /// [`DEFAULT_VERSION_TTL`]): how soon a replay's switch reaches this process, against one
+    /// read of the registry per `ttl`.
+    pub fn with_version_ttl(self, ttl: Duration) -> Self {
+        Self {
+            active: self.active.with_ttl(ttl),
+            ..self
+        }
+    }
+
     /// The same state with another read-your-writes bound (see [`consistency`]).
     pub fn with_read_wait(self, read_wait: Duration) -> Self {
         Self { read_wait, ..self }

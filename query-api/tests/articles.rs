@@ -187,7 +187,12 @@ async fn fixture(tag: &str) -> Fixture {
         dynamodb: meter.attach(&clients.dynamodb),
         ..clients.clone()
     };
-    let state = AppState::new(&metered, &tables, &jwt, search.clone());
+    // The registry of projection versions is read once per TTL per process, not per request:
+    // read it now and trust it for the test, so that the tallies below are each request's own.
+    let state = AppState::new(&metered, &tables, &jwt, search.clone())
+        .with_version_ttl(Duration::from_secs(3600));
+    state.active.versions().await.expect("projection versions");
+    meter.take();
     let run = prefix.trim_end_matches('-').to_owned();
     let mut fixture = Fixture {
         app: query_api::router(state.clone()),

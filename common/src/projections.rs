@@ -215,12 +215,13 @@ impl VersionState {
     }
 }
 
-/// Reads `projection`'s registry item from the base checkpoints table (strongly consistent).
-pub async fn read_state(
+/// `projection`'s registry item in the base checkpoints table, read strongly consistently
+/// (empty when absent: version 1).
+pub async fn read_registry_item(
     client: &Client,
     base_checkpoints_table: &str,
     projection: Projection,
-) -> Result<VersionState, String> {
+) -> Result<HashMap<String, AttributeValue>, String> {
     let output = client
         .get_item()
         .table_name(base_checkpoints_table)
@@ -229,10 +230,17 @@ pub async fn read_state(
         .send()
         .await
         .map_err(|e| format!("reading the version of projection {projection}: {e:?}"))?;
-    Ok(output
-        .item()
-        .map(VersionState::from_item)
-        .unwrap_or_default())
+    Ok(output.item.unwrap_or_default())
+}
+
+/// Reads `projection`'s registry item from the base checkpoints table (strongly consistent).
+pub async fn read_state(
+    client: &Client,
+    base_checkpoints_table: &str,
+    projection: Projection,
+) -> Result<VersionState, String> {
+    let item = read_registry_item(client, base_checkpoints_table, projection).await?;
+    Ok(VersionState::from_item(&item))
 }
 
 /// How long the query side trusts the active versions it read.

@@ -8,14 +8,12 @@
 //! version (what it did to the old one no longer matters). A replay's final pass therefore
 //! misses nothing: every event it may not have seen comes back through the queue.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use common::projections::{Projection, VersionState};
@@ -65,18 +63,10 @@ pub async fn read_registry(
     base_checkpoints_table: &str,
     projection: Projection,
 ) -> Result<Registry, ProjectionError> {
-    let output = client
-        .get_item()
-        .table_name(base_checkpoints_table)
-        .key("pk", AttributeValue::S(projection.registry_key()))
-        .consistent_read(true)
-        .send()
+    let item = common::projections::read_registry_item(client, base_checkpoints_table, projection)
         .await
-        .map_err(|e| {
-            ProjectionError::Unavailable(format!("reading the registry of {projection}: {e:?}"))
-        })?;
-    let empty = HashMap::new();
-    let item = output.item().unwrap_or(&empty);
+        .map_err(ProjectionError::Unavailable)?;
+    let item = &item;
     Ok(Registry {
         state: VersionState::from_item(item),
         frozen_until: events::views::number(item, FROZEN_UNTIL),

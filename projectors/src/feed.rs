@@ -291,15 +291,18 @@ impl FeedProjector {
     }
 
     /// Takes `author`'s lease, waiting (with jittered backoff) up to `lease_wait` while another
-    /// event holds it. The same event (a retried transaction) may take its own lease again.
+    /// event holds it. Each call holds it under its own owner: two deliveries of one event
+    /// (a duplicate, or a retry after a lost commit) exclude each other like any two events,
+    /// so no fan-out runs on after another's commit released the author.
     async fn acquire(&self, author: &str, event: &StoredEvent) -> Result<Lease, ProjectionError> {
         let lease = Lease {
             key: checkpoints::key(self.name(), &format!("lease#{author}")),
             owner: format!(
-                "{}:{}:{}",
+                "{}:{}:{}:{}",
                 self.instance,
                 event.stream_key(),
-                event.sequence
+                event.sequence,
+                uuid::Uuid::new_v4()
             ),
         };
         let started = Instant::now();
@@ -313,14 +316,10 @@ impl FeedProjector {
                 .item(checkpoints::PK, s(&lease.key))
                 .item("owner", s(&lease.owner))
                 .item("expiresAt", n(now + self.limits.lease.as_millis() as u64))
-                .condition_expression(
-                    "attribute_not_exists(#pk) OR #expires < :now OR #owner = :owner",
-                )
+                .condition_expression("attribute_not_exists(#pk) OR #expires < :now")
                 .expression_attribute_names("#pk", checkpoints::PK)
                 .expression_attribute_names("#expires", "expiresAt")
-                .expression_attribute_names("#owner", "owner")
                 .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":owner", s(&lease.owner))
                 .send()
                 .await;
             match result {
@@ -693,6 +692,34 @@ impl Projector for FeedProjector {
             aggregate_type,
             events::user::AGGREGATE_TYPE | events::article::AGGREGATE_TYPE
         )
+    }
+
+    /// The commit that would have released the lease did not happen (or may not have): give the
+    /// lease back now, so that the retry, or the next event about the author, need not wait
+    /// for it to expire. Conditional on the owner, so it never frees someone else's lease.
+    async fn abandoned(&self, _event: &StoredEvent, actions: &[TransactWriteItem]) {
+        for action in actions {
+            let Some(delete) = action.delete() else {
+                continue;
+            };
+            let owner = delete
+                .expression_attribute_values()
+                .and_then(|values| values.get(":owner"))
+                .and_then(|owner| owner.as_s().ok());
+            let key = delete
+                .key()
+                .get(checkpoints::PK)
+                .and_then(|key| key.as_s().ok());
+            if let (true, Some(key), Some(owner)) =
+                (delete.table_name() == self.checkpoints_table, key, owner)
+            {
+                let lease = Lease {
+                    key: key.clone(),
+                    owner: owner.clone(),
+                };
+                self.release(&lease).await;
+            }
+        }
     }
 
     async fn effects(

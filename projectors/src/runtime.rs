@@ -67,6 +67,17 @@ pub trait Projector: Send + Sync {
         &self,
         event: &StoredEvent,
     ) -> impl Future<Output = Result<Vec<TransactWriteItem>, ProjectionError>> + Send;
+
+    /// Called when the transaction made of `actions` (from [`Projector::effects`], plus the
+    /// checkpoint) did not commit, or may not have: gives back whatever `effects` took outside
+    /// that transaction, such as a lease its commit would have released.
+    fn abandoned(
+        &self,
+        _event: &StoredEvent,
+        _actions: &[TransactWriteItem],
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// What became of one event.
@@ -426,20 +437,21 @@ impl<P: Projector> ProjectorRuntime<P> {
         let checkpoint = checkpoint.build().map_err(unavailable)?;
         let checkpoint_index = actions.len();
         actions.push(TransactWriteItem::builder().update(checkpoint).build());
-        match self
+        let result = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(actions))
+            .set_transact_items(Some(actions.clone()))
             .send()
-            .await
+            .await;
+        let error = match result {
+            Ok(_) => return Ok(Attempt::Applied),
+            Err(error) => error,
+        };
+        self.projector.abandoned(event, &actions).await;
+        match cancellation_reasons(&error).and_then(|reasons| retryable(reasons, checkpoint_index))
         {
-            Ok(_) => Ok(Attempt::Applied),
-            Err(error) => match cancellation_reasons(&error)
-                .and_then(|reasons| retryable(reasons, checkpoint_index))
-            {
-                Some(attempt) => Ok(attempt),
-                None => Err(unavailable(error)),
-            },
+            Some(attempt) => Ok(attempt),
+            None => Err(unavailable(error)),
         }
     }
 }

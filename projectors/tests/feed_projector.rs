@@ -1189,6 +1189,66 @@ async fn a_big_fan_out_pauses_within_its_budget_and_resumes_where_it_stopped() {
     }
 }
 
+#[tokio::test]
+async fn a_second_delivery_of_an_event_waits_while_the_first_holds_the_author() {
+    const STAR: &str = "twice";
+    let f = fixture("twice").await;
+    let fans: Vec<String> = (0..400).map(|i| format!("twice-fan-{i:03}")).collect();
+    follow_all(&f, &fans, STAR).await;
+    let publish = f
+        .append(ARTICLE, "t1", vec![published("t1", STAR, T1)])
+        .await;
+    // One instance, as when a duplicate reaches the same warm function: 16 batches one at a
+    // time make a fan-out long enough to be caught holding the lease, and a second delivery
+    // gives up at once instead of waiting.
+    let runtime = limited(
+        &f,
+        FeedLimits {
+            concurrent_batches: 1,
+            lease_wait: Duration::ZERO,
+            ..FeedLimits::default()
+        },
+    );
+    let lease = events::views::checkpoints::key("feed", &format!("lease#{STAR}"));
+    let (first, second) = tokio::join!(runtime.project(&publish[0]), async {
+        for _ in 0..2000 {
+            let held = f
+                .clients
+                .dynamodb
+                .get_item()
+                .table_name(&f.tables.checkpoints)
+                .key(
+                    events::views::checkpoints::PK,
+                    aws_sdk_dynamodb::types::AttributeValue::S(lease.clone()),
+                )
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("lease read");
+            if held.item().is_some() {
+                return Some(runtime.project(&publish[0]).await);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        None
+    });
+    assert_eq!(
+        first.expect("first delivery"),
+        Outcome::Applied { filled: 0 }
+    );
+    let second = second.expect("the first delivery was seen holding the author's lease");
+    assert!(
+        matches!(second, Err(ProjectionError::Contended(_))),
+        "the second delivery entered the author's fan-out beside the first: {second:?}"
+    );
+    assert_eq!(readers_of(&f, "t1").await.len(), 400);
+    // The commit gave the lease back: the retry finds the event applied, without waiting.
+    assert_eq!(
+        runtime.project(&publish[0]).await.expect("retry"),
+        Outcome::Duplicate
+    );
+}
+
 /// `fans` follow `author`, appended eight at a time and delivered one by one.
 async fn follow_all(f: &Fixture, fans: &[String], author: &str) {
     let follows: Vec<StoredEvent> = stream::iter(fans)

@@ -5,6 +5,9 @@
 //! already asks for capacity), and after each response it adds up the `ConsumedCapacity` the
 //! response reports. Benchmarks attach it to the API's clients to report what each endpoint
 //! costs; tests use it to count requests.
+//!
+//! [`RequestMeter`] does the same for the SNS and SQS clients: requests per operation, with
+//! the entries of batch requests and the messages receives returned.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -74,6 +77,11 @@ impl DynamoMeter {
     /// What was counted so far; the meter starts again from zero.
     pub fn take(&self) -> Tally {
         std::mem::take(&mut *self.lock())
+    }
+
+    /// What was counted so far, without resetting it.
+    pub fn snapshot(&self) -> Tally {
+        self.lock().clone()
     }
 
     /// A copy of `client` whose requests this meter counts.
@@ -242,6 +250,200 @@ fn relabel_as_writes(response: &mut Value) {
     }
 }
 
+// -------------------------------------------------------------------------------------------
+// Requests of any client (SNS, SQS), per operation
+
+/// What a [`RequestMeter`] counted since the last [`RequestMeter::take`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestTally {
+    /// Requests per operation (`Publish`, `ReceiveMessage`...), every attempt counted.
+    pub requests: BTreeMap<String, u64>,
+    /// Items per operation: the entries a batch request carried (`PublishBatch`,
+    /// `DeleteMessageBatch`...), the messages a `ReceiveMessage` returned, one for any other
+    /// request.
+    pub items: BTreeMap<String, u64>,
+    /// Requests per operation that carried or returned no item (an empty long poll).
+    pub empty: BTreeMap<String, u64>,
+}
+
+impl RequestTally {
+    /// All requests, whatever the operation.
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().sum()
+    }
+
+    /// Requests of `operation`.
+    pub fn requests_of(&self, operation: &str) -> u64 {
+        self.requests.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Items of `operation`.
+    pub fn items_of(&self, operation: &str) -> u64 {
+        self.items.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Requests that carried or returned at least one item.
+    pub fn requests_with_items(&self) -> u64 {
+        self.total_requests() - self.empty.values().sum::<u64>()
+    }
+
+    /// `Publish×1 PublishBatch×2`-style summary, operations in name order.
+    pub fn operations(&self) -> String {
+        self.requests
+            .iter()
+            .map(|(op, n)| format!("{op}×{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Counts the requests of the SNS and SQS clients it is attached to, per operation, with the
+/// items each carried or returned (SNS bills each entry of a `PublishBatch` as one publish;
+/// an empty `ReceiveMessage` is a poll, not a message). An SDK interceptor, like
+/// [`DynamoMeter`]: the code it measures stays as it is. Shared; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeter {
+    tally: Arc<Mutex<RequestTally>>,
+}
+
+impl RequestMeter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What was counted so far; the meter starts again from zero.
+    pub fn take(&self) -> RequestTally {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// What was counted so far, without resetting it.
+    pub fn snapshot(&self) -> RequestTally {
+        self.lock().clone()
+    }
+
+    /// A copy of `client` whose requests this meter counts.
+    pub fn attach_sns(&self, client: &aws_sdk_sns::Client) -> aws_sdk_sns::Client {
+        let config = client
+            .config()
+            .to_builder()
+            .interceptor(self.interceptor())
+            .build();
+        aws_sdk_sns::Client::from_conf(config)
+    }
+
+    /// A copy of `client` whose requests this meter counts.
+    pub fn attach_sqs(&self, client: &aws_sdk_sqs::Client) -> aws_sdk_sqs::Client {
+        let config = client
+            .config()
+            .to_builder()
+            .interceptor(self.interceptor())
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    fn interceptor(&self) -> RequestInterceptor {
+        RequestInterceptor {
+            meter: self.clone(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RequestTally> {
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, operation: &str, items: u64) {
+        let mut tally = self.lock();
+        *tally.requests.entry(operation.to_owned()).or_default() += 1;
+        *tally.items.entry(operation.to_owned()).or_default() += items;
+        if items == 0 {
+            *tally.empty.entry(operation.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RequestInterceptor {
+    meter: RequestMeter,
+}
+
+/// The entries of the batch request being sent, kept for each attempt (`None`: not a batch).
+#[derive(Clone, Copy, Debug)]
+struct BatchEntries(Option<u64>);
+
+impl aws_smithy_types::config_bag::Storable for BatchEntries {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// The entries of a batch request, if `input` is one.
+fn batch_entries(
+    input: &aws_smithy_runtime_api::client::interceptors::context::Input,
+) -> Option<u64> {
+    use aws_sdk_sns::operation::publish_batch::PublishBatchInput;
+    use aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchInput;
+    use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchInput;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    if let Some(batch) = input.downcast_ref::<PublishBatchInput>() {
+        return Some(count(batch.publish_batch_request_entries().len()));
+    }
+    if let Some(batch) = input.downcast_ref::<DeleteMessageBatchInput>() {
+        return Some(count(batch.entries().len()));
+    }
+    if let Some(batch) = input.downcast_ref::<ChangeMessageVisibilityBatchInput>() {
+        return Some(count(batch.entries().len()));
+    }
+    if let Some(batch) = input.downcast_ref::<SendMessageBatchInput>() {
+        return Some(count(batch.entries().len()));
+    }
+    None
+}
+
+/// The name of the operation being run, as the SDK records it.
+fn operation_name(cfg: &ConfigBag) -> String {
+    cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        .map_or_else(|| "unknown".to_owned(), |m| m.name().to_owned())
+}
+
+impl Intercept for RequestInterceptor {
+    fn name(&self) -> &'static str {
+        "RequestMeter"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let entries = batch_entries(context.input());
+        cfg.interceptor_state().store_put(BatchEntries(entries));
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
+        let operation = operation_name(cfg);
+        let received = context
+            .output_or_error()
+            .ok()
+            .and_then(|output| output.downcast_ref::<ReceiveMessageOutput>())
+            .map(|output| u64::try_from(output.messages().len()).unwrap_or(u64::MAX));
+        let items = match (received, cfg.load::<BatchEntries>()) {
+            (Some(received), _) => received,
+            (None, Some(BatchEntries(Some(entries)))) => *entries,
+            // A failed receive returned nothing.
+            (None, _) if operation == "ReceiveMessage" => 0,
+            (None, _) => 1,
+        };
+        self.meter.record(&operation, items);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +475,23 @@ mod tests {
         relabel_as_writes(&mut write);
         assert_eq!(consumed(&write), (0.0, 4.0));
         assert_eq!(consumed(&json!({})), (0.0, 0.0));
+    }
+
+    #[test]
+    fn request_tallies_count_items_and_empty_polls() {
+        let meter = RequestMeter::new();
+        meter.record("PublishBatch", 10);
+        meter.record("PublishBatch", 3);
+        meter.record("ReceiveMessage", 0);
+        meter.record("ReceiveMessage", 4);
+        let snapshot = meter.snapshot();
+        assert_eq!(snapshot.requests_of("PublishBatch"), 2);
+        assert_eq!(snapshot.items_of("PublishBatch"), 13);
+        assert_eq!(snapshot.total_requests(), 4);
+        assert_eq!(snapshot.requests_with_items(), 3);
+        assert_eq!(snapshot.operations(), "PublishBatch×2 ReceiveMessage×2");
+        assert_eq!(meter.take(), snapshot);
+        assert_eq!(meter.take(), RequestTally::default());
     }
 
     #[test]

@@ -126,6 +126,7 @@ fn start_stack() -> Result<TestStack, String> {
         // as fresh as the prefix.
         search_dir: search_dir.clone(),
         api_meter: None,
+        pipeline_meter: None,
     };
 
     let (started, result) = mpsc::channel::<Result<String, String>>();

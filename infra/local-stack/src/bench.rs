@@ -25,6 +25,7 @@ pub async fn own_stack(
         stream_poll_interval: stream_poll,
         search_dir: None,
         api_meter,
+        pipeline_meter: None,
     })
     .await
 }

@@ -3,16 +3,17 @@
 pub mod bench;
 mod gateway;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::aws::{Clients, LocalEndpoints};
 use common::config::{JwtSettings, TableNames};
-use common::meter::DynamoMeter;
+use common::meter::{DynamoMeter, RequestMeter};
 use common::projections::Projection;
 use futures::future::BoxFuture;
 use infra::esm::{DynamoCheckpoints, LogOnFailure, QueueMapping, StreamMapping};
@@ -48,6 +49,90 @@ pub struct StackConfig {
     pub search_dir: Option<PathBuf>,
     /// Counts the DynamoDB requests of the API (not of the pollers), for benchmarks.
     pub api_meter: Option<DynamoMeter>,
+    /// Counts what the rest of the pipeline does (projectors' DynamoDB capacity, SNS
+    /// publishes, SQS requests, function invocations and their time), for benchmarks.
+    pub pipeline_meter: Option<PipelineMeter>,
+}
+
+/// What the pipeline behind the API does, counted for the cost benchmark: the DynamoDB requests
+/// and capacity of the projectors, the SNS requests of the fan-out, the SQS requests of the
+/// projectors' queue mappings, and each function's invocations and handler time. The event
+/// source mappings' own reads (stream records, their checkpoints) are not counted: on AWS
+/// Lambda does them without charge. Cheap to clone; shared by the stack.
+#[derive(Clone, Debug, Default)]
+pub struct PipelineMeter {
+    /// DynamoDB requests and capacity of the projectors.
+    pub projectors_dynamodb: DynamoMeter,
+    /// SNS requests of the fan-out (`PublishBatch` entries counted as items).
+    pub sns: RequestMeter,
+    /// SQS requests of the projectors' queue mappings.
+    pub sqs: RequestMeter,
+    /// Invocations and handler time per function.
+    pub functions: FunctionMeter,
+}
+
+impl PipelineMeter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Invocations and handler time of one function.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FunctionTally {
+    pub invocations: u64,
+    /// Time spent in the handler, all invocations together.
+    pub busy: Duration,
+    /// The function's memory size in the template (what a GB-second is counted with).
+    pub memory_mb: u32,
+}
+
+impl FunctionTally {
+    /// `busy` × memory, in GB-seconds (as Lambda bills duration).
+    pub fn gb_seconds(&self) -> f64 {
+        self.busy.as_secs_f64() * f64::from(self.memory_mb) / 1024.0
+    }
+}
+
+/// Invocations and handler time per function (named by its binary, as in
+/// [`infra::template::FUNCTIONS`]), counted by the gateway, the stream poller and the queue
+/// pollers: one invocation per API request, per stream batch and per SQS batch, as Lambda
+/// invokes them.
+#[derive(Clone, Debug, Default)]
+pub struct FunctionMeter {
+    tally: Arc<Mutex<BTreeMap<&'static str, FunctionTally>>>,
+}
+
+impl FunctionMeter {
+    /// Counts one invocation of `function` that took `busy`.
+    pub fn record(&self, function: &infra::template::FunctionDef, busy: Duration) {
+        let mut tally = self.lock();
+        let entry = tally.entry(function.bin).or_default();
+        entry.invocations += 1;
+        entry.busy += busy;
+        entry.memory_mb = function.memory_mb;
+    }
+
+    /// What was counted so far, per function; the meter starts again from zero.
+    pub fn take(&self) -> BTreeMap<&'static str, FunctionTally> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// What was counted so far, without resetting it.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, FunctionTally> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, FunctionTally>> {
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The function of the template that a projector queue feeds.
+fn function_of_queue(queue: &QueueDef) -> Option<&'static infra::template::FunctionDef> {
+    infra::template::FUNCTIONS
+        .iter()
+        .find(|f| matches!(f.trigger, infra::template::Trigger::Queue(q) if q.name == queue.name))
 }
 
 /// A running stack; dropping it without [`RunningStack::stop`] leaves its tasks to the runtime.
@@ -71,6 +156,25 @@ impl RunningStack {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// Counts an API request as one invocation of the function that serves it (the query API for
+/// `GET` and `HEAD`, the command API for the rest, as the gateway routes them), with the time
+/// until its response is ready.
+async fn count_api_invocation(
+    axum::extract::State(functions): axum::extract::State<FunctionMeter>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let function = if matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
+        &infra::template::QUERY_API
+    } else {
+        &infra::template::COMMAND_API
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    functions.record(function, started.elapsed());
+    response
 }
 
 async fn stopped(mut receiver: watch::Receiver<bool>) {
@@ -228,7 +332,12 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
 
     // Events written while the stack was down, or whose messages died with the emulators,
     // reach the read models (their active versions) before the first request.
-    let ddb = &clients.dynamodb;
+    let meter = config.pipeline_meter.clone();
+    let projectors_ddb = match &meter {
+        Some(meter) => meter.projectors_dynamodb.attach(&clients.dynamodb),
+        None => clients.dynamodb.clone(),
+    };
+    let ddb = &projectors_ddb;
     let handlers: Vec<(&QueueDef, BatchHandler)> = vec![
         (
             &USERS_PROJECTOR_QUEUE,
@@ -291,6 +400,13 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
                 .with_read_wait(query_api::consistency::read_wait_from_env()?),
         ),
     );
+    let app = match &meter {
+        Some(meter) => app.layer(axum::middleware::from_fn_with_state(
+            meter.functions.clone(),
+            count_api_invocation,
+        )),
+        None => app,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -305,10 +421,12 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         }
     });
 
-    let fan_out = Arc::new(FanOut::new(
-        clients.sns.clone(),
-        provisioned.topic_arn.clone(),
-    ));
+    let sns = match &meter {
+        Some(meter) => meter.sns.attach_sns(&clients.sns),
+        None => clients.sns.clone(),
+    };
+    let fan_out = Arc::new(FanOut::new(sns, provisioned.topic_arn.clone()));
+    let fan_out_meter = meter.as_ref().map(|m| m.functions.clone());
     let mut stream = StreamMapping::new(
         provisioned.events_stream_arn.clone(),
         Arc::new(DynamoCheckpoints::new(
@@ -335,9 +453,16 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
                 move |event| {
                     let fan_out = fan_out.clone();
                     let backpressure = backpressure.clone();
+                    let fan_out_meter = fan_out_meter.clone();
                     async move {
+                        // The wait is the local stack's, not the function's: not metered.
                         backpressure.wait().await;
-                        Ok::<_, std::convert::Infallible>(fan_out.handle(event).await)
+                        let started = std::time::Instant::now();
+                        let response = fan_out.handle(event).await;
+                        if let Some(functions) = &fan_out_meter {
+                            functions.record(&infra::template::FAN_OUT, started.elapsed());
+                        }
+                        Ok::<_, std::convert::Infallible>(response)
                     }
                 },
                 stream_stop,
@@ -353,7 +478,13 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         let mut mapping = QueueMapping::new(queue.url.clone(), queue.arn.clone());
         mapping.batch_size = queue.batch_size as usize;
         mapping.retry_delay = config.retry_delay;
-        let sqs = clients.sqs.clone();
+        let sqs = match &meter {
+            Some(meter) => meter.sqs.attach_sqs(&clients.sqs),
+            None => clients.sqs.clone(),
+        };
+        let function = function_of_queue(def)
+            .with_context(|| format!("no function of the template reads {}", def.name))?;
+        let functions = meter.as_ref().map(|m| m.functions.clone());
         let queue_stop = stopped(receiver.clone());
         tasks.spawn(async move {
             mapping
@@ -361,10 +492,14 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
                     sqs,
                     move |event| {
                         let handler = handler.clone();
+                        let functions = functions.clone();
                         async move {
-                            Ok::<_, std::convert::Infallible>(
-                                within(timeout, &handler, event).await,
-                            )
+                            let started = std::time::Instant::now();
+                            let response = within(timeout, &handler, event).await;
+                            if let Some(functions) = &functions {
+                                functions.record(function, started.elapsed());
+                            }
+                            Ok::<_, std::convert::Infallible>(response)
                         }
                     },
                     queue_stop,

@@ -117,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             stream_poll_interval,
             search_dir: Some(local.join("data").join("search")),
             api_meter: None,
+            pipeline_meter: None,
         })
         .await?;
         println!(

@@ -21,6 +21,7 @@ fn config(prefix: &str) -> StackConfig {
         stream_poll_interval: Duration::from_millis(20),
         search_dir: Some(search_dir),
         api_meter: None,
+        pipeline_meter: None,
     }
 }
 

@@ -1,0 +1,214 @@
+//! The Conduit-ES benchmark: one run starts in-memory emulators, measures the machine's limits
+//! (raw DynamoDB Local and SNS→SQS calls), then the API, projection lag, replay, cost per call
+//! and the Lambda binaries, and writes every figure beside its baseline as Markdown, JSON and
+//! SVG charts into one folder. `./dev bench` runs it at full scale; `--smoke` runs it tiny
+//! (the test command does, so that it never rots).
+
+pub mod api;
+pub mod baselines;
+pub mod charts;
+pub mod cost;
+pub mod lag;
+pub mod lambdas;
+pub mod markdown;
+pub mod replay_rate;
+pub mod report;
+pub mod stats;
+pub mod summary;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::report::{Meta, Report};
+
+/// How much each section does.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scale {
+    /// Users and articles in the store while the API is measured.
+    pub users: usize,
+    pub articles: usize,
+    /// Raw calls per baseline operation and concurrency.
+    pub baseline_samples: usize,
+    /// Concurrencies of the raw DynamoDB baselines.
+    pub baseline_concurrencies: Vec<usize>,
+    /// Calls per endpoint and concurrency.
+    pub endpoint_samples: usize,
+    pub endpoint_concurrencies: Vec<usize>,
+    /// The mixed workload: concurrencies and seconds at each.
+    pub mixed_concurrencies: Vec<usize>,
+    pub mixed_seconds: f64,
+    /// Write rates of the lag measurement and seconds of writing at each.
+    pub lag_rates: Vec<f64>,
+    pub lag_seconds: f64,
+    /// Events in the replayed log.
+    pub replay_events: usize,
+    /// Calls per endpoint whose whole-pipeline cost is counted.
+    pub cost_calls: usize,
+    /// Starts of each Lambda binary.
+    pub lambda_starts: usize,
+}
+
+impl Scale {
+    /// What the issue asks: 1,000 users and 10,000 articles, concurrency 1 and 16, mixed at
+    /// 1, 8 and 32, lag at 10, 50 and 100 writes/s, replay of 100,000 events.
+    pub fn full() -> Self {
+        Self {
+            users: 1_000,
+            articles: 10_000,
+            baseline_samples: 2_000,
+            baseline_concurrencies: vec![1, 8, 16, 32],
+            endpoint_samples: 300,
+            endpoint_concurrencies: vec![1, 16],
+            mixed_concurrencies: vec![1, 8, 32],
+            mixed_seconds: 30.0,
+            lag_rates: vec![10.0, 50.0, 100.0],
+            lag_seconds: 20.0,
+            replay_events: 100_000,
+            cost_calls: 50,
+            lambda_starts: 10,
+        }
+    }
+
+    /// Every section, tiny: for the test command.
+    pub fn smoke() -> Self {
+        Self {
+            users: 6,
+            articles: 12,
+            baseline_samples: 20,
+            baseline_concurrencies: vec![1, 4],
+            endpoint_samples: 3,
+            endpoint_concurrencies: vec![1, 4],
+            mixed_concurrencies: vec![1, 4],
+            mixed_seconds: 1.0,
+            lag_rates: vec![2.0, 5.0],
+            lag_seconds: 1.0,
+            replay_events: 600,
+            cost_calls: 2,
+            lambda_starts: 1,
+        }
+    }
+}
+
+/// One run's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `full` or `smoke`.
+    pub mode: String,
+    pub scale: Scale,
+    /// The folder the report and charts go to (created).
+    pub out: PathBuf,
+    /// Where `cargo lambda build` put `<bin>/bootstrap` (the Lambda binaries and hello-lambda).
+    pub lambda_dir: PathBuf,
+    /// The Lambda binaries to measure, by name.
+    pub lambda_bins: Vec<String>,
+    /// The hello-world baseline binary.
+    pub hello: PathBuf,
+}
+
+/// Runs every section and writes the report; returns it.
+pub async fn run(config: &Config) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut report = Report {
+        meta: Meta {
+            mode: config.mode.clone(),
+            started_at: now_rfc3339(),
+            git_commit: git_commit(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_gib: memory_gib(),
+            scale: serde_json::to_value(&config.scale)?,
+            ..Meta::default()
+        },
+        ..Report::default()
+    };
+    let endpoints = infra::testkit::emulators().clone();
+    let scale = &config.scale;
+
+    step(1, "baselines: raw DynamoDB Local and SNS→SQS calls");
+    report.baselines = baselines::measure(&endpoints, scale)
+        .await
+        .context("measuring the baselines")?;
+
+    step(2, "API, projection lag and cost per call on a loaded stack");
+    let stack = api::measure_stack(&endpoints, scale, &report.baselines)
+        .await
+        .context("measuring the API")?;
+    report.api = Some(stack.api);
+    report.lag = Some(stack.lag);
+    report.cost = Some(stack.cost);
+    report.meta.notes.extend(stack.notes);
+
+    step(4, "replay of the whole log");
+    report.replay = Some(
+        replay_rate::measure(&endpoints, scale)
+            .await
+            .context("measuring the replay")?,
+    );
+
+    step(6, "Lambda binaries");
+    report.lambdas = Some(
+        lambdas::measure(config, &endpoints)
+            .await
+            .context("measuring the Lambda binaries")?,
+    );
+
+    report.summary = summary::rows(&report);
+    report.meta.seconds = started.elapsed().as_secs_f64();
+    write(config, &report)?;
+    Ok(report)
+}
+
+/// Writes `report.json`, `report.md` and the charts into `config.out`.
+pub fn write(config: &Config, report: &Report) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.out)
+        .with_context(|| format!("creating {}", config.out.display()))?;
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(config.out.join("report.json"), json + "\n")?;
+    let charts = charts::draw(report, &config.out).context("drawing the charts")?;
+    std::fs::write(
+        config.out.join("report.md"),
+        markdown::render(report, &charts),
+    )?;
+    Ok(())
+}
+
+/// Prints which section runs now, on stderr.
+pub fn step(n: usize, what: &str) {
+    eprintln!("bench: [{n}/6] {what}");
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn memory_gib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0)
+}

@@ -1,0 +1,104 @@
+//! `bench`: the whole benchmark in one run; see the crate docs and the README's "Performance".
+//!
+//! `./dev bench` builds the Lambda binaries and the hello-world baseline with cargo lambda,
+//! then runs this at full scale into `bench/results/latest/`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Measures the machine's limits, the API, projection lag, replay, cost per call and the
+/// Lambda binaries, and writes report.md, report.json and SVG charts into one folder.
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
+struct Args {
+    /// Every section, tiny (seconds): checks that the benchmark works, measures nothing worth
+    /// reading.
+    #[arg(long)]
+    smoke: bool,
+    /// Folder for the report and charts [default: bench/results/latest, or
+    /// target/bench-smoke with --smoke].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where `cargo lambda build` put `<bin>/bootstrap` [default: $CONDUIT_LAMBDA_DIR, else
+    /// target/lambda].
+    #[arg(long)]
+    lambda_dir: Option<PathBuf>,
+    /// The hello-world Lambda binary [default: <lambda-dir>/hello-lambda/bootstrap].
+    #[arg(long)]
+    hello: Option<PathBuf>,
+    /// Users in the store (overrides the scale).
+    #[arg(long)]
+    users: Option<usize>,
+    /// Articles in the store (overrides the scale).
+    #[arg(long)]
+    articles: Option<usize>,
+    /// Events in the replayed log (overrides the scale).
+    #[arg(long)]
+    replay_events: Option<usize>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut scale = if args.smoke {
+        bench::Scale::smoke()
+    } else {
+        bench::Scale::full()
+    };
+    if let Some(users) = args.users {
+        scale.users = users;
+    }
+    if let Some(articles) = args.articles {
+        scale.articles = articles;
+    }
+    if let Some(events) = args.replay_events {
+        scale.replay_events = events;
+    }
+    anyhow::ensure!(
+        scale.users >= 2 && scale.articles >= 1 && scale.replay_events >= 100,
+        "need at least 2 users, 1 article and 100 replayed events"
+    );
+    let lambda_dir = args
+        .lambda_dir
+        .or_else(|| std::env::var_os("CONDUIT_LAMBDA_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target/lambda"));
+    // The functions are started from another working directory.
+    let lambda_dir = std::path::absolute(&lambda_dir)?;
+    let hello = std::path::absolute(
+        args.hello
+            .unwrap_or_else(|| lambda_dir.join("hello-lambda").join("bootstrap")),
+    )?;
+    let config = bench::Config {
+        mode: if args.smoke { "smoke" } else { "full" }.to_owned(),
+        scale,
+        out: args.out.unwrap_or_else(|| {
+            PathBuf::from(if args.smoke {
+                "target/bench-smoke"
+            } else {
+                "bench/results/latest"
+            })
+        }),
+        hello,
+        // The functions of the deployment template.
+        lambda_bins: infra::template::FUNCTIONS
+            .iter()
+            .map(|f| f.bin.to_owned())
+            .collect(),
+        lambda_dir,
+    };
+    let report = bench::run(&config).await?;
+    eprintln!(
+        "bench: done in {:.0} s; report in {}",
+        report.meta.seconds,
+        config.out.join("report.md").display()
+    );
+    println!("{}", bench::markdown::summary_table(&report.summary));
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! The report as Markdown: the summary, then one table per section, with the charts.
+
+use std::fmt::Write as _;
+
+use crate::charts::Chart;
+use crate::report::{Report, SummaryRow};
+use crate::stats::{Latency, VsBaseline};
+
+/// The whole report; `charts` are linked by file name (they sit in the same folder).
+pub fn render(report: &Report, charts: &[Chart]) -> String {
+    let mut md = String::new();
+    let meta = &report.meta;
+    let _ = writeln!(md, "# Conduit-ES benchmark ({})\n", meta.mode);
+    let _ = writeln!(
+        md,
+        "Run {} at commit `{}`, {:.0} s, on {} CPUs and {:.1} GiB, against DynamoDB Local and \
+         moto on the same machine. Every figure stands beside its baseline measured in the same \
+         run; the ratio is figure ÷ baseline. Absolute times on a shared 2-core machine say \
+         little alone.\n",
+        meta.started_at,
+        meta.git_commit.as_deref().unwrap_or("unknown"),
+        meta.seconds,
+        meta.cpus,
+        meta.memory_gib
+    );
+    for note in &meta.notes {
+        let _ = writeln!(md, "> {note}\n");
+    }
+    md.push_str("## Summary\n\n");
+    md.push_str(&summary_table(&report.summary));
+    md.push('\n');
+    for chart in charts {
+        let _ = writeln!(md, "![{}]({})\n", chart.title, chart.file);
+    }
+
+    md.push_str("## 1. Baselines: raw calls, same SDK clients\n\n");
+    md.push_str("| operation | concurrency | n | p50 ms | p95 ms | p99 ms | per second |\n");
+    md.push_str("|---|---|---|---|---|---|---|\n");
+    for raw in report
+        .baselines
+        .dynamodb
+        .iter()
+        .chain(&report.baselines.sns_to_sqs)
+    {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.0} {} |",
+            raw.op,
+            raw.concurrency,
+            raw.latency.n,
+            latency_cells(&raw.latency),
+            raw.per_second,
+            raw.unit
+        );
+    }
+    md.push('\n');
+
+    if let Some(api) = &report.api {
+        let _ = writeln!(
+            md,
+            "## 2. API: {} users, {} articles in the store (loaded in {:.0} s)\n",
+            api.users, api.articles, api.load_seconds
+        );
+        md.push_str(
+            "| endpoint | concurrency | n | p50 ms | p95 ms | p99 ms | req/s | errors | p50 vs baseline |\n",
+        );
+        md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for run in &api.endpoints {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {:.1} | {} | {} |",
+                run.endpoint,
+                run.concurrency,
+                run.latency.n,
+                latency_cells(&run.latency),
+                run.per_second,
+                run.errors,
+                vs_cell(&run.vs)
+            );
+        }
+        md.push_str(
+            "\nMixed workload (mostly reads, some favorites and comments, a few publishes):\n\n",
+        );
+        md.push_str("| concurrency | seconds | requests | errors | req/s | p50 ms | p95 ms | p99 ms | vs baseline |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for run in &api.mixed {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+                run.concurrency,
+                run.seconds,
+                run.requests,
+                run.errors,
+                run.per_second,
+                run.latency.p50_ms,
+                run.latency.p95_ms,
+                run.latency.p99_ms,
+                vs_cell(&run.vs)
+            );
+        }
+        md.push('\n');
+    }
+
+    if let Some(lag) = &report.lag {
+        md.push_str("## 3. Projection lag: write response → visible in the read model\n\n");
+        md.push_str("| read model | target writes/s | achieved | writes | visible | p50 ms | p95 ms | p99 ms | p50 vs baseline |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for run in &lag.runs {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                run.read_model,
+                run.target_per_second,
+                run.achieved_per_second,
+                run.writes,
+                run.visible,
+                run.latency.p50_ms,
+                run.latency.p95_ms,
+                run.latency.p99_ms,
+                vs_cell(&run.vs)
+            );
+        }
+        md.push('\n');
+    }
+
+    if let Some(replay) = &report.replay {
+        let _ = writeln!(
+            md,
+            "## 4. Replay: {} events, every projection rebuilt\n",
+            replay.events
+        );
+        md.push_str("| projection | events applied | seconds | events/s |\n|---|---|---|---|\n");
+        for p in &replay.projections {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {:.0} |",
+                p.projection, p.applied, p.seconds, p.per_second
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| **all** | {} | {:.1} | **{:.0}** |\n\nRaw `BatchWriteItem` in the same run: \
+             {:.0} items/s. Ratio: {}.\n",
+            replay.events,
+            replay.seconds,
+            replay.per_second,
+            replay.raw_batch_write_per_second,
+            replay.vs.ratio_text()
+        );
+    }
+
+    if let Some(cost) = &report.cost {
+        md.push_str("## 5. Cost per call, whole pipeline\n\n");
+        let p = &cost.prices;
+        let _ = writeln!(
+            md,
+            "Prices ({}): DynamoDB ${}/M read units, ${}/M write units; SNS ${}/M publishes; \
+             SQS ${}/M requests; Lambda ${}/M invocations and ${}/GB-s.\n",
+            p.source,
+            p.dynamodb_per_million_read_units,
+            p.dynamodb_per_million_write_units,
+            p.sns_per_million_publishes,
+            p.sqs_per_million_requests,
+            p.lambda_per_million_invocations,
+            p.lambda_per_gb_second
+        );
+        md.push_str("| call | calls | read units | write units | SNS publishes | SQS requests | Lambda invocations | Lambda GB-s | $/million calls | vs baseline |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+        for row in &cost.calls {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4} | {:.2} | {} |",
+                row.endpoint,
+                row.calls,
+                row.read_units,
+                row.write_units,
+                row.sns_publishes,
+                row.sqs_requests,
+                row.lambda_invocations,
+                row.lambda_gb_seconds,
+                row.dollars_per_million,
+                vs_cell(&row.vs)
+            );
+        }
+        md.push('\n');
+    }
+
+    if let Some(lambdas) = &report.lambdas {
+        let _ = writeln!(md, "## 6. Lambda binaries ({})\n", lambdas.build);
+        md.push_str("| binary | size MiB | vs hello | start → ready p50 ms | p95 ms | vs hello | peak memory MiB | vs hello |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|\n");
+        for f in lambdas.hello.iter().chain(&lambdas.functions) {
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} | {} | {:.1} | {:.1} | {} | {:.1} | {} |",
+                f.name,
+                f.size_bytes as f64 / 1_048_576.0,
+                f.vs_size
+                    .as_ref()
+                    .map_or("-".into(), VsBaseline::ratio_text),
+                f.ready.p50_ms,
+                f.ready.p95_ms,
+                f.vs_ready
+                    .as_ref()
+                    .map_or("-".into(), VsBaseline::ratio_text),
+                f.peak_rss_kib as f64 / 1024.0,
+                f.vs_memory
+                    .as_ref()
+                    .map_or("-".into(), VsBaseline::ratio_text),
+            );
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// The summary as a Markdown table.
+pub fn summary_table(rows: &[SummaryRow]) -> String {
+    let mut md = String::from("| what | figure | baseline | ratio |\n|---|---|---|---|\n");
+    for row in rows {
+        let (baseline, ratio) = match &row.vs {
+            Some(vs) => (
+                format!("{} {}", number(vs.baseline_value), vs.baseline),
+                vs.ratio_text(),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} {} | {} | {} |",
+            row.what,
+            number(row.value),
+            row.unit,
+            baseline,
+            ratio
+        );
+    }
+    md
+}
+
+/// `n | p50 | p95 | p99` cells without `n`: `p50 | p95 | p99`.
+fn latency_cells(latency: &Latency) -> String {
+    format!(
+        "{:.1} | {:.1} | {:.1}",
+        latency.p50_ms, latency.p95_ms, latency.p99_ms
+    )
+}
+
+fn vs_cell(vs: &VsBaseline) -> String {
+    format!(
+        "{} ({} {})",
+        vs.ratio_text(),
+        number(vs.baseline_value),
+        vs.baseline
+    )
+}
+
+/// Three significant digits or so, without noise: 5569, 12.3, 0.031.
+fn number(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude >= 100.0 {
+        format!("{value:.0}")
+    } else if magnitude >= 1.0 {
+        format!("{value:.1}")
+    } else if magnitude >= 0.01 {
+        format!("{value:.3}")
+    } else if magnitude == 0.0 {
+        "0".to_owned()
+    } else {
+        format!("{value:.5}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_sets_each_figure_beside_its_baseline() {
+        let rows = vec![
+            SummaryRow {
+                what: "replay".into(),
+                value: 172.4,
+                unit: "events/s".into(),
+                vs: Some(VsBaseline::new(172.4, "BatchWriteItem items/s", 5569.0)),
+            },
+            SummaryRow {
+                what: "bare".into(),
+                value: 0.5,
+                unit: "ms".into(),
+                vs: None,
+            },
+        ];
+        let table = summary_table(&rows);
+        assert!(table.contains("| replay | 172 events/s | 5569 BatchWriteItem items/s | 0.031× |"));
+        assert!(table.contains("| bare | 0.500 ms | - | - |"));
+    }
+}

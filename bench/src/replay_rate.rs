@@ -1,0 +1,132 @@
+//! Replay (section 4): events/s rebuilding every projection from a log of
+//! `scale.replay_events` events, beside raw `BatchWriteItem` items/s in the same run.
+//!
+//! The steps are `replay-bench`'s ([`replay::bench`]): a fresh prefix provisioned (no
+//! pollers, so nothing but the replay works the database), a synthetic valid history written
+//! straight into its events table, every projection rebuilt into a new version, then as many
+//! small items written with `BatchWriteItem` (25 per request, as many requests in flight as
+//! the replay has aggregates in flight). Everything under the prefix is deleted afterwards.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use common::aws::{Clients, LocalEndpoints};
+use common::config::TableNames;
+use replay::bench::rate;
+use replay::{Progress, RebuildOptions, Replay};
+
+use crate::report::{ReplayProjection, ReplaySection};
+use crate::stats::VsBaseline;
+use crate::Scale;
+
+/// How often a progress line is printed while the projections are rebuilt.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+pub async fn measure(endpoints: &LocalEndpoints, scale: &Scale) -> anyhow::Result<ReplaySection> {
+    let clients = Clients::local(endpoints).await;
+    let prefix = infra::testkit::unique_prefix("benchreplay");
+    infra::resources::provision(&clients, &prefix)
+        .await
+        .with_context(|| format!("provisioning {prefix}"))?;
+    let measured = measure_on(&clients, &prefix, scale).await;
+    let cleaned = clean_up(&clients, &prefix).await;
+    let section = measured?;
+    cleaned.with_context(|| format!("deleting what {prefix} holds"))?;
+    Ok(section)
+}
+
+async fn measure_on(
+    clients: &Clients,
+    prefix: &str,
+    scale: &Scale,
+) -> anyhow::Result<ReplaySection> {
+    let client = &clients.dynamodb;
+    let tables = TableNames::with_prefix(prefix);
+    let options = RebuildOptions::default();
+    let in_flight = replay::bench::in_flight(&options);
+
+    let loaded = replay::bench::load_history(client, &tables, scale.replay_events, in_flight)
+        .await
+        .context("writing the history into the events table")?;
+    eprintln!(
+        "bench:   replay: {} events written into the events table in {:.1} s",
+        loaded.events,
+        loaded.took.as_secs_f64()
+    );
+
+    let mut replay = Replay::in_process(
+        client.clone(),
+        tables,
+        local_stack::search_versions(prefix, None),
+    );
+    replay.progress = Progress::silent();
+    let ticker = tokio::spawn(report_progress(replay.progress.clone(), Instant::now()));
+    let rebuilt = replay::bench::rebuild_every_projection(&replay, &options).await;
+    ticker.abort();
+    let rebuilt = rebuilt.context("rebuilding every projection")?;
+    for report in &rebuilt.reports {
+        eprintln!("bench:   replay: {}", report.summary());
+    }
+    let per_second = rate(loaded.events, rebuilt.took);
+    eprintln!(
+        "bench:   replay: every projection rebuilt in {:.1} s: {per_second:.0} log events/s",
+        rebuilt.took.as_secs_f64()
+    );
+
+    let raw = replay::bench::raw_batch_writes(client, prefix, loaded.events, in_flight)
+        .await
+        .context("measuring raw BatchWriteItem")?;
+    eprintln!(
+        "bench:   replay: raw BatchWriteItem {:.0} items/s ({} items, {in_flight} requests in flight)",
+        raw.per_second, raw.items
+    );
+
+    let projections = rebuilt
+        .reports
+        .iter()
+        .map(|report| ReplayProjection {
+            projection: report.projection.to_string(),
+            applied: report.applied(),
+            seconds: report.elapsed.as_secs_f64(),
+            per_second: rate(report.applied(), report.elapsed),
+        })
+        .collect();
+    Ok(ReplaySection {
+        events: loaded.events as usize,
+        seconds: rebuilt.took.as_secs_f64(),
+        per_second,
+        projections,
+        raw_batch_write_per_second: raw.per_second,
+        vs: VsBaseline::new(
+            per_second,
+            "DynamoDB Local BatchWriteItem items/s",
+            raw.per_second,
+        ),
+    })
+}
+
+/// A line on stderr every [`PROGRESS_EVERY`] until aborted (the counters move page by page).
+async fn report_progress(progress: Progress, started: Instant) {
+    let mut every = tokio::time::interval(PROGRESS_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        eprintln!(
+            "bench:   replay: rebuilding for {:.0} s; the current pass has read {} events and \
+             applied {}",
+            started.elapsed().as_secs_f64(),
+            progress.done(),
+            progress.applied()
+        );
+    }
+}
+
+/// Deletes every table under `prefix` (the projections' new versions included), the topic
+/// and the queues.
+async fn clean_up(clients: &Clients, prefix: &str) -> anyhow::Result<()> {
+    infra::resources::teardown(clients, prefix).await?;
+    for table in infra::resources::existing_table_names(clients, prefix).await? {
+        infra::resources::delete_table_named(&clients.dynamodb, &table).await?;
+    }
+    Ok(())
+}

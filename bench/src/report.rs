@@ -1,0 +1,281 @@
+//! The report: every section's figures, each beside its baseline, written as JSON and Markdown.
+//!
+//! The section types are filled by their modules ([`crate::baselines`], [`crate::api`],
+//! [`crate::lag`], [`crate::replay_rate`], [`crate::cost`], [`crate::lambdas`]); raw samples
+//! are kept (not serialized) for the charts.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::stats::{Latency, VsBaseline};
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub meta: Meta,
+    pub baselines: Baselines,
+    pub api: Option<ApiSection>,
+    pub lag: Option<LagSection>,
+    pub replay: Option<ReplaySection>,
+    pub cost: Option<CostSection>,
+    pub lambdas: Option<LambdaSection>,
+    /// The headline figures, each with its baseline (see [`crate::summary`]).
+    pub summary: Vec<SummaryRow>,
+}
+
+/// How and where the run was made.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Meta {
+    /// `full` or `smoke`.
+    pub mode: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub seconds: f64,
+    pub git_commit: Option<String>,
+    pub cpus: usize,
+    pub memory_gib: f64,
+    /// The scale the run used (users, articles, samples...), as given.
+    pub scale: serde_json::Value,
+    /// Anything the run could not measure, and why.
+    pub notes: Vec<String>,
+}
+
+// -------------------------------------------------------------------------------------------
+// 1. Baselines
+
+/// The limits of this machine: raw emulator calls with the same SDK clients.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Baselines {
+    /// `GetItem`, `PutItem`, `Query`, `BatchWriteItem`, each at several concurrencies.
+    pub dynamodb: Vec<RawOp>,
+    /// SNS `Publish` → SQS `ReceiveMessage` (long polling) round trip, through a subscription.
+    pub sns_to_sqs: Vec<RawOp>,
+}
+
+/// One raw operation at one concurrency.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RawOp {
+    /// `GetItem`, `PutItem`, `Query`, `BatchWriteItem`, `SNS→SQS`.
+    pub op: String,
+    pub concurrency: usize,
+    /// Per request.
+    pub latency: Latency,
+    /// Requests per second (for `BatchWriteItem`: items per second, see `unit`).
+    pub per_second: f64,
+    /// `requests`, `items` or `messages`.
+    pub unit: String,
+    #[serde(skip)]
+    pub samples: Vec<Duration>,
+}
+
+impl Baselines {
+    /// The measurement of `op` at `concurrency`, if made.
+    pub fn find(&self, op: &str, concurrency: usize) -> Option<&RawOp> {
+        self.dynamodb
+            .iter()
+            .chain(&self.sns_to_sqs)
+            .find(|raw| raw.op == op && raw.concurrency == concurrency)
+    }
+
+    /// The measurement of `op` at the concurrency nearest to `concurrency`.
+    pub fn nearest(&self, op: &str, concurrency: usize) -> Option<&RawOp> {
+        self.dynamodb
+            .iter()
+            .chain(&self.sns_to_sqs)
+            .filter(|raw| raw.op == op)
+            .min_by_key(|raw| raw.concurrency.abs_diff(concurrency))
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// 2. API
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ApiSection {
+    pub users: usize,
+    pub articles: usize,
+    /// Time to load the data through the API and let every read model show it.
+    pub load_seconds: f64,
+    pub endpoints: Vec<EndpointRun>,
+    pub mixed: Vec<MixedRun>,
+}
+
+/// One RealWorld endpoint at one concurrency.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EndpointRun {
+    /// `GET /api/articles/{slug}` (the OpenAPI path).
+    pub endpoint: String,
+    pub concurrency: usize,
+    pub latency: Latency,
+    pub per_second: f64,
+    /// Answers other than the expected status (they are not in `latency`).
+    pub errors: usize,
+    /// p50 beside the raw DynamoDB operation closest to what the endpoint does
+    /// (`GetItem` for reads, `PutItem` for writes) at the same concurrency.
+    pub vs: VsBaseline,
+    #[serde(skip)]
+    pub samples: Vec<Duration>,
+}
+
+/// The mixed workload (mostly reads, some favorites and comments, a few publishes).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MixedRun {
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub requests: usize,
+    pub errors: usize,
+    pub per_second: f64,
+    pub latency: Latency,
+    /// Requests per second beside raw `GetItem`s per second at the nearest concurrency.
+    pub vs: VsBaseline,
+}
+
+// -------------------------------------------------------------------------------------------
+// 3. Projection lag
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LagSection {
+    pub runs: Vec<LagRun>,
+}
+
+/// From a write's response to its visibility in one read model, at one write rate.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LagRun {
+    /// `users`, `articles`, `search` or `feed`.
+    pub read_model: String,
+    /// The rate asked for.
+    pub target_per_second: f64,
+    /// The rate the writes were actually sent at.
+    pub achieved_per_second: f64,
+    pub writes: usize,
+    /// Writes seen in the read model before the deadline (the others are not in `latency`).
+    pub visible: usize,
+    pub latency: Latency,
+    /// p50 beside the raw SNS→SQS round trip p50.
+    pub vs: VsBaseline,
+    #[serde(skip)]
+    pub samples: Vec<Duration>,
+}
+
+// -------------------------------------------------------------------------------------------
+// 4. Replay
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReplaySection {
+    /// Events in the log.
+    pub events: usize,
+    pub seconds: f64,
+    /// Events read from the log per second, all projections rebuilt.
+    pub per_second: f64,
+    pub projections: Vec<ReplayProjection>,
+    /// Raw `BatchWriteItem` items per second, in the same run and emulator.
+    pub raw_batch_write_per_second: f64,
+    /// `per_second` beside `raw_batch_write_per_second`.
+    pub vs: VsBaseline,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReplayProjection {
+    pub projection: String,
+    pub applied: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+}
+
+// -------------------------------------------------------------------------------------------
+// 5. Cost
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CostSection {
+    /// The public on-demand prices used (us-east-1), stated in the report.
+    pub prices: Prices,
+    pub calls: Vec<CostRow>,
+}
+
+/// Public on-demand prices, US East (N. Virginia), in dollars.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prices {
+    /// Where and when these were read.
+    pub source: String,
+    pub dynamodb_per_million_read_units: f64,
+    pub dynamodb_per_million_write_units: f64,
+    pub sns_per_million_publishes: f64,
+    pub sqs_per_million_requests: f64,
+    pub lambda_per_million_invocations: f64,
+    pub lambda_per_gb_second: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Self {
+            source: "aws.amazon.com/{dynamodb,sns,sqs,lambda}/pricing, on-demand, us-east-1, \
+                     x86, no free tier"
+                .to_owned(),
+            dynamodb_per_million_read_units: 0.125,
+            dynamodb_per_million_write_units: 0.625,
+            sns_per_million_publishes: 0.50,
+            sqs_per_million_requests: 0.40,
+            lambda_per_million_invocations: 0.20,
+            lambda_per_gb_second: 0.000_016_666_7,
+        }
+    }
+}
+
+/// What one API call costs, the whole pipeline included (command or query Lambda, stream
+/// fan-out, SNS, SQS, projectors), averaged over `calls` calls.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CostRow {
+    /// `POST /api/articles`...
+    pub endpoint: String,
+    pub calls: usize,
+    /// Per call.
+    pub read_units: f64,
+    pub write_units: f64,
+    pub sns_publishes: f64,
+    /// SQS requests per call (receives, deletes, visibility changes).
+    pub sqs_requests: f64,
+    pub lambda_invocations: f64,
+    /// Lambda GB-seconds per call (handler time × the function's memory size).
+    pub lambda_gb_seconds: f64,
+    pub dollars_per_million: f64,
+    /// Beside the cheapest call of its kind: one eventually consistent `GetItem` of a small
+    /// item for reads, one small `PutItem` for writes.
+    pub vs: VsBaseline,
+}
+
+// -------------------------------------------------------------------------------------------
+// 6. Lambda binaries
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LambdaSection {
+    /// How the binaries were built (the same way for all, hello-world included).
+    pub build: String,
+    pub hello: Option<BinaryRun>,
+    pub functions: Vec<BinaryRun>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BinaryRun {
+    pub name: String,
+    pub size_bytes: u64,
+    /// Process start to its first `GET /runtime/invocation/next`, over several starts.
+    pub ready: Latency,
+    /// Peak resident memory (VmHWM) after its first event, KiB.
+    pub peak_rss_kib: u64,
+    pub vs_size: Option<VsBaseline>,
+    pub vs_ready: Option<VsBaseline>,
+    pub vs_memory: Option<VsBaseline>,
+}
+
+// -------------------------------------------------------------------------------------------
+// Summary
+
+/// One headline figure.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SummaryRow {
+    pub what: String,
+    pub value: f64,
+    pub unit: String,
+    pub vs: Option<VsBaseline>,
+}

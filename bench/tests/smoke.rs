@@ -1,0 +1,169 @@
+//! The benchmark's smoke run: every section at a tiny scale, end to end, so that the benchmark
+//! never rots. It checks that the report is complete and coherent, not how fast anything is.
+
+use std::path::PathBuf;
+
+use bench::{Config, Scale};
+use serde_json::Value;
+
+/// The RealWorld operations every API run must have measured, at each concurrency.
+const REALWORLD: [&str; 19] = [
+    "POST /api/users/login",
+    "POST /api/users",
+    "GET /api/user",
+    "PUT /api/user",
+    "GET /api/profiles/{username}",
+    "POST /api/profiles/{username}/follow",
+    "DELETE /api/profiles/{username}/follow",
+    "GET /api/articles/feed",
+    "GET /api/articles",
+    "POST /api/articles",
+    "GET /api/articles/{slug}",
+    "PUT /api/articles/{slug}",
+    "DELETE /api/articles/{slug}",
+    "GET /api/articles/{slug}/comments",
+    "POST /api/articles/{slug}/comments",
+    "DELETE /api/articles/{slug}/comments/{id}",
+    "POST /api/articles/{slug}/favorite",
+    "DELETE /api/articles/{slug}/favorite",
+    "GET /api/tags",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_smoke_run_measures_every_section_and_writes_the_report() {
+    let lambda_dir = std::env::var_os("CONDUIT_LAMBDA_DIR")
+        .map(PathBuf::from)
+        .expect(
+            "CONDUIT_LAMBDA_DIR must name the cargo lambda output (./dev test sets it and builds \
+         the Lambda binaries)",
+        );
+    let out = std::env::temp_dir().join(format!("conduit-bench-smoke-{}", uuid::Uuid::new_v4()));
+    let config = Config {
+        mode: "smoke".to_owned(),
+        scale: Scale::smoke(),
+        out: out.clone(),
+        lambda_dir,
+        lambda_bins: infra::template::FUNCTIONS
+            .iter()
+            .map(|f| f.bin.to_owned())
+            .collect(),
+        hello: PathBuf::from(env!("CARGO_BIN_EXE_hello-lambda")),
+    };
+    let report = bench::run(&config).await.expect("the smoke run");
+
+    // The files, as written.
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("report.json")).expect("report.json"),
+    )
+    .expect("report.json is JSON");
+    let markdown = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    for section in [
+        "baselines",
+        "api",
+        "lag",
+        "replay",
+        "cost",
+        "lambdas",
+        "summary",
+    ] {
+        assert!(
+            !json[section].is_null(),
+            "report.json has no {section}: {json}"
+        );
+    }
+    for chart in ["latency.svg", "throughput.svg", "lag.svg", "replay.svg"] {
+        let svg = std::fs::read_to_string(out.join(chart)).expect(chart);
+        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{chart}");
+        assert!(
+            markdown.contains(&format!("]({chart})")),
+            "report.md links {chart}"
+        );
+    }
+
+    // 1. Every raw operation, at every concurrency.
+    let scale = Scale::smoke();
+    for op in ["GetItem", "PutItem", "Query", "BatchWriteItem"] {
+        for c in &scale.baseline_concurrencies {
+            let raw = report
+                .baselines
+                .find(op, *c)
+                .unwrap_or_else(|| panic!("no baseline {op} at concurrency {c}"));
+            assert!(raw.latency.n > 0 && raw.per_second > 0.0, "{raw:?}");
+        }
+    }
+    let round_trip = report.baselines.find("SNS→SQS", 1).expect("SNS→SQS");
+    assert!(round_trip.latency.p50_ms > 0.0);
+
+    // 2. Every RealWorld endpoint at every concurrency, without an error.
+    let api = report.api.as_ref().expect("api");
+    for endpoint in REALWORLD {
+        for c in &scale.endpoint_concurrencies {
+            let run = api
+                .endpoints
+                .iter()
+                .find(|run| run.endpoint == endpoint && run.concurrency == *c)
+                .unwrap_or_else(|| panic!("{endpoint} was not measured at concurrency {c}"));
+            assert_eq!(run.errors, 0, "{endpoint} c={c} answered errors");
+            assert_eq!(run.latency.n, scale.endpoint_samples, "{endpoint} c={c}");
+            assert!(run.vs.ratio.is_some(), "{endpoint} has no baseline");
+        }
+    }
+    assert_eq!(api.mixed.len(), scale.mixed_concurrencies.len());
+    for mixed in &api.mixed {
+        assert!(mixed.requests > 0 && mixed.errors == 0, "{mixed:?}");
+    }
+
+    // 3. Every read model at every rate, every write seen.
+    let lag = report.lag.as_ref().expect("lag");
+    for model in ["users", "articles", "search", "feed"] {
+        for rate in &scale.lag_rates {
+            let run = lag
+                .runs
+                .iter()
+                .find(|run| run.read_model == model && run.target_per_second == *rate)
+                .unwrap_or_else(|| panic!("no lag of {model} at {rate} writes/s"));
+            assert!(run.writes > 0, "{run:?}");
+            assert_eq!(run.visible, run.writes, "{model} at {rate}/s lost writes");
+            assert!(run.vs.ratio.is_some());
+        }
+    }
+
+    // 4. The whole log replayed into every projection.
+    let replay = report.replay.as_ref().expect("replay");
+    assert!(replay.events >= scale.replay_events, "{replay:?}");
+    assert_eq!(replay.projections.len(), 4, "{replay:?}");
+    assert!(replay.projections.iter().all(|p| p.applied > 0));
+    assert!(replay.vs.ratio.is_some());
+
+    // 5. Writes cost write units and a publish; every call costs something.
+    let cost = report.cost.as_ref().expect("cost");
+    let publish = cost
+        .calls
+        .iter()
+        .find(|row| row.endpoint == "POST /api/articles")
+        .expect("the cost of a publish");
+    assert!(
+        publish.write_units > 0.0 && publish.sns_publishes > 0.0,
+        "{publish:?}"
+    );
+    assert!(
+        publish.lambda_invocations > 1.0,
+        "a publish runs the pipeline: {publish:?}"
+    );
+    assert!(cost.calls.iter().all(|row| row.dollars_per_million > 0.0));
+
+    // 6. Every function of the template beside hello-world.
+    let lambdas = report.lambdas.as_ref().expect("lambdas");
+    assert!(lambdas.hello.is_some());
+    assert_eq!(lambdas.functions.len(), infra::template::FUNCTIONS.len());
+    for f in &lambdas.functions {
+        assert!(f.size_bytes > 0 && f.peak_rss_kib > 0, "{f:?}");
+        assert_eq!(f.ready.n, scale.lambda_starts, "{f:?}");
+        assert!(f.vs_size.is_some() && f.vs_ready.is_some() && f.vs_memory.is_some());
+    }
+
+    // The summary sets its figures beside their baselines.
+    assert!(report.summary.len() >= 10, "{:?}", report.summary);
+    assert!(markdown.contains("## Summary"));
+    let _ = std::fs::remove_dir_all(&out);
+}

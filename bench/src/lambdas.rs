@@ -46,8 +46,8 @@ pub async fn measure(config: &Config, endpoints: &LocalEndpoints) -> anyhow::Res
         .collect();
     if !config.hello.is_file() {
         bail!(
-            "{} does not exist: `./dev bench` builds the hello-world baseline with cargo lambda \
-             (`cargo build -p bench --bin hello-lambda` builds a plain one)",
+            "{} does not exist: `./dev lambdas` builds the hello-world baseline with cargo lambda, \
+             beside the functions",
             config.hello.display()
         );
     }

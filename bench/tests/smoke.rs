@@ -42,12 +42,12 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
         mode: "smoke".to_owned(),
         scale: Scale::smoke(),
         out: out.clone(),
-        lambda_dir,
+        lambda_dir: lambda_dir.clone(),
         lambda_bins: infra::template::FUNCTIONS
             .iter()
             .map(|f| f.bin.to_owned())
             .collect(),
-        hello: PathBuf::from(env!("CARGO_BIN_EXE_hello-lambda")),
+        hello: lambda_dir.join("hello-lambda").join("bootstrap"),
     };
     let report = bench::run(&config).await.expect("the smoke run");
 

@@ -53,9 +53,16 @@ pub async fn measure_stack(
         "concurrencies must be at least 1"
     );
     eprintln!("bench:   starting a local stack with metered pipeline");
-    let stack = start(endpoints).await?;
+    let prefix = infra::testkit::unique_prefix("benchapi");
+    let stack = start(endpoints, &prefix).await?;
     let result = measure_on(&stack, scale, baselines).await;
     stack.stop().await;
+    // DynamoDB Local keeps every table in one SQLite database: what this stack left behind
+    // (tens of thousands of items and stream records) would slow the sections after it.
+    let clients = common::aws::Clients::local(endpoints).await;
+    crate::clean_up(&clients, &prefix)
+        .await
+        .context("deleting the stack's tables, topic and queues")?;
     result
 }
 
@@ -141,13 +148,13 @@ impl Stack {
     }
 }
 
-async fn start(endpoints: &LocalEndpoints) -> anyhow::Result<Stack> {
+async fn start(endpoints: &LocalEndpoints, prefix: &str) -> anyhow::Result<Stack> {
     let secret = uuid::Uuid::new_v4().simple().to_string().repeat(2);
     let api_meter = DynamoMeter::new();
     let pipeline = PipelineMeter::new();
     let running = local_stack::start(StackConfig {
         endpoints: endpoints.clone(),
-        prefix: infra::testkit::unique_prefix("benchapi"),
+        prefix: prefix.to_owned(),
         jwt: JwtSettings::new(secret.into_bytes(), Duration::from_secs(24 * 3600))?,
         listen: ([127, 0, 0, 1], 0).into(),
         retry_delay: Some(Duration::from_secs(1)),

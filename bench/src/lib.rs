@@ -130,6 +130,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
     report.baselines = baselines::measure(&endpoints, scale)
         .await
         .context("measuring the baselines")?;
+    checkpoint(config, &mut report, started)?;
 
     step(2, "API, projection lag and cost per call on a loaded stack");
     let stack = api::measure_stack(&endpoints, scale, &report.baselines)
@@ -139,6 +140,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
     report.lag = Some(stack.lag);
     report.cost = Some(stack.cost);
     report.meta.notes.extend(stack.notes);
+    checkpoint(config, &mut report, started)?;
 
     step(4, "replay of the whole log");
     report.replay = Some(
@@ -146,6 +148,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
             .await
             .context("measuring the replay")?,
     );
+    checkpoint(config, &mut report, started)?;
 
     step(6, "Lambda binaries");
     report.lambdas = Some(
@@ -154,10 +157,26 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
             .context("measuring the Lambda binaries")?,
     );
 
-    report.summary = summary::rows(&report);
-    report.meta.seconds = started.elapsed().as_secs_f64();
-    write(config, &report)?;
+    checkpoint(config, &mut report, started)?;
     Ok(report)
+}
+
+/// Writes the report with what is measured so far, so that a run stopped midway still leaves
+/// its figures (the sections not reached are absent).
+fn checkpoint(config: &Config, report: &mut Report, started: Instant) -> anyhow::Result<()> {
+    report.summary = summary::rows(report);
+    report.meta.seconds = started.elapsed().as_secs_f64();
+    write(config, report)
+}
+
+/// Deletes what a section provisioned under `prefix`: the tables (the projections' rebuilt
+/// versions included), the topic and the queues.
+pub(crate) async fn clean_up(clients: &common::aws::Clients, prefix: &str) -> anyhow::Result<()> {
+    infra::resources::teardown(clients, prefix).await?;
+    for table in infra::resources::existing_table_names(clients, prefix).await? {
+        infra::resources::delete_table_named(&clients.dynamodb, &table).await?;
+    }
+    Ok(())
 }
 
 /// Writes `report.json`, `report.md` and the charts into `config.out`.

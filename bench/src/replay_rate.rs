@@ -29,7 +29,7 @@ pub async fn measure(endpoints: &LocalEndpoints, scale: &Scale) -> anyhow::Resul
         .await
         .with_context(|| format!("provisioning {prefix}"))?;
     let measured = measure_on(&clients, &prefix, scale).await;
-    let cleaned = clean_up(&clients, &prefix).await;
+    let cleaned = crate::clean_up(&clients, &prefix).await;
     let section = measured?;
     cleaned.with_context(|| format!("deleting what {prefix} holds"))?;
     Ok(section)
@@ -119,14 +119,4 @@ async fn report_progress(progress: Progress, started: Instant) {
             progress.applied()
         );
     }
-}
-
-/// Deletes every table under `prefix` (the projections' new versions included), the topic
-/// and the queues.
-async fn clean_up(clients: &Clients, prefix: &str) -> anyhow::Result<()> {
-    infra::resources::teardown(clients, prefix).await?;
-    for table in infra::resources::existing_table_names(clients, prefix).await? {
-        infra::resources::delete_table_named(&clients.dynamodb, &table).await?;
-    }
-    Ok(())
 }

@@ -25,12 +25,16 @@ use crate::Scale;
 
 /// How long a write may take to show before it counts as not visible.
 const DEADLINE: Duration = Duration::from_secs(60);
-/// The first pause between two reads of one write; it grows by a quarter per read up to
-/// [`MAX_PAUSE`], so that a backlog of unseen writes does not flood the API with reads.
-const FIRST_PAUSE: Duration = Duration::from_millis(5);
-const MAX_PAUSE: Duration = Duration::from_millis(100);
+/// The pause between two reads of one write is a fifth of the write's age, between these two:
+/// a lag is measured within about 20 % whatever its size, and a backlog of unseen writes does
+/// not flood the API (and the emulator the pipeline needs) with reads. With a fixed pause of
+/// 100 ms, 1,000 writes 30 s behind sent 10,000 reads a second and slowed the pipeline they
+/// were measuring.
+const MIN_PAUSE: Duration = Duration::from_millis(5);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+const PAUSE_PER_AGE: u32 = 5;
 /// Most visibility reads in flight at once, all writes together.
-const POLLS_IN_FLIGHT: usize = 32;
+const POLLS_IN_FLIGHT: usize = 16;
 
 /// The lag of every read model at each of `scale.lag_rates`, with notes on how it went.
 pub(crate) async fn measure(
@@ -42,16 +46,17 @@ pub(crate) async fn measure(
     let mut runs = Vec::new();
     let mut notes = vec![format!(
         "Lag: writes sent open loop at the rate for {} s; after each answer, plain GETs (no \
-         read-your-writes header) every {} ms, growing by a quarter up to {} ms, at most \
-         {POLLS_IN_FLIGHT} in flight, until the read model shows the write (deadline {} s); \
-         the lag is from the write's answer to the answer that shows it. `articles`, `search` \
+         read-your-writes header) until the read model shows the write (deadline {} s), the \
+         pause between two a fifth of the time since the answer (at least {} ms, at most {} \
+         s: within about 20 %), at most {POLLS_IN_FLIGHT} in flight; the lag is from the \
+         write's answer to the answer that shows it. `articles`, `search` \
          and `feed` share the same publishes. The local fan-out waits while a projector queue \
          holds more than {} messages (moto slows down with its backlog; AWS does not need \
          this), so at high rates the backlog stays in the stream and the lag grows.",
         scale.lag_seconds,
-        FIRST_PAUSE.as_millis(),
-        MAX_PAUSE.as_millis(),
         DEADLINE.as_secs(),
+        MIN_PAUSE.as_millis(),
+        MAX_PAUSE.as_secs(),
         local_stack::MAX_LOCAL_QUEUE_BACKLOG
     )];
     let round_trip = baselines
@@ -239,20 +244,21 @@ async fn first_seen(
     from: Instant,
     seen: impl Fn(&Answer) -> bool,
 ) -> Option<Duration> {
-    let mut pause = FIRST_PAUSE;
     loop {
         let answer = {
             let _permit = polls.acquire().await.ok()?;
             send(&client, &call).await
         };
-        if answer.error.is_none() && seen(&answer) {
-            return Some(from.elapsed());
-        }
-        if from.elapsed() > DEADLINE {
+        // An answer that shows the write after the deadline (it waited for a permit behind
+        // a backlog of reads) counts as not visible, like one that never shows it.
+        let lag = from.elapsed();
+        if lag > DEADLINE {
             return None;
         }
-        tokio::time::sleep(pause).await;
-        pause = pause.mul_f64(1.25).min(MAX_PAUSE);
+        if answer.error.is_none() && seen(&answer) {
+            return Some(lag);
+        }
+        tokio::time::sleep(pause_after(lag)).await;
     }
 }
 
@@ -364,5 +370,36 @@ fn publish(
             error: None,
             lags: vec![article, listed, fed],
         }
+    }
+}
+
+/// How long to wait before reading again a write that is `age` old and not seen yet.
+fn pause_after(age: Duration) -> Duration {
+    (age / PAUSE_PER_AGE).clamp(MIN_PAUSE, MAX_PAUSE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_is_a_fifth_of_the_age_within_its_bounds() {
+        assert_eq!(pause_after(Duration::ZERO), MIN_PAUSE);
+        assert_eq!(pause_after(Duration::from_millis(20)), MIN_PAUSE);
+        assert_eq!(
+            pause_after(Duration::from_millis(500)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(pause_after(Duration::from_secs(30)), MAX_PAUSE);
+    }
+
+    #[test]
+    fn a_write_thirty_seconds_behind_is_read_a_few_dozen_times_not_hundreds() {
+        let (mut age, mut reads) = (Duration::ZERO, 0);
+        while age < Duration::from_secs(30) {
+            age += pause_after(age);
+            reads += 1;
+        }
+        assert!((30..=60).contains(&reads), "{reads} reads");
     }
 }

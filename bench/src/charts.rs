@@ -308,15 +308,22 @@ fn lag(report: &Report, dir: &Path) -> anyhow::Result<Option<Chart>> {
         .baselines
         .find("SNS→SQS", 1)
         .map(|r| r.latency.p50_ms);
-    let y_to = lag
-        .runs
-        .iter()
-        .map(|r| r.latency.p99_ms)
-        .chain(raw)
-        .fold(1.0, f64::max)
-        * 1.15;
+    // Log scale: lags run from tens of milliseconds at low rates to the deadline once the
+    // local pipeline falls behind, and the raw round trip must show beside both.
+    let shown = || {
+        lag.runs
+            .iter()
+            .flat_map(|r| [r.latency.p50_ms, r.latency.p99_ms])
+            .chain(raw)
+            .filter(|ms| *ms > 0.0)
+    };
+    let y_from = match shown().fold(f64::INFINITY, f64::min) {
+        least if least.is_finite() => least / 1.5,
+        _ => 1.0,
+    };
+    let y_to = shown().fold(10.0, f64::max) * 1.5;
     let file = "lag.svg";
-    let title = "Projection lag against write rate: p50 (solid), p99 (thin)";
+    let title = "Projection lag against write rate: p50 (solid), p99 (thin), log scale";
     let path = dir.join(file);
     let root = SVGBackend::new(&path, (WIDTH, 540)).into_drawing_area();
     plot(root.fill(&WHITE))?;
@@ -326,7 +333,7 @@ fn lag(report: &Report, dir: &Path) -> anyhow::Result<Option<Chart>> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..x_to, 0f64..y_to),
+            .build_cartesian_2d(0f64..x_to, (y_from..y_to).log_scale()),
     )?;
     plot(
         chart
@@ -338,12 +345,15 @@ fn lag(report: &Report, dir: &Path) -> anyhow::Result<Option<Chart>> {
     for (k, model) in models.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
         let runs: Vec<_> = lag.runs.iter().filter(|r| r.read_model == *model).collect();
+        // A run where no write showed has no lag to draw (and 0 has no place on a log scale).
         let p50: Vec<(f64, f64)> = runs
             .iter()
+            .filter(|r| r.visible > 0)
             .map(|r| (r.target_per_second, r.latency.p50_ms))
             .collect();
         let p99: Vec<(f64, f64)> = runs
             .iter()
+            .filter(|r| r.visible > 0)
             .map(|r| (r.target_per_second, r.latency.p99_ms))
             .collect();
         plot(

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::{Latency, VsBaseline};
 
 /// Everything one run measured.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Report {
     pub meta: Meta,
     pub baselines: Baselines,
@@ -25,7 +25,7 @@ pub struct Report {
 }
 
 /// How and where the run was made.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Meta {
     /// `full` or `smoke`.
     pub mode: String,
@@ -45,7 +45,7 @@ pub struct Meta {
 // 1. Baselines
 
 /// The limits of this machine: raw emulator calls with the same SDK clients.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Baselines {
     /// `GetItem`, `PutItem`, `Query`, `BatchWriteItem`, each at several concurrencies.
     pub dynamodb: Vec<RawOp>,
@@ -54,7 +54,7 @@ pub struct Baselines {
 }
 
 /// One raw operation at one concurrency.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RawOp {
     /// `GetItem`, `PutItem`, `Query`, `BatchWriteItem`, `SNS→SQS`.
     pub op: String,
@@ -91,7 +91,7 @@ impl Baselines {
 // -------------------------------------------------------------------------------------------
 // 2. API
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ApiSection {
     pub users: usize,
     pub articles: usize,
@@ -102,7 +102,7 @@ pub struct ApiSection {
 }
 
 /// One RealWorld endpoint at one concurrency.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EndpointRun {
     /// `GET /api/articles/{slug}` (the OpenAPI path).
     pub endpoint: String,
@@ -119,7 +119,7 @@ pub struct EndpointRun {
 }
 
 /// The mixed workload (mostly reads, some favorites and comments, a few publishes).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MixedRun {
     pub concurrency: usize,
     pub seconds: f64,
@@ -134,13 +134,13 @@ pub struct MixedRun {
 // -------------------------------------------------------------------------------------------
 // 3. Projection lag
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LagSection {
     pub runs: Vec<LagRun>,
 }
 
 /// From a write's response to its visibility in one read model, at one write rate.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LagRun {
     /// `users`, `articles`, `search` or `feed`.
     pub read_model: String,
@@ -161,7 +161,7 @@ pub struct LagRun {
 // -------------------------------------------------------------------------------------------
 // 4. Replay
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ReplaySection {
     /// Events in the log.
     pub events: usize,
@@ -175,7 +175,7 @@ pub struct ReplaySection {
     pub vs: VsBaseline,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ReplayProjection {
     pub projection: String,
     pub applied: u64,
@@ -186,7 +186,7 @@ pub struct ReplayProjection {
 // -------------------------------------------------------------------------------------------
 // 5. Cost
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CostSection {
     /// The public on-demand prices used (us-east-1), stated in the report.
     pub prices: Prices,
@@ -194,7 +194,7 @@ pub struct CostSection {
 }
 
 /// Public on-demand prices, US East (N. Virginia), in dollars.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Prices {
     /// Where and when these were read.
     pub source: String,
@@ -224,7 +224,7 @@ impl Default for Prices {
 
 /// What one API call costs, the whole pipeline included (command or query Lambda, stream
 /// fan-out, SNS, SQS, projectors), averaged over `calls` calls.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CostRow {
     /// `POST /api/articles`...
     pub endpoint: String,
@@ -247,7 +247,7 @@ pub struct CostRow {
 // -------------------------------------------------------------------------------------------
 // 6. Lambda binaries
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LambdaSection {
     /// How the binaries were built (the same way for all, hello-world included).
     pub build: String,
@@ -255,7 +255,7 @@ pub struct LambdaSection {
     pub functions: Vec<BinaryRun>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BinaryRun {
     pub name: String,
     pub size_bytes: u64,
@@ -272,7 +272,7 @@ pub struct BinaryRun {
 // Summary
 
 /// One headline figure.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub what: String,
     pub value: f64,

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A latency distribution in milliseconds (nearest-rank percentiles).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub n: usize,
     pub p50_ms: f64,
@@ -61,7 +61,7 @@ pub fn per_second(count: usize, elapsed: Duration) -> f64 {
 }
 
 /// A figure set beside its baseline from the same run: `ratio = value / baseline`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VsBaseline {
     /// What the baseline is, e.g. `DynamoDB GetItem p50 (c=1)`.
     pub baseline: String,

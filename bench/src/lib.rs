@@ -49,6 +49,28 @@ pub struct Scale {
     pub cost_calls: usize,
     /// Starts of each Lambda binary.
     pub lambda_starts: usize,
+    /// The sections to measure (all of them unless a run asks for fewer).
+    pub sections: Vec<Section>,
+}
+
+/// A part of the run that can be measured alone. The API part holds the API, lag and cost
+/// sections (they share the loaded stack) and needs the baselines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Baselines,
+    Api,
+    Replay,
+    Lambdas,
+}
+
+impl Section {
+    pub const ALL: [Section; 4] = [
+        Section::Baselines,
+        Section::Api,
+        Section::Replay,
+        Section::Lambdas,
+    ];
 }
 
 impl Scale {
@@ -69,6 +91,7 @@ impl Scale {
             replay_events: 100_000,
             cost_calls: 50,
             lambda_starts: 10,
+            sections: Section::ALL.to_vec(),
         }
     }
 
@@ -88,6 +111,7 @@ impl Scale {
             replay_events: 600,
             cost_calls: 2,
             lambda_starts: 1,
+            sections: Section::ALL.to_vec(),
         }
     }
 }
@@ -125,39 +149,62 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
     };
     let endpoints = infra::testkit::emulators().clone();
     let scale = &config.scale;
-
-    step(1, "baselines: raw DynamoDB Local and SNS→SQS calls");
-    report.baselines = baselines::measure(&endpoints, scale)
-        .await
-        .context("measuring the baselines")?;
-    checkpoint(config, &mut report, started)?;
-
-    step(2, "API, projection lag and cost per call on a loaded stack");
-    let stack = api::measure_stack(&endpoints, scale, &report.baselines)
-        .await
-        .context("measuring the API")?;
-    report.api = Some(stack.api);
-    report.lag = Some(stack.lag);
-    report.cost = Some(stack.cost);
-    report.meta.notes.extend(stack.notes);
-    checkpoint(config, &mut report, started)?;
-
-    step(4, "replay of the whole log");
-    report.replay = Some(
-        replay_rate::measure(&endpoints, scale)
-            .await
-            .context("measuring the replay")?,
+    let wanted = |section: Section| scale.sections.contains(&section);
+    anyhow::ensure!(
+        !wanted(Section::Api) || wanted(Section::Baselines),
+        "the API section needs the baselines (its figures are divided by them)"
     );
-    checkpoint(config, &mut report, started)?;
+    let skipped: Vec<String> = Section::ALL
+        .iter()
+        .filter(|s| !wanted(**s))
+        .map(|s| format!("{s:?}").to_lowercase())
+        .collect();
+    if !skipped.is_empty() {
+        report.meta.notes.push(format!(
+            "This run measured only some sections; left out: {}.",
+            skipped.join(", ")
+        ));
+    }
 
-    step(6, "Lambda binaries");
-    report.lambdas = Some(
-        lambdas::measure(config, &endpoints)
+    if wanted(Section::Baselines) {
+        step(1, "baselines: raw DynamoDB Local and SNS→SQS calls");
+        report.baselines = baselines::measure(&endpoints, scale)
             .await
-            .context("measuring the Lambda binaries")?,
-    );
+            .context("measuring the baselines")?;
+        checkpoint(config, &mut report, started)?;
+    }
 
-    checkpoint(config, &mut report, started)?;
+    if wanted(Section::Api) {
+        step(2, "API, projection lag and cost per call on a loaded stack");
+        let stack = api::measure_stack(&endpoints, scale, &report.baselines)
+            .await
+            .context("measuring the API")?;
+        report.api = Some(stack.api);
+        report.lag = Some(stack.lag);
+        report.cost = Some(stack.cost);
+        report.meta.notes.extend(stack.notes);
+        checkpoint(config, &mut report, started)?;
+    }
+
+    if wanted(Section::Replay) {
+        step(4, "replay of the whole log");
+        report.replay = Some(
+            replay_rate::measure(&endpoints, scale)
+                .await
+                .context("measuring the replay")?,
+        );
+        checkpoint(config, &mut report, started)?;
+    }
+
+    if wanted(Section::Lambdas) {
+        step(6, "Lambda binaries");
+        report.lambdas = Some(
+            lambdas::measure(config, &endpoints)
+                .await
+                .context("measuring the Lambda binaries")?,
+        );
+        checkpoint(config, &mut report, started)?;
+    }
     Ok(report)
 }
 
@@ -185,11 +232,24 @@ pub fn write(config: &Config, report: &Report) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", config.out.display()))?;
     let json = serde_json::to_string_pretty(report)?;
     std::fs::write(config.out.join("report.json"), json + "\n")?;
-    let charts = charts::draw(report, &config.out).context("drawing the charts")?;
-    std::fs::write(
-        config.out.join("report.md"),
-        markdown::render(report, &charts),
-    )?;
+    draw(report, &config.out)
+}
+
+/// Redraws `report.md` and the charts of `dir` from its `report.json`, measuring nothing.
+/// The summary is kept as the run wrote it.
+pub fn render(dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = dir.join("report.json");
+    let json =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let report: Report = serde_json::from_str(&json)
+        .with_context(|| format!("{} is not a report of this version", path.display()))?;
+    draw(&report, dir)
+}
+
+/// Writes `report.md` and the charts of `report` into `dir`.
+fn draw(report: &Report, dir: &std::path::Path) -> anyhow::Result<()> {
+    let charts = charts::draw(report, dir).context("drawing the charts")?;
+    std::fs::write(dir.join("report.md"), markdown::render(report, &charts))?;
     Ok(())
 }
 

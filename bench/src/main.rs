@@ -36,6 +36,14 @@ struct Args {
     /// Events in the replayed log (overrides the scale).
     #[arg(long)]
     replay_events: Option<usize>,
+    /// Measure only these sections (comma-separated); `api` (API, lag and cost on one loaded
+    /// stack) needs `baselines` [default: all].
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<bench::Section>,
+    /// Measure nothing: redraw report.md and the charts of the folder given from its
+    /// report.json (after a change to how the report looks).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["smoke", "out", "users", "articles", "replay_events", "only"])]
+    render: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -47,6 +55,11 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(dir) = &args.render {
+        bench::render(dir)?;
+        eprintln!("bench: redrew {}", dir.join("report.md").display());
+        return Ok(());
+    }
     let mut scale = if args.smoke {
         bench::Scale::smoke()
     } else {
@@ -60,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(events) = args.replay_events {
         scale.replay_events = events;
+    }
+    if !args.only.is_empty() {
+        scale.sections = args.only.clone();
     }
     anyhow::ensure!(
         scale.users >= 2 && scale.articles >= 1 && scale.replay_events >= 100,

@@ -5,13 +5,15 @@
 //! pollers, so nothing but the replay works the database), a synthetic valid history written
 //! straight into its events table, every projection rebuilt into a new version, then as many
 //! small items written with `BatchWriteItem` (25 per request, as many requests in flight as
-//! the replay has aggregates in flight). Everything under the prefix is deleted afterwards.
+//! the replay has aggregates in flight). All of it on a DynamoDB Local of its own (see
+//! [`measure`]); moto's topic and queues under the prefix are deleted afterwards.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use common::aws::{Clients, LocalEndpoints};
 use common::config::TableNames;
+use infra::emulators::{DynamoDbLocal, DynamoDbLocalOptions, Storage};
 use replay::bench::rate;
 use replay::{Progress, RebuildOptions, Replay};
 
@@ -22,14 +24,53 @@ use crate::Scale;
 /// How often a progress line is printed while the projections are rebuilt.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// Measures on a DynamoDB Local of its own, started for this section and stopped after it.
+/// DynamoDB Local keeps the stream records of deleted tables, and every write into a table
+/// with a stream looks its stream up among them: behind the API section's 23,000 writes, the
+/// history's `BatchWriteItem`s into the events table kept its one SQLite thread busy for over
+/// 15 minutes before the first replayed event.
 pub async fn measure(endpoints: &LocalEndpoints, scale: &Scale) -> anyhow::Result<ReplaySection> {
-    let clients = Clients::local(endpoints).await;
     let prefix = infra::testkit::unique_prefix("benchreplay");
+    let log = infra::testkit::log_dir().join(format!("{prefix}-dynamodb-local.log"));
+    // Started and stopped on a thread of its own: the emulator dies with the thread that
+    // started it (`PR_SET_PDEATHSIG`), and tokio ends idle blocking threads.
+    let (ready, started) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("bench-replay-dynamodb-local".to_owned())
+        .spawn(move || {
+            match DynamoDbLocal::start(DynamoDbLocalOptions {
+                storage: Storage::InMemory,
+                log_file: Some(log),
+                ..DynamoDbLocalOptions::default()
+            }) {
+                Ok(dynamodb) => {
+                    let _ = ready.send(Ok(dynamodb.endpoint()));
+                    // Until `stop` is dropped.
+                    let _ = stopped.recv();
+                    drop(dynamodb);
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                }
+            }
+        })
+        .context("starting a thread for DynamoDB Local")?;
+    let dynamodb = started
+        .await
+        .context("the DynamoDB Local thread died")?
+        .context("starting DynamoDB Local for the replay")?;
+    let own = LocalEndpoints {
+        dynamodb,
+        moto: endpoints.moto.clone(),
+    };
+    let clients = Clients::local(&own).await;
     infra::resources::provision(&clients, &prefix)
         .await
         .with_context(|| format!("provisioning {prefix}"))?;
     let measured = measure_on(&clients, &prefix, scale).await;
     let cleaned = crate::clean_up(&clients, &prefix).await;
+    drop(stop);
     let section = measured?;
     cleaned.with_context(|| format!("deleting what {prefix} holds"))?;
     Ok(section)

@@ -185,3 +185,48 @@ async fn a_missing_lambda_binary_is_named_with_how_to_build_it() {
     );
     assert!(message.contains("./dev lambdas"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_of_some_sections_measures_those_and_says_which_it_left_out() {
+    let out = std::env::temp_dir().join(format!("conduit-bench-only-{}", uuid::Uuid::new_v4()));
+    let mut scale = Scale::smoke();
+    scale.sections = vec![bench::Section::Replay];
+    let config = Config {
+        mode: "smoke".to_owned(),
+        scale,
+        out: out.clone(),
+        lambda_dir: PathBuf::from("/nonexistent"),
+        lambda_bins: Vec::new(),
+        hello: PathBuf::from("/nonexistent"),
+    };
+    let report = bench::run(&config).await.expect("a replay-only run");
+
+    let replay = report.replay.as_ref().expect("the replay section");
+    assert!(replay.events > 0, "{replay:?}");
+    assert!(report.baselines.dynamodb.is_empty() && report.baselines.sns_to_sqs.is_empty());
+    assert!(report.api.is_none() && report.lag.is_none() && report.cost.is_none());
+    assert!(report.lambdas.is_none());
+    assert!(
+        report
+            .meta
+            .notes
+            .iter()
+            .any(|n| n.contains("left out: baselines, api, lambdas")),
+        "{:?}",
+        report.meta.notes
+    );
+    let markdown = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(markdown.contains("left out: baselines, api, lambdas"));
+    let _ = std::fs::remove_dir_all(&out);
+
+    // The API section divides by the baselines: asking for it alone is refused.
+    let mut scale = Scale::smoke();
+    scale.sections = vec![bench::Section::Api];
+    let refused = bench::run(&Config { scale, ..config })
+        .await
+        .expect_err("the API without its baselines");
+    assert!(
+        refused.to_string().contains("needs the baselines"),
+        "{refused:#}"
+    );
+}

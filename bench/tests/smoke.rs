@@ -165,5 +165,24 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
     // The summary sets its figures beside their baselines.
     assert!(report.summary.len() >= 10, "{:?}", report.summary);
     assert!(markdown.contains("## Summary"));
+
+    // `--render` redraws the same report and charts from report.json alone.
+    for file in [
+        "report.md",
+        "latency.svg",
+        "throughput.svg",
+        "lag.svg",
+        "replay.svg",
+    ] {
+        std::fs::remove_file(out.join(file)).expect(file);
+    }
+    bench::render(&out).expect("redrawing from report.json");
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).expect("the redrawn report.md"),
+        markdown
+    );
+    for chart in ["latency.svg", "throughput.svg", "lag.svg", "replay.svg"] {
+        assert!(out.join(chart).is_file(), "{chart} redrawn");
+    }
     let _ = std::fs::remove_dir_all(&out);
 }

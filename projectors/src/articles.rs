@@ -247,8 +247,8 @@ fn build_error<E: std::fmt::Debug>(error: E) -> ProjectionError {
     ProjectionError::Unavailable(format!("request could not be built: {error:?}"))
 }
 
-fn unavailable<E: std::fmt::Debug>(error: E) -> ProjectionError {
-    ProjectionError::Unavailable(format!("{error:?}"))
+fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
+    ProjectionError::unavailable(error)
 }
 
 fn is_tombstone(item: &Item) -> bool {

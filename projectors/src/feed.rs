@@ -246,8 +246,8 @@ fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn unavailable<E: std::fmt::Debug>(error: E) -> ProjectionError {
-    ProjectionError::Unavailable(format!("{error:?}"))
+fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
+    ProjectionError::unavailable(error)
 }
 
 fn now_millis() -> u64 {

@@ -128,8 +128,27 @@ pub fn parse_message(body: &str) -> Result<StoredEvent, ProjectionError> {
     serde_json::from_str(&inner).map_err(unreadable)
 }
 
-fn unavailable<E: std::fmt::Debug>(error: E) -> ProjectionError {
-    ProjectionError::Unavailable(format!("{error:?}"))
+impl ProjectionError {
+    /// A failed request, told in one line: the error and its sources, not the SDK's debug dump
+    /// of the raw response (headers and body).
+    pub(crate) fn unavailable<E: std::error::Error>(error: E) -> Self {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let told = cause.to_string();
+            // The SDK's wrappers repeat their source's text; say each once.
+            if !text.contains(&told) {
+                text.push_str(": ");
+                text.push_str(&told);
+            }
+            source = cause.source();
+        }
+        Self::Unavailable(text.replace('\n', " "))
+    }
+}
+
+fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
+    ProjectionError::unavailable(error)
 }
 
 impl<P: Projector> ProjectorRuntime<P> {
@@ -524,6 +543,37 @@ mod tests {
             .iter()
             .map(|code| CancellationReason::builder().code(*code).build())
             .collect()
+    }
+
+    #[test]
+    fn a_failed_request_is_told_in_one_line_without_the_raw_response() {
+        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+
+        let cancelled = TransactionCanceledException::builder()
+            .message("Transaction cancelled [None, ConditionalCheckFailed, None]")
+            .set_cancellation_reasons(Some(reasons(&["None", "ConditionalCheckFailed", "None"])))
+            .build();
+        let raw = Response::new(
+            StatusCode::try_from(400).expect("status"),
+            SdkBody::from(r#"{"__type":"TransactionCanceledException","raw-body-marker":1}"#),
+        );
+        let error: SdkError<TransactWriteItemsError, Response> = SdkError::service_error(
+            TransactWriteItemsError::TransactionCanceledException(cancelled),
+            raw,
+        );
+        let ProjectionError::Unavailable(text) = unavailable(error) else {
+            panic!("not an Unavailable");
+        };
+        assert!(
+            text.contains("[None, ConditionalCheckFailed, None]"),
+            "the reasons are told: {text}"
+        );
+        assert!(
+            !text.contains("raw-body-marker") && !text.contains('\n'),
+            "one line, no raw response: {text}"
+        );
     }
 
     #[test]

@@ -213,7 +213,9 @@ async fn apply_run(runtime: &AnyRuntime, run: &[StoredEvent]) -> Result<u64, Rep
                 // A paused fan-out goes on from its saved cursor (progress: not an attempt);
                 // contention passes.
                 if !matches!(error, ProjectionError::Paused(_)) {
-                    tracing::warn!(%error, attempt, "applying a run failed; trying again");
+                    let stream = run.first().map(StoredEvent::stream_key).unwrap_or_default();
+                    let sequence = run.first().map_or(0, |e| e.sequence);
+                    tracing::warn!(%error, %stream, sequence, attempt, "applying a run failed; trying again");
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                     attempt += 1;

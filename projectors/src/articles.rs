@@ -27,7 +27,7 @@ use events::favorite::FavoriteEvent;
 use events::views::{article_bodies, articles, comments, favorites, Item};
 use events::{EventSchema, StoredEvent};
 
-use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
+use crate::runtime::{unavailable, ProjectionError, Projector, ProjectorRuntime};
 
 /// The attributes of the `articles` item the article's own events own; a tombstone has none
 /// of them.
@@ -245,10 +245,6 @@ fn n(value: u64) -> AttributeValue {
 
 fn build_error<E: std::fmt::Debug>(error: E) -> ProjectionError {
     ProjectionError::Unavailable(format!("request could not be built: {error:?}"))
-}
-
-fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
-    ProjectionError::unavailable(error)
 }
 
 fn is_tombstone(item: &Item) -> bool {

@@ -38,7 +38,7 @@ pub async fn write(
             .set_request_items(Some(requests))
             .send()
             .await
-            .map_err(ProjectionError::unavailable)?;
+            .map_err(crate::runtime::unavailable)?;
         requests = output.unprocessed_items.unwrap_or_default();
         requests.retain(|_, pending| !pending.is_empty());
         if requests.is_empty() {

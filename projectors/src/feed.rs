@@ -42,7 +42,7 @@ use events::views::feed_articles::{self, FeedArticle};
 use events::views::{checkpoints, feed_followers, feeds, Item};
 use events::{EventSchema, StoredEvent};
 
-use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
+use crate::runtime::{unavailable, ProjectionError, Projector, ProjectorRuntime};
 
 /// How much one event may do, and how it shares an author with other events.
 #[derive(Clone, Copy, Debug)]
@@ -244,10 +244,6 @@ fn s(value: &str) -> AttributeValue {
 
 fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
-    ProjectionError::unavailable(error)
 }
 
 fn now_millis() -> u64 {

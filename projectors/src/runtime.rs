@@ -128,27 +128,21 @@ pub fn parse_message(body: &str) -> Result<StoredEvent, ProjectionError> {
     serde_json::from_str(&inner).map_err(unreadable)
 }
 
-impl ProjectionError {
-    /// A failed request, told in one line: the error and its sources, not the SDK's debug dump
-    /// of the raw response (headers and body).
-    pub(crate) fn unavailable<E: std::error::Error>(error: E) -> Self {
-        let mut text = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            let told = cause.to_string();
-            // The SDK's wrappers repeat their source's text; say each once.
-            if !text.contains(&told) {
-                text.push_str(": ");
-                text.push_str(&told);
-            }
-            source = cause.source();
+/// A failed request as a [`ProjectionError::Unavailable`], told in one line: the error and its
+/// sources, not the SDK's debug dump of the raw response (headers and body).
+pub(crate) fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let told = cause.to_string();
+        // The SDK's wrappers repeat their source's text; say each once.
+        if !text.contains(&told) {
+            text.push_str(": ");
+            text.push_str(&told);
         }
-        Self::Unavailable(text.replace('\n', " "))
+        source = cause.source();
     }
-}
-
-fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
-    ProjectionError::unavailable(error)
+    ProjectionError::Unavailable(text.replace('\n', " "))
 }
 
 impl<P: Projector> ProjectorRuntime<P> {

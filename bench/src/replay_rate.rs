@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use common::aws::{Clients, LocalEndpoints};
 use common::config::TableNames;
-use infra::emulators::{DynamoDbLocal, DynamoDbLocalOptions, Storage};
+use infra::testkit::OwnDynamoDbLocal;
 use replay::bench::rate;
 use replay::{Progress, RebuildOptions, Replay};
 
@@ -32,36 +32,12 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 pub async fn measure(endpoints: &LocalEndpoints, scale: &Scale) -> anyhow::Result<ReplaySection> {
     let prefix = infra::testkit::unique_prefix("benchreplay");
     let log = infra::testkit::log_dir().join(format!("{prefix}-dynamodb-local.log"));
-    // Started and stopped on a thread of its own: the emulator dies with the thread that
-    // started it (`PR_SET_PDEATHSIG`), and tokio ends idle blocking threads.
-    let (ready, started) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("bench-replay-dynamodb-local".to_owned())
-        .spawn(move || {
-            match DynamoDbLocal::start(DynamoDbLocalOptions {
-                storage: Storage::InMemory,
-                log_file: Some(log),
-                ..DynamoDbLocalOptions::default()
-            }) {
-                Ok(dynamodb) => {
-                    let _ = ready.send(Ok(dynamodb.endpoint()));
-                    // Until `stop` is dropped.
-                    let _ = stopped.recv();
-                    drop(dynamodb);
-                }
-                Err(error) => {
-                    let _ = ready.send(Err(error));
-                }
-            }
-        })
-        .context("starting a thread for DynamoDB Local")?;
-    let dynamodb = started
+    let dynamodb = tokio::task::spawn_blocking(move || OwnDynamoDbLocal::start(log))
         .await
-        .context("the DynamoDB Local thread died")?
+        .context("the task starting DynamoDB Local for the replay failed")?
         .context("starting DynamoDB Local for the replay")?;
     let own = LocalEndpoints {
-        dynamodb,
+        dynamodb: dynamodb.endpoint.clone(),
         moto: endpoints.moto.clone(),
     };
     let clients = Clients::local(&own).await;
@@ -70,7 +46,7 @@ pub async fn measure(endpoints: &LocalEndpoints, scale: &Scale) -> anyhow::Resul
         .with_context(|| format!("provisioning {prefix}"))?;
     let measured = measure_on(&clients, &prefix, scale).await;
     let cleaned = crate::clean_up(&clients, &prefix).await;
-    drop(stop);
+    drop(dynamodb);
     let section = measured?;
     cleaned.with_context(|| format!("deleting what {prefix} holds"))?;
     Ok(section)

@@ -105,24 +105,66 @@ fn keep_alive<T: Send + 'static>(
     name: &str,
     start: impl FnOnce() -> anyhow::Result<(String, T)> + Send + 'static,
 ) -> Result<mpsc::Receiver<anyhow::Result<String>>, String> {
+    let (ready, stop) = on_own_thread(name, start)?;
+    // Never dropped, so the owning thread waits for good.
+    std::mem::forget(stop);
+    Ok(ready)
+}
+
+/// Runs `start` on a new thread that keeps the started emulator until the returned sender is
+/// dropped. The emulator must live on a thread that outlasts it: the kernel kills it
+/// (`PR_SET_PDEATHSIG`) when the thread that spawned it ends, and tokio ends idle blocking
+/// threads.
+fn on_own_thread<T: Send + 'static>(
+    name: &str,
+    start: impl FnOnce() -> anyhow::Result<(String, T)> + Send + 'static,
+) -> Result<(mpsc::Receiver<anyhow::Result<String>>, mpsc::Sender<()>), String> {
     let (tx, rx) = mpsc::channel();
+    let (stop, stopped) = mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || match start() {
             Ok((endpoint, emulator)) => {
                 let _ = tx.send(Ok(endpoint));
-                loop {
-                    std::thread::park();
-                    // Never reached past the loop: the emulator lives as long as the process.
-                    let _ = &emulator;
-                }
+                // Returns once every sender is dropped.
+                let _ = stopped.recv();
+                drop(emulator);
             }
             Err(e) => {
                 let _ = tx.send(Err(e));
             }
         });
     spawned.map_err(|e| format!("cannot spawn thread {name}: {e}"))?;
-    Ok(rx)
+    Ok((rx, stop))
+}
+
+/// An in-memory DynamoDB Local of its own, for work that must not share the process's
+/// emulator; it stops when this is dropped.
+pub struct OwnDynamoDbLocal {
+    pub endpoint: String,
+    _stop: mpsc::Sender<()>,
+}
+
+impl OwnDynamoDbLocal {
+    /// Starts one, logging to `log`. Blocks until it answers.
+    pub fn start(log: PathBuf) -> anyhow::Result<Self> {
+        let (ready, stop) = on_own_thread("conduit-own-dynamodb-local", move || {
+            DynamoDbLocal::start(DynamoDbLocalOptions {
+                storage: Storage::InMemory,
+                log_file: Some(log),
+                ..DynamoDbLocalOptions::default()
+            })
+            .map(|e| (e.endpoint(), e))
+        })
+        .map_err(anyhow::Error::msg)?;
+        let endpoint = ready
+            .recv()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the DynamoDB Local thread died")))?;
+        Ok(Self {
+            endpoint,
+            _stop: stop,
+        })
+    }
 }
 
 /// Where the emulators of test binaries write their logs.

@@ -2,7 +2,7 @@
 //! cloud and the local stack are built from one definition.
 //!
 //! `cargo run -p infra --bin gen-template` writes it to `infra/template.json`;
-//! `--check` fails when the checked-in file is stale, and `infra/tests/template.rs` holds it to
+//! `--check` fails when the checked-in file is stale, and `infra/tests/it/template.rs` holds it to
 //! the definitions, to least privilege, and to `cfn-lint` / `sam validate --lint`.
 //!
 //! Physical names are `${AWS::StackName}-<name>`, so `CONDUIT_TABLE_PREFIX` is

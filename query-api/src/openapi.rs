@@ -2,8 +2,8 @@
 //!
 //! The document is `query-api/openapi.json`, compiled in: the RealWorld contract
 //! (`docs/realworld-openapi.yml`, converted once) plus this project's own endpoints and the
-//! read-your-writes headers. Tests hold it to the contract (`tests/openapi.rs`) and to the
-//! routers (`infra/local-stack/tests/openapi_routes.rs`).
+//! read-your-writes headers. Tests hold it to the contract (`tests/it/openapi.rs`) and to the
+//! routers (`infra/local-stack/tests/it/openapi_routes.rs`).
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;

@@ -2,8 +2,6 @@
 //! apart), comments and favorites under duplicates, reordering, gaps, poison messages,
 //! concurrency and late deliveries.
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -20,14 +18,14 @@ use futures::future::join_all;
 use infra::resources::ARTICLES_PROJECTOR_QUEUE;
 use projectors::runtime::Outcome;
 use projectors::ArticlesProjector;
-use support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
+use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use uuid::Uuid;
 
 const CREATED: &str = "2024-01-01T00:00:00.000Z";
 const EDITED: &str = "2024-01-02T00:00:00.000Z";
 const DELETED: &str = "2024-01-03T00:00:00.000Z";
 
-type Fixture = support::Fixture<ArticlesProjector>;
+type Fixture = crate::support::Fixture<ArticlesProjector>;
 
 async fn fixture(tag: &str) -> Fixture {
     Fixture::new(tag, ArticlesProjector::runtime).await
@@ -146,7 +144,7 @@ impl Fixture {
     }
 
     async fn article_item(&self, article_id: &str) -> Option<Item> {
-        support::get_item(
+        crate::support::get_item(
             &self.clients.dynamodb,
             &self.tables.articles,
             "articleId",
@@ -161,7 +159,7 @@ impl Fixture {
 
     /// The article's item in the `article-bodies` table.
     async fn body(&self, article_id: &str) -> Option<ArticleBodyView> {
-        let item = support::get_item(
+        let item = crate::support::get_item(
             &self.clients.dynamodb,
             &self.tables.article_bodies,
             "articleId",
@@ -511,7 +509,7 @@ async fn a_poison_message_fails_alone_and_the_rest_of_its_batch_is_applied() {
     ];
     let response = f.runtime.handle_sqs(sqs_event(&batch)).await;
     assert_eq!(
-        support::failed(&response),
+        crate::support::failed(&response),
         BTreeSet::from(["poison-1".into(), "poison-2".into(), "poison-3".into()])
     );
     let view = f.article(&id).await.expect("projected");

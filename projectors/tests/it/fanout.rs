@@ -1,7 +1,5 @@
 //! The fan-out against moto: stream records in, filtered SNS messages out, secrets stripped, failures reported.
 
-mod support;
-
 use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
@@ -89,7 +87,7 @@ async fn new_events_reach_the_subscribed_queue_without_secrets() {
     );
 
     // Only the User event passes the users queue's filter policy.
-    let bodies = support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
+    let bodies = crate::support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(
         !bodies[0].contains("SECRET"),

@@ -8,8 +8,6 @@
 //! between deliveries instead of provisioning a fixture per run (provisioning and re-recording
 //! cost more than the few dozen deletes).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
@@ -26,10 +24,10 @@ use infra::resources::FEED_PROJECTOR_QUEUE;
 use projectors::feed::FeedLimits;
 use projectors::runtime::Outcome;
 use projectors::{FeedProjector, ProjectionError, ProjectorRuntime};
-use support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
+use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use uuid::Uuid;
 
-type Fixture = support::Fixture<FeedProjector>;
+type Fixture = crate::support::Fixture<FeedProjector>;
 type Runtime = ProjectorRuntime<FeedProjector>;
 
 const USER: &str = events::user::AGGREGATE_TYPE;
@@ -368,7 +366,7 @@ async fn deliver_batches(runtime: &Runtime, batches: Vec<Vec<(String, String)>>)
             .map(|batch| runtime.handle_sqs(sqs_event(batch))),
     )
     .await;
-    let mut failed: BTreeSet<String> = responses.iter().flat_map(support::failed).collect();
+    let mut failed: BTreeSet<String> = responses.iter().flat_map(crate::support::failed).collect();
     let mut failures = failed.len();
     for _ in 0..20 {
         if failed.is_empty() {
@@ -379,7 +377,7 @@ async fn deliver_batches(runtime: &Runtime, batches: Vec<Vec<(String, String)>>)
             .iter()
             .map(|id| (id.clone(), bodies[id].clone()))
             .collect();
-        failed = support::failed(&runtime.handle_sqs(sqs_event(&again)).await);
+        failed = crate::support::failed(&runtime.handle_sqs(sqs_event(&again)).await);
         failures += failed.len();
     }
     panic!("messages still failing after 20 redeliveries: {failed:?}");
@@ -1692,7 +1690,7 @@ async fn a_poison_message_fails_alone_and_the_rest_of_its_batch_is_applied() {
     ];
     let response = f.runtime.handle_sqs(sqs_event(&batch)).await;
     assert_eq!(
-        support::failed(&response),
+        crate::support::failed(&response),
         BTreeSet::from(["poison-1".into(), "poison-2".into(), "poison-3".into()])
     );
     assert_eq!(snapshot(&f).await.feeds[DAVE], vec!["a1"]);

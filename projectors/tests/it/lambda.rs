@@ -2,8 +2,6 @@
 //! Lambda Runtime API: a DynamoDB stream event and an SQS event (SNS envelopes) in, partial
 //! batch responses out, effects checked on moto and DynamoDB Local.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -115,7 +113,7 @@ async fn the_fan_out_binary_publishes_stream_records_and_reports_the_corrupt_one
     );
 
     // The User event reaches the users projector's queue, without its password hash.
-    let bodies = support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
+    let bodies = crate::support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
     assert_eq!(
         bodies.len(),
         1,
@@ -209,7 +207,7 @@ async fn the_users_projector_binary_applies_the_event_and_reports_the_garbage_me
         "only the garbage message is reported"
     );
 
-    let item = support::get_item(
+    let item = crate::support::get_item(
         &clients.dynamodb,
         &format!("{prefix}users"),
         USER_ID,
@@ -299,7 +297,7 @@ async fn the_articles_projector_binary_applies_the_events_and_reports_the_garbag
         "only the garbage message is reported"
     );
 
-    let item = support::get_item(
+    let item = crate::support::get_item(
         &clients.dynamodb,
         &format!("{prefix}articles"),
         "articleId",
@@ -310,7 +308,7 @@ async fn the_articles_projector_binary_applies_the_events_and_reports_the_garbag
     let view = ArticleView::from_item(&item).expect("an article view");
     assert_eq!(view.slug, format!("s-{article_id}"));
     assert_eq!(view.favorites_count, 1);
-    let body = support::get_item(
+    let body = crate::support::get_item(
         &clients.dynamodb,
         &format!("{prefix}article-bodies"),
         "articleId",
@@ -400,7 +398,7 @@ async fn the_search_projector_binary_opens_its_index_and_moves_the_checkpoint() 
         json!({"batchItemFailures": [{"itemIdentifier": garbage_id}]}),
         "only the garbage message is reported"
     );
-    let checkpoint = support::get_item(
+    let checkpoint = crate::support::get_item(
         &clients.dynamodb,
         &format!("{prefix}checkpoints"),
         checkpoints::PK,

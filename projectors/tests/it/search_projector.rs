@@ -1,20 +1,18 @@
 //! The search projector with an in-RAM embedded index, checkpoints and events in DynamoDB Local:
 //! publish, edit and delete reach the index once each, whatever the delivery.
 
-mod support;
-
 use events::article::ArticleEvent;
 use events::StoredEvent;
 use projectors::runtime::Outcome;
 use projectors::{Projector, SearchProjector};
 use search::{ArticleQuery, EmbeddedIndex, SearchIndex};
-use support::{messages, sqs_event};
+use crate::support::{messages, sqs_event};
 use uuid::Uuid;
 
 const CREATED: &str = "2024-01-01T00:00:00.000Z";
 const EDITED: &str = "2024-01-02T00:00:00.000Z";
 
-type Fixture = support::Fixture<SearchProjector>;
+type Fixture = crate::support::Fixture<SearchProjector>;
 
 async fn fixture(tag: &str) -> Fixture {
     let index = SearchIndex::Embedded(EmbeddedIndex::in_ram().expect("in-RAM index"));

@@ -1,7 +1,5 @@
 //! The users projector against DynamoDB Local and moto: duplicates, reordering, gaps, poison messages.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -11,10 +9,10 @@ use events::{Metadata, Repository, StoredEvent};
 use infra::resources::USERS_PROJECTOR_QUEUE;
 use projectors::runtime::Outcome;
 use projectors::UsersProjector;
-use support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
+use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use uuid::Uuid;
 
-type Fixture = support::Fixture<UsersProjector>;
+type Fixture = crate::support::Fixture<UsersProjector>;
 
 async fn fixture(tag: &str) -> Fixture {
     Fixture::new(tag, UsersProjector::runtime).await
@@ -63,7 +61,7 @@ impl Fixture {
     }
 
     async fn view(&self, user_id: &str) -> Option<(UserView, BTreeSet<String>)> {
-        let item = support::get_item(
+        let item = crate::support::get_item(
             &self.clients.dynamodb,
             &self.tables.users,
             "userId",
@@ -198,7 +196,7 @@ async fn a_poison_message_fails_alone_and_the_rest_of_its_batch_is_applied() {
     ];
     let response = f.runtime.handle_sqs(sqs_event(&batch)).await;
     assert_eq!(
-        support::failed(&response),
+        crate::support::failed(&response),
         BTreeSet::from(["poison-1".to_owned(), "poison-2".to_owned()])
     );
     let (view, _) = f.view(&id).await.expect("projected");

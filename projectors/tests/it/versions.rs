@@ -1,7 +1,5 @@
 //! Live projection follows the projection registry: batches go to the active version, come back whole while a replay freezes the projection or switches versions under them.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +13,9 @@ use projectors::versions::{now_ms, RuntimeFactory, FROZEN_UNTIL};
 use projectors::{
     ProjectionError, Projector, ProjectorRuntime, UsersProjector, VersionedProjector,
 };
-use support::{failed, messages, sqs_event};
+use crate::support::{failed, messages, sqs_event};
 
-type Fixture = support::Fixture<UsersProjector>;
+type Fixture = crate::support::Fixture<UsersProjector>;
 
 async fn fixture(tag: &str) -> Fixture {
     let fixture = Fixture::new(tag, UsersProjector::runtime).await;
@@ -59,7 +57,7 @@ impl Fixture {
 
     async fn last_seq(&self, version: u32, user_id: &str) -> Option<u64> {
         let tables = self.tables.at_version(Projection::Users, version);
-        support::get_item(
+        crate::support::get_item(
             &self.clients.dynamodb,
             &tables.checkpoints,
             checkpoints::PK,
@@ -71,7 +69,7 @@ impl Fixture {
 
     async fn user(&self, version: u32, user_id: &str) -> Option<events::views::Item> {
         let tables = self.tables.at_version(Projection::Users, version);
-        support::get_item(
+        crate::support::get_item(
             &self.clients.dynamodb,
             &tables.users,
             users::USER_ID,

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 /// What `GET /api/openapi.json` serves (the same file `query-api/src/openapi.rs` compiles in).
-const SERVED: &str = include_str!("../openapi.json");
+const SERVED: &str = include_str!("../../openapi.json");
 /// The vendored RealWorld contract.
-const CONTRACT: &str = include_str!("../../docs/realworld-openapi.yml");
+const CONTRACT: &str = include_str!("../../../docs/realworld-openapi.yml");
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",

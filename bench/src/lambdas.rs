@@ -29,6 +29,9 @@ use crate::Config;
 
 /// Bound on a cold start and on the one invocation.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// The file in the Lambda folder where `./dev` writes the `cargo lambda build` command it ran.
+const BUILD_NOTE: &str = "BUILD";
+
 /// The name the hello-world baseline goes by.
 pub const HELLO: &str = "hello-lambda";
 /// `JWT_SECRET` of the API functions (the local stack's kind of secret: long enough).
@@ -207,6 +210,18 @@ fn describe_response(response: &Value) -> String {
 /// workspace's release profile; says so when the hello-world baseline is not the cargo lambda
 /// build beside them.
 fn build_description(config: &Config) -> String {
+    // `./dev test` builds them in the dev profile (and says so in this file) to check the
+    // artifacts quickly; those figures are not the release build's.
+    let dev_build = std::fs::read_to_string(config.lambda_dir.join(BUILD_NOTE))
+        .is_ok_and(|note| note.split_whitespace().all(|word| word != "--release"));
+    if dev_build {
+        return format!(
+            "cargo lambda build --locked (dev profile, unoptimized: sizes, start-up and memory \
+             are not the release build's): x86_64 Linux, linked by zig for the glibc of \
+             provided.al2023, from {}",
+            config.lambda_dir.display()
+        );
+    }
     let profile = release_profile(WORKSPACE_MANIFEST);
     let mut text = format!(
         "cargo lambda build --release --locked: x86_64 Linux, linked by zig for the glibc of \

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use events::article::ArticleEvent;
@@ -18,7 +19,6 @@ use futures::future::join_all;
 use infra::resources::ARTICLES_PROJECTOR_QUEUE;
 use projectors::runtime::Outcome;
 use projectors::ArticlesProjector;
-use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use uuid::Uuid;
 
 const CREATED: &str = "2024-01-01T00:00:00.000Z";

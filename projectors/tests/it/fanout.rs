@@ -87,7 +87,8 @@ async fn new_events_reach_the_subscribed_queue_without_secrets() {
     );
 
     // Only the User event passes the users queue's filter policy.
-    let bodies = crate::support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
+    let bodies =
+        crate::support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(
         !bodies[0].contains("SECRET"),

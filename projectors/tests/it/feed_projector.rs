@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use events::article::ArticleEvent;
 use events::user::UserEvent;
@@ -24,7 +25,6 @@ use infra::resources::FEED_PROJECTOR_QUEUE;
 use projectors::feed::FeedLimits;
 use projectors::runtime::Outcome;
 use projectors::{FeedProjector, ProjectionError, ProjectorRuntime};
-use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use uuid::Uuid;
 
 type Fixture = crate::support::Fixture<FeedProjector>;

@@ -113,7 +113,8 @@ async fn the_fan_out_binary_publishes_stream_records_and_reports_the_corrupt_one
     );
 
     // The User event reaches the users projector's queue, without its password hash.
-    let bodies = crate::support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
+    let bodies =
+        crate::support::receive_bodies(&clients.sqs, &queue.url, Duration::from_secs(20)).await;
     assert_eq!(
         bodies.len(),
         1,

@@ -1,12 +1,12 @@
 //! The search projector with an in-RAM embedded index, checkpoints and events in DynamoDB Local:
 //! publish, edit and delete reach the index once each, whatever the delivery.
 
+use crate::support::{messages, sqs_event};
 use events::article::ArticleEvent;
 use events::StoredEvent;
 use projectors::runtime::Outcome;
 use projectors::{Projector, SearchProjector};
 use search::{ArticleQuery, EmbeddedIndex, SearchIndex};
-use crate::support::{messages, sqs_event};
 use uuid::Uuid;
 
 const CREATED: &str = "2024-01-01T00:00:00.000Z";

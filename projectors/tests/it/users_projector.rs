@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use aws_sdk_dynamodb::types::AttributeValue;
 use events::user::{Email, User, UserCommand, UserUpdate, Username};
 use events::views::users::UserView;
@@ -9,7 +10,6 @@ use events::{Metadata, Repository, StoredEvent};
 use infra::resources::USERS_PROJECTOR_QUEUE;
 use projectors::runtime::Outcome;
 use projectors::UsersProjector;
-use crate::support::{messages, sns_body, sqs_event, GARBAGE_NOTIFICATION};
 use uuid::Uuid;
 
 type Fixture = crate::support::Fixture<UsersProjector>;

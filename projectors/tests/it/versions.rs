@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{failed, messages, sqs_event};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use common::config::TableNames;
 use common::projections::{registry, Projection};
@@ -13,7 +14,6 @@ use projectors::versions::{now_ms, RuntimeFactory, FROZEN_UNTIL};
 use projectors::{
     ProjectionError, Projector, ProjectorRuntime, UsersProjector, VersionedProjector,
 };
-use crate::support::{failed, messages, sqs_event};
 
 type Fixture = crate::support::Fixture<UsersProjector>;
 

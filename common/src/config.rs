@@ -131,9 +131,41 @@ pub fn optional(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// A wait in whole milliseconds from variable `name`: `default` when unset, clamped to `max`.
+pub fn wait_from_env(
+    name: &'static str,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    match optional(name) {
+        None => Ok(default),
+        Some(raw) => parse_wait(&raw, max).ok_or_else(|| ConfigError::Invalid {
+            name,
+            reason: "must be a whole number of milliseconds".into(),
+        }),
+    }
+}
+
+/// `raw` as whole milliseconds, clamped to `max`; `None` if it is not a whole number.
+pub fn parse_wait(raw: &str, max: Duration) -> Option<Duration> {
+    let millis: u64 = raw.trim().parse().ok()?;
+    Some(Duration::from_millis(millis).min(max))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_is_whole_milliseconds_clamped_to_its_maximum() {
+        let max = Duration::from_secs(10);
+        assert_eq!(parse_wait("1500", max), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_wait(" 0 ", max), Some(Duration::ZERO));
+        assert_eq!(parse_wait("999999", max), Some(max));
+        for bad in ["-1", "1.5", "soon", ""] {
+            assert_eq!(parse_wait(bad, max), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn table_names_share_the_prefix() {

@@ -151,6 +151,23 @@ fn shape_error(text: &str) -> String {
         .unwrap_or_else(|| text.to_owned())
 }
 
+/// An error and its sources in one line, each text said once: what a log line or an error
+/// message carries, never the SDK's debug dump of the raw response (headers and body).
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let told = cause.to_string();
+        // The SDK's wrappers repeat their source's text.
+        if !text.contains(&told) {
+            text.push_str(": ");
+            text.push_str(&told);
+        }
+        source = cause.source();
+    }
+    text.replace('\n', " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! Shared plumbing of the services: configuration, AWS clients, JWT, telemetry and the HTTP error type.
+//! Shared plumbing of the services: configuration, AWS clients, JWT, telemetry, the HTTP error type and the projections' positions.
 
+pub mod applied;
 pub mod auth;
 pub mod aws;
 pub mod config;

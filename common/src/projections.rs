@@ -81,6 +81,19 @@ impl Projection {
         }
     }
 
+    /// The projections a write that appended events of `aggregate_type` waits for before it
+    /// answers: every one that applies them, but the feed for `Article` events. The writer's
+    /// own next reads show those read models (a follow, a `User` event, puts the author's
+    /// articles into the follower's own feed: a copy bounded by one author's articles). An
+    /// article's feed effect is a fan-out into every follower's feed (10,000 puts for an author
+    /// with 10,000 followers): other users' feeds follow once it is done.
+    pub fn awaited_by_writes_of(aggregate_type: &str) -> impl Iterator<Item = Projection> + '_ {
+        Projection::ALL.into_iter().filter(move |projection| {
+            projection.accepts(aggregate_type)
+                && !(*projection == Projection::Feed && aggregate_type == "Article")
+        })
+    }
+
     /// The key of this projection's registry item in the base checkpoints table.
     pub fn registry_key(self) -> String {
         format!("projection#{}", self.name())
@@ -103,6 +116,21 @@ impl FromStr for Projection {
             .ok_or_else(|| {
                 format!("unknown projection {s:?}: expected one of users, articles, feed, search")
             })
+    }
+}
+
+/// The checkpoints a projector keeps, one item per aggregate stream it applies, in the
+/// checkpoints table of the projection's version (where the registry items live too).
+pub mod checkpoints {
+    /// The key attribute: [`key`] for a stream's checkpoint, `projection#<name>` for a registry
+    /// item.
+    pub const PK: &str = "pk";
+    /// The last sequence of the stream the projector has applied.
+    pub const LAST_SEQ: &str = "lastSeq";
+
+    /// The checkpoint key of `projector` for one aggregate stream.
+    pub fn key(projector: &str, stream_key: &str) -> String {
+        format!("{projector}#{stream_key}")
     }
 }
 
@@ -225,11 +253,19 @@ pub async fn read_registry_item(
     let output = client
         .get_item()
         .table_name(base_checkpoints_table)
-        .key("pk", AttributeValue::S(projection.registry_key()))
+        .key(
+            checkpoints::PK,
+            AttributeValue::S(projection.registry_key()),
+        )
         .consistent_read(true)
         .send()
         .await
-        .map_err(|e| format!("reading the version of projection {projection}: {e:?}"))?;
+        .map_err(|e| {
+            format!(
+                "reading the version of projection {projection}: {}",
+                crate::error::one_line(&e)
+            )
+        })?;
     Ok(output.item.unwrap_or_default())
 }
 
@@ -348,9 +384,12 @@ impl ActiveVersions {
 pub const POSITION_HEADER: &str = "conduit-position";
 /// The request header with the position(s) a read must reflect (comma-separated).
 pub const MIN_POSITION_HEADER: &str = "conduit-min-position";
-/// The response header that says whether a read reflects the positions it was asked for:
-/// `current` or `stale` (the wait bound passed first).
+/// The response header that says whether a read reflects the positions it was asked for
+/// (`current`, or `stale`: the wait bound passed first), and whether the read models had
+/// applied a write when it answered (`current`, `behind`, or `unchecked`: nothing waited).
 pub const CONSISTENCY_HEADER: &str = "conduit-consistency";
+/// The response header of a write answered `behind`: the projections still behind, comma-separated.
+pub const BEHIND_HEADER: &str = "conduit-behind";
 
 /// A point in one aggregate's stream: `<AggregateType>#<aggregateId>@<sequence>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -68,15 +68,7 @@ pub mod follows {
 }
 
 /// The `checkpoints` table: the last sequence each projector applied per aggregate.
-pub mod checkpoints {
-    pub const PK: &str = "pk";
-    pub const LAST_SEQ: &str = "lastSeq";
-
-    /// The checkpoint key of `projector` for one aggregate stream.
-    pub fn key(projector: &str, stream_key: &str) -> String {
-        format!("{projector}#{stream_key}")
-    }
-}
+pub use common::projections::checkpoints;
 
 /// Reads a list-of-strings attribute (absent gives an empty list).
 pub fn text_list(item: &Item, name: &str) -> Vec<String> {

@@ -131,18 +131,7 @@ pub fn parse_message(body: &str) -> Result<StoredEvent, ProjectionError> {
 /// A failed request as a [`ProjectionError::Unavailable`], told in one line: the error and its
 /// sources, not the SDK's debug dump of the raw response (headers and body).
 pub(crate) fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let told = cause.to_string();
-        // The SDK's wrappers repeat their source's text; say each once.
-        if !text.contains(&told) {
-            text.push_str(": ");
-            text.push_str(&told);
-        }
-        source = cause.source();
-    }
-    ProjectionError::Unavailable(text.replace('\n', " "))
+    ProjectionError::Unavailable(common::error::one_line(&error))
 }
 
 impl<P: Projector> ProjectorRuntime<P> {

@@ -8,7 +8,8 @@
 //! applies the position's aggregate type, the read waits until that projection's checkpoint of
 //! the stream (`<projection>#<AggregateType>#<id>` in the checkpoints table of its active
 //! version, attribute `lastSeq`, read strongly consistently) has reached the sequence, polling
-//! every 10 ms, doubling to 100 ms. Then it answers as usual, with
+//! every 10 ms, doubling to 100 ms ([`Applied`], the same wait a write makes before it
+//! answers). Then it answers as usual, with
 //! `conduit-consistency: current`; once the bound has passed, it answers with what it has and
 //! `conduit-consistency: stale`. A position no projection of the route applies is trivially
 //! current. Without the header nothing waits and no `conduit-consistency` is sent; a header
@@ -20,7 +21,6 @@
 //! global secondary index, never strongly consistent on AWS, may still trail by the index's
 //! own lag there; DynamoDB Local has none.)
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -29,38 +29,19 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use common::config::{optional, ConfigError};
+use common::applied::Applied;
+use common::config::{wait_from_env, ConfigError};
 use common::error::ApiError;
-use common::projections::{
-    ActiveVersions, Position, Projection, CONSISTENCY_HEADER, MIN_POSITION_HEADER,
-};
-use events::views::checkpoints;
-use tokio::time::Instant;
-
-use crate::readers::Readers;
+use common::projections::{Position, Projection, CONSISTENCY_HEADER, MIN_POSITION_HEADER};
 
 /// How long a read waits for its positions when `CONDUIT_READ_WAIT_MS` is not set.
 pub const DEFAULT_READ_WAIT: Duration = Duration::from_millis(3_000);
 /// The longest wait `CONDUIT_READ_WAIT_MS` may ask for (well inside the Lambda's 10 s).
 pub const MAX_READ_WAIT: Duration = Duration::from_millis(10_000);
-/// The first pause between two looks at the checkpoints; it doubles up to [`MAX_POLL`].
-const FIRST_POLL: Duration = Duration::from_millis(10);
-const MAX_POLL: Duration = Duration::from_millis(100);
 
 /// Reads `CONDUIT_READ_WAIT_MS`: a whole number of milliseconds, clamped to 0..=10000.
 pub fn read_wait_from_env() -> Result<Duration, ConfigError> {
-    match optional("CONDUIT_READ_WAIT_MS") {
-        None => Ok(DEFAULT_READ_WAIT),
-        Some(raw) => parse_read_wait(&raw).ok_or_else(|| ConfigError::Invalid {
-            name: "CONDUIT_READ_WAIT_MS",
-            reason: "must be a whole number of milliseconds".into(),
-        }),
-    }
-}
-
-fn parse_read_wait(raw: &str) -> Option<Duration> {
-    let millis: u64 = raw.trim().parse().ok()?;
-    Some(Duration::from_millis(millis).min(MAX_READ_WAIT))
+    wait_from_env("CONDUIT_READ_WAIT_MS", DEFAULT_READ_WAIT, MAX_READ_WAIT)
 }
 
 /// The positions of a request's `conduit-min-position` header(s); `None` without one.
@@ -119,8 +100,7 @@ impl Reads {
 /// What the middleware needs: where the checkpoints are, how long to wait, what the route reads.
 #[derive(Clone, Debug)]
 pub struct ReadWait {
-    pub readers: Readers,
-    pub active: ActiveVersions,
+    pub applied: Applied,
     pub bound: Duration,
     pub reads: Reads,
 }
@@ -172,71 +152,24 @@ pub async fn wait_for_positions(
     response
 }
 
-/// One checkpoint to wait for: table, key, the sequence it must reach.
-type Awaited = (String, String, u64);
-
 impl ReadWait {
     /// Waits until every projection of `projections` that applies a position's aggregate type
     /// has applied that position, or the bound passes.
-    #[tracing::instrument(skip_all, fields(positions = positions.len()))]
     pub async fn until_applied(
         &self,
         positions: &[Position],
         projections: &[Projection],
     ) -> Result<Consistency, ApiError> {
-        let deadline = Instant::now() + self.bound;
-        let mut pending = self.checkpoints(positions, projections).await?;
-        let mut pause = FIRST_POLL;
-        loop {
-            let looks = pending
-                .iter()
-                .map(|(table, key, _)| self.readers.applied_through(table, key));
-            let applied = futures::future::try_join_all(looks).await?;
-            let mut applied = applied.into_iter();
-            pending.retain(|(_, _, sequence)| applied.next().is_none_or(|seq| seq < *sequence));
-            if pending.is_empty() {
-                return Ok(Consistency::Current);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                tracing::info!(pending = pending.len(), bound = ?self.bound, "read is stale");
-                return Ok(Consistency::Stale);
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(MAX_POLL);
+        let behind = self
+            .applied
+            .wait(positions, projections, self.bound)
+            .await
+            .map_err(ApiError::Unavailable)?;
+        if behind.is_empty() {
+            return Ok(Consistency::Current);
         }
-    }
-
-    /// The checkpoints to wait for, one per (stream, projection) with its highest sequence.
-    async fn checkpoints(
-        &self,
-        positions: &[Position],
-        projections: &[Projection],
-    ) -> Result<Vec<Awaited>, ApiError> {
-        let mut wanted: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for projection in projections {
-            let applies: Vec<&Position> = positions
-                .iter()
-                .filter(|p| projection.accepts(&p.aggregate_type))
-                .collect();
-            if applies.is_empty() {
-                continue;
-            }
-            let table = self
-                .active
-                .checkpoints_table(*projection)
-                .await
-                .map_err(ApiError::Unavailable)?;
-            for position in applies {
-                let key = checkpoints::key(projection.name(), &position.stream_key());
-                let sequence = wanted.entry((table.clone(), key)).or_default();
-                *sequence = (*sequence).max(position.sequence);
-            }
-        }
-        Ok(wanted
-            .into_iter()
-            .map(|((table, key), sequence)| (table, key, sequence))
-            .collect())
+        tracing::info!(?behind, bound = ?self.bound, "read is stale");
+        Ok(Consistency::Stale)
     }
 }
 
@@ -296,16 +229,6 @@ mod tests {
             HeaderValue::from_bytes(b"User#u\xff@1").expect("opaque bytes"),
         );
         assert_eq!(min_positions(&binary), Err("is not text".to_owned()));
-    }
-
-    #[test]
-    fn the_bound_is_whole_milliseconds_clamped_to_ten_seconds() {
-        assert_eq!(parse_read_wait("1500"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_read_wait("0"), Some(Duration::ZERO));
-        assert_eq!(parse_read_wait("999999"), Some(MAX_READ_WAIT));
-        assert_eq!(parse_read_wait("-1"), None);
-        assert_eq!(parse_read_wait("1.5"), None);
-        assert_eq!(parse_read_wait("soon"), None);
     }
 
     #[test]

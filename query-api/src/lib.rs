@@ -20,6 +20,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
+use common::applied::Applied;
 use common::aws::Clients;
 use common::config::{self, ConfigError, JwtSettings, TableNames};
 use common::error::ApiError;
@@ -133,8 +134,7 @@ impl AppState {
     /// What the read-your-writes middleware of a route reading `reads` needs.
     fn read_wait(&self, reads: Reads) -> ReadWait {
         ReadWait {
-            readers: self.readers.clone(),
-            active: self.active.clone(),
+            applied: Applied::new(self.readers.client().clone(), self.active.clone()),
             bound: self.read_wait,
             reads,
         }

@@ -17,7 +17,7 @@ use events::views::comments::{self, CommentView};
 use events::views::feed_articles::{self, FeedArticle};
 use events::views::feeds::{self, FeedEntry};
 use events::views::users::{self, UserView};
-use events::views::{checkpoints, favorites, follows, number, text, Item};
+use events::views::{favorites, follows, number, text, Item};
 
 pub use batch::{BatchKey, MAX_BATCH_KEYS};
 pub use pages::PageQuery;
@@ -73,6 +73,9 @@ pub struct Found {
     pub favorited: HashSet<String>,
     /// Live feed articles by article id (items whose deletion is under way are left out).
     pub feed_articles: HashMap<String, FeedArticle>,
+    /// The article ids (of those asked) whose articles item is a tombstone: deleted, whatever
+    /// the other read models still show.
+    pub deleted: HashSet<String>,
 }
 
 /// One page of a feed: how many entries the feed holds, and the entries of the page.
@@ -84,6 +87,11 @@ pub struct FeedPage {
 }
 
 impl Readers {
+    /// The DynamoDB client every read goes through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
     }
@@ -100,28 +108,6 @@ impl Readers {
     /// The table names this reader reads.
     pub fn tables(&self) -> &TableNames {
         &self.tables
-    }
-
-    /// The last sequence a projector applied of one stream: the `lastSeq` of checkpoint item
-    /// `key` in `table` (0 when there is none), read strongly consistently, since the caller
-    /// then reads what that checkpoint vouches for.
-    #[tracing::instrument(skip(self))]
-    pub async fn applied_through(&self, table: &str, key: &str) -> Result<u64, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key(checkpoints::PK, s(key))
-            .projection_expression("#l")
-            .expression_attribute_names("#l", checkpoints::LAST_SEQ)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output
-            .item()
-            .and_then(|item| number(item, checkpoints::LAST_SEQ))
-            .unwrap_or(0))
     }
 
     /// One aggregate's events `from..=to`, strongly consistent: the one read of the event log
@@ -482,6 +468,9 @@ impl Readers {
                 if table == tables.articles {
                     if let Some(id) = text(item, articles::ARTICLE_ID) {
                         let count = number(item, articles::FAVORITES_COUNT).unwrap_or(0);
+                        if item.contains_key(articles::DELETED) {
+                            found.deleted.insert(id.clone());
+                        }
                         found.favorites_counts.insert(id, count);
                     }
                     if let Some(article) = ArticleView::from_item(item) {

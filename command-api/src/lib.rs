@@ -9,6 +9,7 @@ mod favorites;
 mod password;
 mod profiles;
 mod users;
+pub mod write_wait;
 mod written;
 
 use axum::extract::FromRef;
@@ -16,10 +17,14 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
+use common::applied::Applied;
 use common::aws::Clients;
 use common::config::{self, ConfigError, JwtSettings, TableNames};
 use common::jwt::JwtKeys;
+use common::projections::{ActiveVersions, DEFAULT_VERSION_TTL};
 use events::{EventStore, Repository, Tables};
+use std::time::Duration;
+use write_wait::WriteWait;
 
 pub use favorite_counts::{FavoriteCounts, Snapshot};
 pub use password::Passwords;
@@ -32,6 +37,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// The articles projection's favorite counts: the write side's one read-model read.
     pub favorite_counts: FavoriteCounts,
+    /// The wait before a write answers (see [`write_wait`]).
+    pub write_wait: WriteWait,
 }
 
 impl FromRef<AppState> for JwtKeys {
@@ -49,21 +56,43 @@ impl AppState {
                 uniques: tables.uniques.clone(),
             },
         );
+        let active = ActiveVersions::new(
+            clients.dynamodb.clone(),
+            tables.clone(),
+            DEFAULT_VERSION_TTL,
+        );
         Self {
             repository: Repository::new(store),
             keys: JwtKeys::new(jwt),
             passwords: Passwords,
             favorite_counts: FavoriteCounts::new(clients.dynamodb.clone(), tables),
+            write_wait: WriteWait {
+                applied: Applied::new(clients.dynamodb.clone(), active),
+                bound: write_wait::DEFAULT_WRITE_WAIT,
+            },
         }
     }
 
-    /// Reads `CONDUIT_TABLE_PREFIX`, `JWT_SECRET` and `JWT_TTL_SECONDS`.
+    /// The same state with another bound on the wait before a write answers (0: no wait).
+    pub fn with_write_wait(self, bound: Duration) -> Self {
+        Self {
+            write_wait: WriteWait {
+                bound,
+                ..self.write_wait
+            },
+            ..self
+        }
+    }
+
+    /// Reads `CONDUIT_TABLE_PREFIX`, `JWT_SECRET`, `JWT_TTL_SECONDS` and
+    /// `CONDUIT_WRITE_WAIT_MS` (see [`write_wait`]).
     pub fn from_env(clients: &Clients) -> Result<Self, ConfigError> {
         Ok(Self::new(
             clients,
             &config::table_names_from_env()?,
             &JwtSettings::from_env()?,
-        ))
+        )
+        .with_write_wait(write_wait::write_wait_from_env()?))
     }
 }
 
@@ -125,10 +154,15 @@ pub fn operations() -> Vec<(Method, &'static str)> {
 
 /// Every write route of the API, under `/api`. Routes of one path merge into one method router.
 pub fn router(state: AppState) -> Router {
+    let wait = state.write_wait.clone();
     routes()
         .into_iter()
         .fold(Router::new(), |router, route| {
             router.route(route.path, route.handler)
         })
+        .route_layer(axum::middleware::from_fn_with_state(
+            wait,
+            write_wait::wait_for_projections,
+        ))
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! The answer of a successful write: its response plus the `conduit-position` header naming the
-//! last event of the aggregate it wrote, so that a later read can ask to reflect it.
+//! last event of the aggregate it wrote, so that a later read can ask to reflect it (and the
+//! position itself in the response's extensions, for the wait before the answer).
 
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -40,15 +41,17 @@ pub fn position(aggregate_type: &str, aggregate_id: &str, sequence: u64) -> Opti
 impl<R: IntoResponse> IntoResponse for Written<R> {
     fn into_response(self) -> Response {
         let mut response = self.response.into_response();
+        let Some(position) = self.position else {
+            return response;
+        };
         // Aggregate types and ids are ASCII (ids are UUIDs or made of them), so the value is
         // always a valid header; a position that is not is left out rather than failing a
         // write that has already happened.
-        if let Some(value) = self
-            .position
-            .and_then(|p| HeaderValue::from_str(&p.to_string()).ok())
-        {
+        if let Ok(value) = HeaderValue::from_str(&position.to_string()) {
             response.headers_mut().insert(POSITION_HEADER, value);
         }
+        // For the wait before the answer (crate::write_wait).
+        response.extensions_mut().insert(position);
         response
     }
 }

@@ -128,8 +128,9 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
                 "dynamodb:PutItem",
             ],
         },
-        // The one read of a read model on the write side: a favorite's response counts the
-        // caller's own change by reading the count and its checkpoint in one TransactGetItems.
+        // The write side's reads of read models: a favorite's response counts the caller's
+        // own change by reading the count and its checkpoint in one TransactGetItems, and a
+        // write waits for the checkpoints of its stream before it answers (write_wait).
         TableAccess {
             table: &ARTICLES,
             indexes: &[],
@@ -1041,10 +1042,13 @@ fn http_api() -> Value {
                     "authorization",
                     "content-type",
                     common::projections::MIN_POSITION_HEADER,
+                    "prefer",
                 ],
                 "ExposeHeaders": [
                     common::projections::POSITION_HEADER,
                     common::projections::CONSISTENCY_HEADER,
+                    common::projections::BEHIND_HEADER,
+                    "preference-applied",
                     "conduit-next-cursor",
                 ],
                 "MaxAge": 600,

@@ -11,7 +11,9 @@
 //! the default page of 20 is one `BatchGetItem`; a page of 100 may take up to 5.
 //!
 //! An entry whose feed article is missing or being deleted is left out: its removal from the
-//! feed is under way. `articlesCount` counts the entries.
+//! feed is under way. So is one whose `articles` item is already a tombstone: a delete answers
+//! once the articles projection has applied it, and the feed projector's removal of the
+//! entries from every follower's feed may take longer. `articlesCount` counts the entries.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -83,6 +85,7 @@ pub async fn feed(
     let listed: Vec<ArticleView> = page
         .entries
         .iter()
+        .filter(|entry| !found.deleted.contains(&entry.article_id))
         .filter_map(|entry| feed_articles.remove(&entry.article_id))
         .map(|article| as_listed(article, &found))
         .collect();

@@ -42,12 +42,15 @@ pub fn cors() -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static(common::projections::MIN_POSITION_HEADER),
+            command_api::write_wait::PREFER,
         ])
         // Read-your-writes: a browser client must see the position a write answers with, and
         // whether a read reflects it; views page with a cursor header.
         .expose_headers([
             header::HeaderName::from_static(common::projections::POSITION_HEADER),
             header::HeaderName::from_static(common::projections::CONSISTENCY_HEADER),
+            header::HeaderName::from_static(common::projections::BEHIND_HEADER),
+            command_api::write_wait::PREFERENCE_APPLIED,
             header::HeaderName::from_static(query_api::views::NEXT_CURSOR_HEADER),
         ])
         .max_age(Duration::from_secs(86_400))

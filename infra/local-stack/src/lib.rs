@@ -389,11 +389,10 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         None => clients.clone(),
     };
     let app = gateway(
-        command_api::router(command_api::AppState::new(
-            &api_clients,
-            &tables,
-            &config.jwt,
-        )),
+        command_api::router(
+            command_api::AppState::new(&api_clients, &tables, &config.jwt)
+                .with_write_wait(command_api::write_wait::write_wait_from_env()?),
+        ),
         query_api::router(
             query_api::AppState::new(&api_clients, &tables, &config.jwt, search)
                 .with_search_versions(search_versions.clone())

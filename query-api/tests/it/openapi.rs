@@ -193,6 +193,9 @@ fn the_served_document_says_where_it_is_served() {
         "conduit-min-position",
         "conduit-consistency",
         "stale",
+        "CONDUIT_WRITE_WAIT_MS",
+        "respond-async",
+        "behind",
     ] {
         assert!(
             description.contains(term),
@@ -243,11 +246,33 @@ fn the_read_your_writes_headers_are_documented_where_they_apply() {
             }
         } else if path != "/users/login" {
             writes += 1;
+            let parameters = operation["parameters"].as_array().expect("parameters");
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["in"] == "header" && p["name"] == "Prefer"),
+                "{at} does not take Prefer"
+            );
             for response in successes {
-                assert!(
-                    response["headers"]["conduit-position"].is_object(),
-                    "{at} does not document conduit-position"
-                );
+                for header in [
+                    "conduit-position",
+                    "conduit-consistency",
+                    "conduit-behind",
+                    "preference-applied",
+                ] {
+                    assert!(
+                        response["headers"][header].is_object(),
+                        "{at} does not document {header}"
+                    );
+                }
+                let said = &response["headers"]["conduit-consistency"]["schema"]["enum"];
+                for value in ["current", "behind", "unchecked"] {
+                    assert!(
+                        said.as_array()
+                            .is_some_and(|v| v.contains(&Value::from(value))),
+                        "{at}: conduit-consistency does not list {value}"
+                    );
+                }
             }
         }
     }

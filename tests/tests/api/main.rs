@@ -12,6 +12,7 @@ mod feed;
 mod listing;
 mod openapi;
 mod profiles;
+mod read_after_write;
 mod read_your_writes;
 mod tags;
 mod users;

@@ -3,3 +3,4 @@
 
 mod openapi_routes;
 mod restart;
+mod stopped_projector;

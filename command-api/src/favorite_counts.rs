@@ -83,10 +83,14 @@ fn favorites_count(item: Option<&Item>) -> u64 {
 
 impl FavoriteCounts {
     pub fn new(client: Client, tables: &TableNames) -> Self {
-        Self {
-            active: ActiveVersions::new(client.clone(), tables.clone(), DEFAULT_VERSION_TTL),
-            client,
-        }
+        let active = ActiveVersions::new(client.clone(), tables.clone(), DEFAULT_VERSION_TTL);
+        Self::with_versions(client, active)
+    }
+
+    /// The counts of `active`'s articles version, sharing its cache of the registry with the
+    /// rest of the write side.
+    pub fn with_versions(client: Client, active: ActiveVersions) -> Self {
+        Self { active, client }
     }
 
     /// The articles table and the articles projector's checkpoints table of the active version.

@@ -65,7 +65,12 @@ impl AppState {
             repository: Repository::new(store),
             keys: JwtKeys::new(jwt),
             passwords: Passwords,
-            favorite_counts: FavoriteCounts::new(clients.dynamodb.clone(), tables),
+            // One cache of the projection registry for the write side's two reads of read
+            // models.
+            favorite_counts: FavoriteCounts::with_versions(
+                clients.dynamodb.clone(),
+                active.clone(),
+            ),
             write_wait: WriteWait {
                 applied: Applied::new(clients.dynamodb.clone(), active),
                 bound: write_wait::DEFAULT_WRITE_WAIT,

@@ -394,7 +394,10 @@ fn request_token(stream: &str, expected: u64, events: &[StoredEvent]) -> String 
 }
 
 /// The `events` table item of a stored event. The payload is JSON text: readable, and exact
-/// for every JSON value (DynamoDB maps refuse empty sets and lose number formatting).
+/// for every JSON value (DynamoDB maps refuse empty sets and lose number formatting). Empty
+/// metadata is left out rather than stored as an empty map: the Rust SDK cannot read an empty
+/// map in a DynamoDB Streams record (`GetRecords` fails to parse the whole batch), which
+/// would stop the local stream poller on that record for good.
 pub fn event_to_item(event: &StoredEvent) -> HashMap<String, AttributeValue> {
     let mut metadata = HashMap::new();
     let Metadata {
@@ -413,7 +416,7 @@ pub fn event_to_item(event: &StoredEvent) -> HashMap<String, AttributeValue> {
             metadata.insert(name.to_owned(), AttributeValue::S(value.clone()));
         }
     }
-    HashMap::from([
+    let mut item = HashMap::from([
         ("pk".to_owned(), AttributeValue::S(event.stream_key())),
         (
             "sk".to_owned(),
@@ -443,12 +446,15 @@ pub fn event_to_item(event: &StoredEvent) -> HashMap<String, AttributeValue> {
             "payload".to_owned(),
             AttributeValue::S(event.payload.to_string()),
         ),
-        ("metadata".to_owned(), AttributeValue::M(metadata)),
         (
             "recordedAt".to_owned(),
             AttributeValue::S(event.recorded_at.clone()),
         ),
-    ])
+    ]);
+    if !metadata.is_empty() {
+        item.insert("metadata".to_owned(), AttributeValue::M(metadata));
+    }
+    item
 }
 
 /// Reads an `events` table item (from a query, a scan or a stream image) back.
@@ -526,6 +532,18 @@ mod tests {
         assert_eq!(item["pk"], AttributeValue::S("User#u1".into()));
         assert_eq!(item["sk"], AttributeValue::N("3".into()));
         assert_eq!(event_from_item(&item).expect("readable"), event);
+    }
+
+    #[test]
+    fn empty_metadata_is_left_out_of_the_item() {
+        let event = StoredEvent {
+            metadata: Metadata::default(),
+            ..sample()
+        };
+        let item = event_to_item(&event);
+        assert!(!item.contains_key("metadata"), "{item:?}");
+        assert_eq!(event_from_item(&item).expect("readable"), event);
+        assert!(event_to_item(&sample()).contains_key("metadata"));
     }
 
     #[test]

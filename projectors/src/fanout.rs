@@ -101,7 +101,7 @@ impl FanOut {
                     .collect()
             }
             Err(error) => {
-                tracing::error!(error = ?error, "publish batch failed");
+                tracing::error!(error = %common::error::one_line(&error), "publish batch failed");
                 chunk.iter().map(|(i, _)| *i).collect()
             }
         }

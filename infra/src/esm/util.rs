@@ -9,7 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::time::Duration;
 
-use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use futures::FutureExt;
 
 /// The longest any backoff sleeps.
@@ -130,7 +130,9 @@ where
     match (error.code(), error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
-        _ => DisplayErrorContext(error).to_string(),
+        // No code: an error of the client (a timeout, an unparsable answer), in one line
+        // without the SDK's debug dump of the raw response.
+        _ => common::error::one_line(error),
     }
 }
 

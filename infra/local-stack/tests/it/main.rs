@@ -4,3 +4,4 @@
 mod openapi_routes;
 mod restart;
 mod stopped_projector;
+mod without_metadata;

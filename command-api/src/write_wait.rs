@@ -16,6 +16,8 @@
 //! The bound is `CONDUIT_WRITE_WAIT_MS` (default 3000, at most 5000, 0 turns the wait off).
 //! A client lowers it per request with RFC 7240's `Prefer: wait=<seconds>`, or turns it off
 //! with `Prefer: respond-async` (or `wait=0`); the answer then carries `Preference-Applied`.
+//! A write that waited says for how long in `Server-Timing: wait;dur=<ms>` (W3C Server
+//! Timing): what the wait adds to the write's latency and to the function's billed time.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -37,6 +39,8 @@ pub const MAX_WRITE_WAIT: Duration = Duration::from_millis(5_000);
 /// RFC 7240's request header, and the response header that says which preference was honored.
 pub const PREFER: HeaderName = HeaderName::from_static("prefer");
 pub const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
+/// The W3C Server Timing header; the wait is its metric `wait`.
+pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// Reads `CONDUIT_WRITE_WAIT_MS`: a whole number of milliseconds, clamped to 0..=5000.
 pub fn write_wait_from_env() -> Result<Duration, ConfigError> {
@@ -130,6 +134,7 @@ pub async fn wait_for_projections(
     let projections: Vec<Projection> =
         Projection::awaited_by_writes_of(&position.aggregate_type).collect();
     let bound = preference.bound(wait.bound);
+    let started = std::time::Instant::now();
     let outcome = if bound.is_zero() {
         Outcome::Unchecked
     } else {
@@ -149,7 +154,13 @@ pub async fn wait_for_projections(
             }
         }
     };
+    let waited = started.elapsed();
     let headers = response.headers_mut();
+    if outcome != Outcome::Unchecked {
+        if let Ok(value) = HeaderValue::from_str(&server_timing(waited)) {
+            headers.append(SERVER_TIMING, value);
+        }
+    }
     match &outcome {
         Outcome::Current => {
             headers.insert(CONSISTENCY_HEADER, HeaderValue::from_static("current"));
@@ -172,6 +183,11 @@ pub async fn wait_for_projections(
         headers.insert(PREFERENCE_APPLIED, value);
     }
     response
+}
+
+/// `wait;dur=12.3`: the wait in milliseconds, to a tenth.
+fn server_timing(waited: Duration) -> String {
+    format!("wait;dur={:.1}", waited.as_secs_f64() * 1000.0)
 }
 
 #[cfg(test)]
@@ -203,6 +219,15 @@ mod tests {
             Preference::Wait(2)
         );
         assert_eq!(prefer(&["wait=5, respond-async"]), Preference::RespondAsync);
+    }
+
+    #[test]
+    fn server_timing_gives_the_wait_in_milliseconds() {
+        assert_eq!(
+            server_timing(Duration::from_micros(12_345)),
+            "wait;dur=12.3"
+        );
+        assert_eq!(server_timing(Duration::ZERO), "wait;dur=0.0");
     }
 
     #[test]

@@ -1049,6 +1049,7 @@ fn http_api() -> Value {
                     common::projections::CONSISTENCY_HEADER,
                     common::projections::BEHIND_HEADER,
                     "preference-applied",
+                    "server-timing",
                     "conduit-next-cursor",
                 ],
                 "MaxAge": 600,

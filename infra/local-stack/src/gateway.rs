@@ -51,6 +51,7 @@ pub fn cors() -> CorsLayer {
             header::HeaderName::from_static(common::projections::CONSISTENCY_HEADER),
             header::HeaderName::from_static(common::projections::BEHIND_HEADER),
             command_api::write_wait::PREFERENCE_APPLIED,
+            command_api::write_wait::SERVER_TIMING,
             header::HeaderName::from_static(query_api::views::NEXT_CURSOR_HEADER),
         ])
         .max_age(Duration::from_secs(86_400))

@@ -259,6 +259,7 @@ fn the_read_your_writes_headers_are_documented_where_they_apply() {
                     "conduit-consistency",
                     "conduit-behind",
                     "preference-applied",
+                    "server-timing",
                 ] {
                     assert!(
                         response["headers"][header].is_object(),

@@ -246,6 +246,11 @@ async fn prefer_respond_async_answers_without_waiting_and_says_so() {
         "{reply:#?}"
     );
     assert!(reply.header("conduit-position").is_some(), "{reply:#?}");
+    assert_eq!(
+        reply.header("server-timing"),
+        None,
+        "nothing waited: {reply:#?}"
+    );
     // It is committed all the same, and shows once projected.
     api.eventually_current_user(&user.token, |u| u["bio"] == "later")
         .await;
@@ -261,6 +266,14 @@ async fn prefer_respond_async_answers_without_waiting_and_says_so() {
     reply.expect(200);
     assert_eq!(reply.header(CONSISTENCY), Some("current"), "{reply:#?}");
     assert_eq!(reply.header("preference-applied"), Some("wait=2"));
+    let waited = reply
+        .header("server-timing")
+        .and_then(|t| t.strip_prefix("wait;dur="))
+        .and_then(|ms| ms.parse::<f64>().ok());
+    assert!(
+        waited.is_some_and(|ms| ms >= 0.0),
+        "Server-Timing gives the wait in milliseconds: {reply:#?}"
+    );
     let me = api.get("/user", Some(&user.token)).await;
     assert_eq!(me.expect(200)["user"]["bio"], "soon");
 

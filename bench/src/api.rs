@@ -548,6 +548,10 @@ pub(crate) struct Answer {
     pub body: Value,
     /// Why it is not a success (unexpected status, no answer), if so.
     pub error: Option<String>,
+    /// How long a write waited for its read models (its `Server-Timing: wait;dur=`).
+    pub waited: Option<Duration>,
+    /// The position a write appended (its `conduit-position`).
+    pub position: Option<common::projections::Position>,
 }
 
 /// Sends `call` and times it (the JSON is parsed after the clock stops).
@@ -565,13 +569,15 @@ pub(crate) async fn send(client: &Api, call: &Call) -> Answer {
     let answered = match request.send().await {
         Ok(response) => {
             let status = response.status().as_u16();
-            response.bytes().await.map(|bytes| (status, bytes))
+            let headers = response.headers().clone();
+            response.bytes().await.map(|bytes| (status, headers, bytes))
         }
         Err(error) => Err(error),
     };
     let elapsed = started.elapsed();
     match answered {
-        Ok((status, bytes)) => {
+        Ok((status, headers, bytes)) => {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let error = (status != call.expected).then(|| {
                 format!(
@@ -586,14 +592,28 @@ pub(crate) async fn send(client: &Api, call: &Call) -> Answer {
                 elapsed,
                 body,
                 error,
+                waited: header("server-timing").and_then(waited),
+                position: header(common::projections::POSITION_HEADER).and_then(|p| p.parse().ok()),
             }
         }
         Err(error) => Answer {
             elapsed,
             body: Value::Null,
             error: Some(format!("{} {}: {error}", call.method, call.path)),
+            waited: None,
+            position: None,
         },
     }
+}
+
+/// The `wait` metric of a `Server-Timing` header (`wait;dur=12.3`, milliseconds).
+fn waited(server_timing: &str) -> Option<Duration> {
+    server_timing.split(',').find_map(|metric| {
+        let mut parts = metric.split(';').map(str::trim);
+        (parts.next() == Some("wait")).then_some(())?;
+        let ms: f64 = parts.find_map(|p| p.strip_prefix("dur="))?.parse().ok()?;
+        (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+    })
 }
 
 /// The raw operation an endpoint is set beside: `GetItem` for reads, `PutItem` for writes.
@@ -1196,4 +1216,21 @@ async fn measure_mixed(
         runs.push(run);
     }
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_wait_of_server_timing() {
+        assert_eq!(waited("wait;dur=12.5"), Some(Duration::from_micros(12_500)));
+        assert_eq!(
+            waited("db;dur=3, wait;desc=\"x\";dur=1"),
+            Some(Duration::from_millis(1))
+        );
+        for none in ["", "wait", "db;dur=3", "wait;dur=soon", "wait;dur=-1"] {
+            assert_eq!(waited(none), None, "{none:?}");
+        }
+    }
 }

@@ -16,12 +16,17 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::api::{credentials, send, wait_idle, Answer, Call, Loaded, Stack};
-use crate::report::{CostRow, CostSection, Prices};
+use crate::report::{CostRow, CostSection, Prices, WaitCost};
 use crate::stats::VsBaseline;
 use crate::Scale;
 
 /// Longest wait for the pipeline to settle around one measured call.
 const IDLE_LIMIT: Duration = Duration::from_secs(300);
+
+/// The projection lag the AWS figures of the write wait assume: a write's events reach the
+/// read models "a few hundred milliseconds" after it commits there (a stream poll about four
+/// times a second, SNS, SQS and a projector invocation).
+const AWS_LAG: Duration = Duration::from_millis(300);
 
 /// The cost of the representative calls, with notes on what is counted.
 pub(crate) async fn measure(
@@ -393,7 +398,10 @@ impl<'a> Meter<'a> {
                 calls.len()
             ));
         }
-        let row = counted.row(endpoint, calls.len(), writes, prices);
+        let mut row = counted.row(endpoint, calls.len(), writes, prices);
+        if writes {
+            row.wait = wait_cost(&answers, &counted, &self.stack.running.tables, prices);
+        }
         eprintln!(
             "bench:   cost of {endpoint}: {:.2} RRU, {:.2} WRU, {:.2} publishes, {:.2} SQS \
              requests, {:.2} invocations ({}), ${:.3} per million ({} vs {})",
@@ -463,6 +471,62 @@ impl Counted {
         };
         row
     }
+}
+
+/// What the writes' wait for their read models cost per call, from their `Server-Timing` and
+/// the API's reads of the checkpoints tables; `None` if none of them waited (a login).
+fn wait_cost(
+    answers: &[Answer],
+    counted: &Counted,
+    tables: &common::config::TableNames,
+    prices: &Prices,
+) -> Option<WaitCost> {
+    let waited: Vec<&Answer> = answers.iter().filter(|a| a.waited.is_some()).collect();
+    if waited.is_empty() {
+        return None;
+    }
+    let calls = answers.len() as f64;
+    let memory_gb = f64::from(infra::template::COMMAND_API.memory_mb) / 1024.0;
+    let waited_seconds: f64 = waited
+        .iter()
+        .filter_map(|a| a.waited)
+        .map(|d| d.as_secs_f64())
+        .sum();
+    // Every projection's checkpoints table is named after the base one (`…-v2` and so on).
+    let read_units: f64 = counted
+        .api
+        .by_table
+        .iter()
+        .filter(|(table, _)| table.starts_with(&tables.checkpoints))
+        .map(|(_, units)| units.read)
+        .sum();
+    let checkpoints: f64 = waited
+        .iter()
+        .filter_map(|a| a.position.as_ref())
+        .map(|p| common::projections::Projection::awaited_by_writes_of(&p.aggregate_type).count())
+        .sum::<usize>() as f64
+        / waited.len() as f64;
+    let dollars = |read_units: f64, lambda_gb_seconds: f64| {
+        let row = CostRow {
+            read_units,
+            lambda_gb_seconds,
+            ..CostRow::default()
+        };
+        dollars_per_million(&row, prices)
+    };
+    let aws_read_units = checkpoints * f64::from(common::applied::looks_until(AWS_LAG));
+    let aws_gb_seconds = AWS_LAG.as_secs_f64() * memory_gb;
+    Some(WaitCost {
+        mean_ms: waited_seconds * 1000.0 / waited.len() as f64,
+        checkpoints,
+        read_units: read_units / calls,
+        gb_seconds: waited_seconds * memory_gb / calls,
+        dollars_per_million: dollars(read_units / calls, waited_seconds * memory_gb / calls),
+        aws_lag_ms: AWS_LAG.as_secs_f64() * 1000.0,
+        aws_read_units,
+        aws_gb_seconds,
+        aws_dollars_per_million: dollars(aws_read_units, aws_gb_seconds),
+    })
 }
 
 /// Dollars per million calls of what one call costs (the row's per-call figures).

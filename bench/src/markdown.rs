@@ -183,6 +183,37 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             );
         }
         md.push('\n');
+        let waits: Vec<_> = cost
+            .calls
+            .iter()
+            .filter_map(|row| row.wait.as_ref().map(|wait| (&row.endpoint, wait)))
+            .collect();
+        if let Some((_, first)) = waits.first() {
+            let _ = writeln!(
+                md,
+                "Of which the write's wait for its read models (its `Server-Timing`, and the \
+                 API's strongly consistent reads of the checkpoints), here and on AWS if the \
+                 read models apply a write {:.0} ms after it commits:\n",
+                first.aws_lag_ms
+            );
+            md.push_str("| call | checkpoints | wait ms | read units | GB-s | $/million calls | AWS read units | AWS GB-s | AWS $/million calls |\n");
+            md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+            for (endpoint, wait) in waits {
+                let _ = writeln!(
+                    md,
+                    "| `{endpoint}` | {:.1} | {:.1} | {:.2} | {:.4} | {:.2} | {:.1} | {:.4} | {:.2} |",
+                    wait.checkpoints,
+                    wait.mean_ms,
+                    wait.read_units,
+                    wait.gb_seconds,
+                    wait.dollars_per_million,
+                    wait.aws_read_units,
+                    wait.aws_gb_seconds,
+                    wait.aws_dollars_per_million
+                );
+            }
+            md.push('\n');
+        }
     }
 
     if let Some(lambdas) = &report.lambdas {

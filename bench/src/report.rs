@@ -242,6 +242,31 @@ pub struct CostRow {
     /// Beside the cheapest call of its kind: one eventually consistent `GetItem` of a small
     /// item for reads, one small `PutItem` for writes.
     pub vs: VsBaseline,
+    /// For writes: what their wait for the read models adds (it is in the figures above).
+    #[serde(default)]
+    pub wait: Option<WaitCost>,
+}
+
+/// What a write's wait for its read models costs per call: measured here, and modelled for
+/// AWS at a stated projection lag.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WaitCost {
+    /// Mean wait per call (`Server-Timing: wait`), ms.
+    pub mean_ms: f64,
+    /// The checkpoints each call waited on (the projections that apply its events but an
+    /// article's fan-out into feeds).
+    pub checkpoints: f64,
+    /// Read units the API spent on the checkpoints table per call (the wait's looks; the
+    /// registry cache's rare reads too).
+    pub read_units: f64,
+    /// The wait's share of the command function's GB-seconds per call.
+    pub gb_seconds: f64,
+    pub dollars_per_million: f64,
+    /// The same on AWS if the read models apply a write `aws_lag_ms` after it commits.
+    pub aws_lag_ms: f64,
+    pub aws_read_units: f64,
+    pub aws_gb_seconds: f64,
+    pub aws_dollars_per_million: f64,
 }
 
 // -------------------------------------------------------------------------------------------

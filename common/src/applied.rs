@@ -21,6 +21,22 @@ use crate::projections::{checkpoints, ActiveVersions, Position, Projection};
 const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(100);
 
+/// How many times a wait looks at each checkpoint when it is applied `lag` after the wait
+/// starts: once at once, then after each pause of [`FIRST_POLL`] doubling to [`MAX_POLL`],
+/// until a look comes at or after `lag`. Each look is one strongly consistent `GetItem` (1 read
+/// unit for a checkpoint item), so this is what a wait costs in reads per checkpoint.
+pub fn looks_until(lag: Duration) -> u32 {
+    let mut looks = 1;
+    let mut at = Duration::ZERO;
+    let mut pause = FIRST_POLL;
+    while at < lag {
+        at += pause;
+        pause = (pause * 2).min(MAX_POLL);
+        looks += 1;
+    }
+    looks
+}
+
 /// Reads the projections' checkpoints to tell when positions are applied.
 #[derive(Clone, Debug)]
 pub struct Applied {
@@ -128,5 +144,21 @@ impl Applied {
             .and_then(|value| value.as_n().ok())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_follow_the_doubling_pauses() {
+        // Looks at 0, 10, 30, 70, 150, 250, 350 ms...
+        assert_eq!(looks_until(Duration::ZERO), 1);
+        assert_eq!(looks_until(Duration::from_millis(10)), 2);
+        assert_eq!(looks_until(Duration::from_millis(11)), 3);
+        assert_eq!(looks_until(Duration::from_millis(70)), 4);
+        assert_eq!(looks_until(Duration::from_millis(300)), 7);
+        assert_eq!(looks_until(Duration::from_millis(1_000)), 14);
     }
 }

@@ -31,6 +31,15 @@ pub struct Tally {
     pub read_units: f64,
     /// Write capacity units consumed.
     pub write_units: f64,
+    /// The same units, per table (as each response's `ConsumedCapacity` names it).
+    pub by_table: BTreeMap<String, Units>,
+}
+
+/// Read and write capacity units.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Units {
+    pub read: f64,
+    pub write: f64,
 }
 
 impl Tally {
@@ -104,37 +113,46 @@ impl DynamoMeter {
         let mut tally = self.lock();
         *tally.requests.entry(operation.to_owned()).or_default() += 1;
         let Some(response) = response else { return };
-        let (read, write) = consumed(response);
-        tally.read_units += read;
-        tally.write_units += write;
+        for (table, units) in consumed(response) {
+            tally.read_units += units.read;
+            tally.write_units += units.write;
+            let of_table = tally.by_table.entry(table).or_default();
+            of_table.read += units.read;
+            of_table.write += units.write;
+        }
     }
 }
 
 /// The read and write units a response reports: `ConsumedCapacity` is one object (single-item
 /// operations, `Query`) or a list of them, one per table (batch and transaction operations).
 /// Each gives `ReadCapacityUnits` / `WriteCapacityUnits`, or only `CapacityUnits` (what
-/// `TOTAL` returns), counted here as reads.
-fn consumed(response: &Value) -> (f64, f64) {
+/// `TOTAL` returns), counted here as reads. One entry per table named (`""` if none is).
+fn consumed(response: &Value) -> Vec<(String, Units)> {
     let entries: Vec<&Value> = match response.get("ConsumedCapacity") {
         Some(Value::Array(list)) => list.iter().collect(),
         Some(one @ Value::Object(_)) => vec![one],
         _ => Vec::new(),
     };
-    let mut read = 0.0;
-    let mut write = 0.0;
-    for entry in entries {
-        let number = |key: &str| entry.get(key).and_then(Value::as_f64);
-        match (number("ReadCapacityUnits"), number("WriteCapacityUnits")) {
-            // Only the total: a read's (a write's total is relabelled before, see
-            // `relabel_as_writes`).
-            (None, None) => read += number("CapacityUnits").unwrap_or(0.0),
-            (r, w) => {
-                read += r.unwrap_or(0.0);
-                write += w.unwrap_or(0.0);
-            }
-        }
-    }
-    (read, write)
+    entries
+        .into_iter()
+        .map(|entry| {
+            let number = |key: &str| entry.get(key).and_then(Value::as_f64);
+            let units = match (number("ReadCapacityUnits"), number("WriteCapacityUnits")) {
+                // Only the total: a read's (a write's total is relabelled before, see
+                // `relabel_as_writes`).
+                (None, None) => Units {
+                    read: number("CapacityUnits").unwrap_or(0.0),
+                    write: 0.0,
+                },
+                (read, write) => Units {
+                    read: read.unwrap_or(0.0),
+                    write: write.unwrap_or(0.0),
+                },
+            };
+            let table = entry.get("TableName").and_then(Value::as_str);
+            (table.unwrap_or_default().to_owned(), units)
+        })
+        .collect()
 }
 
 /// Whether an operation writes (its bare `CapacityUnits` are write units).
@@ -458,23 +476,50 @@ mod tests {
         assert_eq!(operation_of(None), None);
     }
 
+    fn units(read: f64, write: f64) -> Units {
+        Units { read, write }
+    }
+
     #[test]
-    fn adds_up_single_and_per_table_capacity() {
+    fn reads_single_and_per_table_capacity() {
         assert_eq!(
             consumed(&json!({"ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5}})),
-            (0.5, 0.0)
+            vec![("t".to_owned(), units(0.5, 0.0))]
         );
         assert_eq!(
             consumed(&json!({"ConsumedCapacity": [
                 {"TableName": "a", "CapacityUnits": 1.5, "ReadCapacityUnits": 1.5},
                 {"TableName": "b", "CapacityUnits": 2.0, "ReadCapacityUnits": 2.0}
             ]})),
-            (3.5, 0.0)
+            vec![
+                ("a".to_owned(), units(1.5, 0.0)),
+                ("b".to_owned(), units(2.0, 0.0))
+            ]
         );
         let mut write = json!({"ConsumedCapacity": [{"TableName": "e", "CapacityUnits": 4.0}]});
         relabel_as_writes(&mut write);
-        assert_eq!(consumed(&write), (0.0, 4.0));
-        assert_eq!(consumed(&json!({})), (0.0, 0.0));
+        assert_eq!(consumed(&write), vec![("e".to_owned(), units(0.0, 4.0))]);
+        assert_eq!(consumed(&json!({})), vec![]);
+    }
+
+    #[test]
+    fn tallies_capacity_in_all_and_per_table() {
+        let meter = DynamoMeter::new();
+        meter.record(
+            "TransactGetItems",
+            Some(&json!({"ConsumedCapacity": [
+                {"TableName": "a", "CapacityUnits": 2.0, "ReadCapacityUnits": 2.0},
+                {"TableName": "b", "CapacityUnits": 1.0, "ReadCapacityUnits": 1.0}
+            ]})),
+        );
+        meter.record(
+            "GetItem",
+            Some(&json!({"ConsumedCapacity": {"TableName": "a", "CapacityUnits": 0.5}})),
+        );
+        let tally = meter.take();
+        assert_eq!(tally.read_units, 3.5);
+        assert_eq!(tally.by_table["a"], units(2.5, 0.0));
+        assert_eq!(tally.by_table["b"], units(1.0, 0.0));
     }
 
     #[test]

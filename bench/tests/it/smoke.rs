@@ -151,6 +151,18 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
         "a publish runs the pipeline: {publish:?}"
     );
     assert!(cost.calls.iter().all(|row| row.dollars_per_million > 0.0));
+    // The publish waited for the articles and search read models (not the feeds), and read
+    // their checkpoints to know; a login appended nothing and waited for nothing.
+    let wait = publish.wait.as_ref().expect("the publish's wait");
+    assert_eq!(wait.checkpoints, 2.0, "{wait:?}");
+    assert!(wait.read_units >= 2.0 && wait.gb_seconds > 0.0, "{wait:?}");
+    assert!(wait.aws_read_units > wait.checkpoints, "{wait:?}");
+    let login = cost
+        .calls
+        .iter()
+        .find(|row| row.endpoint == "POST /api/users/login")
+        .expect("the cost of a login");
+    assert!(login.wait.is_none(), "{login:?}");
 
     // 6. Every function of the template beside hello-world.
     let lambdas = report.lambdas.as_ref().expect("lambdas");
@@ -165,6 +177,10 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
     // The summary sets its figures beside their baselines.
     assert!(report.summary.len() >= 10, "{:?}", report.summary);
     assert!(markdown.contains("## Summary"));
+    assert!(
+        markdown.contains("Of which the write's wait for its read models"),
+        "report.md shows the write wait's cost"
+    );
 
     // `--render` redraws the same report and charts from report.json alone.
     for file in [

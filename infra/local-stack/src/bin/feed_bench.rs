@@ -24,8 +24,19 @@
 //! then times `--reads` (300) sequential
 //! `GET /api/articles/feed` (first page of 20) and `?offset=500`, and meters one of each.
 //!
+//! **Part 3, a publish through the API** (`--part publish`), on a local stack of its own with
+//! the default write wait: registers a star author and a solo author (no followers) through the
+//! API; appends `--followers` (10,000) followers to the store, each stream a `UserRegistered`
+//! and a `UserFollowed` of the star in one commit, and lets the whole pipeline project them;
+//! then the solo author and the star each publish `--publishes` (5) articles through the API,
+//! one after another. For every publish it records the answer's latency, `conduit-consistency`
+//! and `Server-Timing` wait, and, for the star's, how long after the answer the feed projection
+//! had applied it (every follower's feed written), then checks that every follower's feed holds
+//! every one of the star's articles. The publish waits for the articles and search read models,
+//! not for the fan-out into the feeds: it answers within the bound whatever the followers.
+//!
 //! Exits non-zero if any check fails. Build it in release:
-//! `cargo run --release -p local-stack --bin feed-bench -- [--part fanout|reads|all]`.
+//! `cargo run --release -p local-stack --bin feed-bench -- [--part fanout|reads|publish|all]`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +52,7 @@ use events::views::{checkpoints, feed_articles, feeds};
 use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use local_stack::bench::{
-    own_stack, per_second, summary, tally_row, Api, ApiUser, SUMMARY_HEADER, TALLY_HEADER,
+    ms, own_stack, per_second, summary, tally_row, Api, ApiUser, SUMMARY_HEADER, TALLY_HEADER,
 };
 use projectors::feed::FeedLimits;
 use projectors::runtime::Outcome;
@@ -54,6 +65,7 @@ use uuid::Uuid;
 enum Part {
     Fanout,
     Reads,
+    Publish,
     All,
 }
 
@@ -65,11 +77,13 @@ struct Args {
     authors: usize,
     articles_per_author: usize,
     reads: usize,
+    publishes: usize,
 }
 
-const USAGE: &str = "feed-bench [--part fanout|reads|all (all)] [--skip-reads]
+const USAGE: &str = "feed-bench [--part fanout|reads|publish|all (all)] [--skip-reads]
   fan-out: [--followers N (10000)] [--concurrency N (8)] [--budget-ms N (none: only the default limits)]
-  reads:   [--authors N (50)] [--articles-per-author N (20)] [--reads N (300)]";
+  reads:   [--authors N (50)] [--articles-per-author N (20)] [--reads N (300)]
+  publish: [--followers N (10000)] [--publishes N (5)]";
 
 fn args() -> anyhow::Result<Args> {
     let mut parsed = Args {
@@ -80,6 +94,7 @@ fn args() -> anyhow::Result<Args> {
         authors: 50,
         articles_per_author: 20,
         reads: 300,
+        publishes: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -98,13 +113,17 @@ fn args() -> anyhow::Result<Args> {
                 parsed.articles_per_author = number("--articles-per-author")?
             }
             "--reads" => parsed.reads = number("--reads")?,
+            "--publishes" => parsed.publishes = number("--publishes")?,
             "--skip-reads" => parsed.part = Part::Fanout,
             "--part" => {
                 parsed.part = match it.next().as_deref() {
                     Some("fanout") => Part::Fanout,
                     Some("reads") => Part::Reads,
+                    Some("publish") => Part::Publish,
                     Some("all") => Part::All,
-                    other => bail!("--part takes fanout, reads or all, not {other:?}\n{USAGE}"),
+                    other => {
+                        bail!("--part takes fanout, reads, publish or all, not {other:?}\n{USAGE}")
+                    }
                 }
             }
             "-h" | "--help" => {
@@ -119,7 +138,8 @@ fn args() -> anyhow::Result<Args> {
             && parsed.concurrency >= 1
             && parsed.authors >= 1
             && parsed.articles_per_author >= 1
-            && parsed.reads >= 1,
+            && parsed.reads >= 1
+            && parsed.publishes >= 1,
         "every count must be at least 1\n{USAGE}"
     );
     Ok(parsed)
@@ -146,24 +166,48 @@ async fn append<E: EventSchema>(
     expected_sequence: u64,
     event: &E,
 ) -> anyhow::Result<StoredEvent> {
-    let (event_type, event_version, payload) = event.to_stored();
-    let mut stored = store
-        .append(Commit {
-            aggregate_type: aggregate_type.to_owned(),
-            aggregate_id: aggregate_id.to_owned(),
-            expected_sequence,
-            events: vec![NewEvent {
+    let mut stored = append_all(
+        store,
+        aggregate_type,
+        aggregate_id,
+        expected_sequence,
+        std::slice::from_ref(event),
+    )
+    .await?;
+    stored.pop().context("the store returned no event")
+}
+
+/// Appends `events` in one commit, as [`append`] does one.
+async fn append_all<E: EventSchema>(
+    store: &EventStore,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    expected_sequence: u64,
+    events: &[E],
+) -> anyhow::Result<Vec<StoredEvent>> {
+    let new_events = events
+        .iter()
+        .map(|event| {
+            let (event_type, event_version, payload) = event.to_stored();
+            NewEvent {
                 event_id: Uuid::new_v4(),
                 event_type,
                 event_version,
                 payload,
                 metadata: Metadata::default(),
-            }],
-            unique_changes: event.unique_changes(),
+            }
+        })
+        .collect();
+    store
+        .append(Commit {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            expected_sequence,
+            events: new_events,
+            unique_changes: events.iter().flat_map(E::unique_changes).collect(),
         })
         .await
-        .with_context(|| format!("appending to {aggregate_type}#{aggregate_id}"))?;
-    stored.pop().context("the store returned no event")
+        .with_context(|| format!("appending to {aggregate_type}#{aggregate_id}"))
 }
 
 /// How often events had to be handed to the runtime again, by reason.
@@ -775,22 +819,7 @@ async fn whole_feed_cost(
     username: &str,
 ) -> anyhow::Result<(usize, Tally)> {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use events::views::users;
-    let found = client
-        .query()
-        .table_name(&tables.users)
-        .index_name(users::BY_USERNAME)
-        .key_condition_expression("#n = :n")
-        .expression_attribute_names("#n", users::USERNAME)
-        .expression_attribute_values(":n", AttributeValue::S(username.to_owned()))
-        .send()
-        .await
-        .context("finding the reader")?;
-    let user_id = found
-        .items()
-        .first()
-        .and_then(|item| events::views::text(item, users::USER_ID))
-        .context("the reader is not in the users table")?;
+    let user_id = user_id_of(client, tables, username).await?;
     let meter = DynamoMeter::new();
     let metered = meter.attach(client);
     let mut entries = 0;
@@ -811,6 +840,31 @@ async fn whole_feed_cost(
         entries += page.context("querying the feed")?.items().len();
     }
     Ok((entries, meter.take()))
+}
+
+/// The id of the user `username`, from the `users` read model.
+async fn user_id_of(
+    client: &Client,
+    tables: &TableNames,
+    username: &str,
+) -> anyhow::Result<String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use events::views::users;
+    let found = client
+        .query()
+        .table_name(&tables.users)
+        .index_name(users::BY_USERNAME)
+        .key_condition_expression("#n = :n")
+        .expression_attribute_names("#n", users::USERNAME)
+        .expression_attribute_values(":n", AttributeValue::S(username.to_owned()))
+        .send()
+        .await
+        .with_context(|| format!("finding {username}"))?;
+    found
+        .items()
+        .first()
+        .and_then(|item| events::views::text(item, users::USER_ID))
+        .with_context(|| format!("{username} is not in the users table"))
 }
 
 /// Checks one feed page: `expected` articles, newest first, all by followed authors.
@@ -930,6 +984,300 @@ async fn reads_part(args: &Args) -> anyhow::Result<()> {
     result
 }
 
+// ---------------------------------------------------------------------------------------
+// Part 3: a publish by an author with many followers, through the API.
+// ---------------------------------------------------------------------------------------
+
+/// One publish through the API: how long its answer took and what it said.
+struct Published {
+    latency: Duration,
+    answered: Instant,
+    consistency: String,
+    waited: Option<Duration>,
+    position: common::projections::Position,
+    article_id: Option<String>,
+}
+
+/// Publishes an article as `author` and reads what the answer says of the read models.
+async fn publish(api: &Api, author: &ApiUser, title: String) -> anyhow::Result<Published> {
+    let body = json!({"article": {
+        "title": title,
+        "description": "Published to many followers",
+        "body": "Lorem ipsum dolor sit amet. ".repeat(20),
+        "tagList": ["fan-out"],
+    }});
+    let started = Instant::now();
+    let response = api
+        .http
+        .post(format!("{}/articles", api.base))
+        .header("authorization", format!("Token {}", author.token))
+        .json(&body)
+        .send()
+        .await
+        .context("POST /articles")?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let reply: Value = response.json().await.context("POST /articles: no JSON")?;
+    let latency = started.elapsed();
+    ensure!(status.as_u16() == 201, "POST /articles: {status} {reply}");
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let position = header(common::projections::POSITION_HEADER)
+        .context("the publish has no conduit-position")?
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("conduit-position: {e}"))?;
+    let consistency = match header(common::projections::BEHIND_HEADER) {
+        Some(behind) => format!("behind: {behind}"),
+        None => header(common::projections::CONSISTENCY_HEADER)
+            .unwrap_or("(none)")
+            .to_owned(),
+    };
+    let waited = header("server-timing")
+        .and_then(|t| t.strip_prefix("wait;dur="))
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+    Ok(Published {
+        latency,
+        answered: Instant::now(),
+        consistency,
+        waited,
+        article_id: None,
+        position,
+    })
+}
+
+/// The followers of `author` the feed projection knows, counted with a consistent `Query`.
+async fn followers_known(
+    client: &Client,
+    tables: &TableNames,
+    author: &str,
+) -> anyhow::Result<usize> {
+    use aws_sdk_dynamodb::types::{AttributeValue, Select};
+    use events::views::feed_followers;
+    let mut known = 0;
+    let mut pages = client
+        .query()
+        .table_name(&tables.feed_followers)
+        .key_condition_expression("#a = :a")
+        .expression_attribute_names("#a", feed_followers::AUTHOR_ID)
+        .expression_attribute_values(":a", AttributeValue::S(author.to_owned()))
+        .select(Select::Count)
+        .consistent_read(true)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        known += page.context("counting the followers")?.count() as usize;
+    }
+    Ok(known)
+}
+
+/// `consistency` values with how often each was answered: `current ×5`.
+fn said(published: &[Published]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for p in published {
+        *counts.entry(p.consistency.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(what, n)| format!("{what} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn publish_part(args: &Args) -> anyhow::Result<()> {
+    let stack = own_stack(Duration::from_millis(20), None).await?;
+    let api = Api::new(stack.api_url());
+    let result = publish_to_followers(&stack, &api, args).await;
+    stack.stop().await;
+    result
+}
+
+async fn publish_to_followers(
+    stack: &local_stack::RunningStack,
+    api: &Api,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let client = &stack.clients.dynamodb;
+    let tables = &stack.tables;
+    let store = EventStore::new(client.clone(), Tables::with_prefix(&tables.prefix));
+    let bound = command_api::write_wait::write_wait_from_env()?;
+    let n = args.followers;
+    let run = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let star = api.register(&format!("p{run}star")).await?;
+    let solo = api.register(&format!("p{run}solo")).await?;
+    let star_id = user_id_of(client, tables, &star.username).await?;
+
+    // The followers: registered and following the star in one commit each, projected by the
+    // pipeline as any other events.
+    let started = Instant::now();
+    stream::iter(0..n)
+        .map(|i| {
+            let follower = Uuid::new_v4().to_string();
+            let username = format!("p{run}f{i}");
+            let events = [
+                UserEvent::UserRegistered {
+                    user_id: follower.clone(),
+                    email: format!("{username}@bench.example"),
+                    username,
+                    password_hash: "not a hash: this follower never logs in".to_owned(),
+                },
+                UserEvent::UserFollowed {
+                    followee_id: star_id.clone(),
+                },
+            ];
+            let store = &store;
+            async move {
+                append_all(store, events::user::AGGREGATE_TYPE, &follower, 0, &events).await
+            }
+        })
+        .buffer_unordered(APPEND_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let appended = started.elapsed();
+    eprintln!(
+        "feed-bench: {n} followers appended in {:.1} s; the pipeline projects them",
+        appended.as_secs_f64()
+    );
+    let within = Duration::from_secs(3_600);
+    let mut reported = Duration::ZERO;
+    loop {
+        let known = followers_known(client, tables, &star_id).await?;
+        if known == n {
+            break;
+        }
+        let elapsed = started.elapsed();
+        ensure!(
+            elapsed < within,
+            "the feed projection knew {known} of {n} followers after {within:?}"
+        );
+        if elapsed >= reported {
+            eprintln!(
+                "feed-bench: {:>6.1} s: the feed projection knows {known} of {n} followers",
+                elapsed.as_secs_f64()
+            );
+            reported = elapsed + Duration::from_secs(15);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let urls: Vec<String> = stack
+        .provisioned
+        .queues
+        .iter()
+        .map(|q| q.url.clone())
+        .collect();
+    idle(&stack.clients.sqs, &urls, started, within).await?;
+    let projected = started.elapsed();
+    eprintln!(
+        "feed-bench: {n} followers projected, every queue idle, {:.1} s after the first append",
+        projected.as_secs_f64()
+    );
+
+    let mut rows = Vec::new();
+    let mut published_by_star = Vec::new();
+    for (author, followers) in [(&solo, 0), (&star, n)] {
+        let mut published = Vec::with_capacity(args.publishes);
+        for i in 0..args.publishes {
+            let title = format!("Fan-out {i} of {} in run {run}", author.username);
+            let mut answer = publish(api, author, title).await?;
+            answer.article_id = Some(answer.position.aggregate_id.clone());
+            eprintln!(
+                "feed-bench: {} ({followers} followers) published in {:.1} ms: {}",
+                author.username,
+                answer.latency.as_secs_f64() * 1000.0,
+                answer.consistency
+            );
+            published.push(answer);
+        }
+        let latencies = published.iter().map(|p| p.latency).collect();
+        let waits: Vec<Duration> = published.iter().filter_map(|p| p.waited).collect();
+        let within_bound = published.iter().filter(|p| p.latency <= bound).count();
+        let latency = summary(&format!("{followers} followers"), latencies);
+        rows.push(format!(
+            "{} | {} | {}/{} | {:.1} | {:.1}",
+            latency.strip_suffix(" |").unwrap_or(&latency),
+            said(&published),
+            within_bound,
+            published.len(),
+            ms(percentile_of(&waits, 0.5)),
+            ms(waits.iter().max().copied().unwrap_or_default()),
+        ));
+        if followers > 0 {
+            published_by_star = published;
+        }
+    }
+
+    // How long after each answer every follower's feed held the article.
+    let applied = common::applied::Applied::new(
+        client.clone(),
+        common::projections::ActiveVersions::new(
+            client.clone(),
+            tables.clone(),
+            Duration::from_secs(5),
+        ),
+    );
+    let fan_out_limit = Duration::from_secs(600);
+    let mut fanned_out = Vec::new();
+    for answer in &published_by_star {
+        let behind = applied
+            .wait(
+                std::slice::from_ref(&answer.position),
+                &[common::projections::Projection::Feed],
+                fan_out_limit,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the feed checkpoint: {e}"))?;
+        ensure!(
+            behind.is_empty(),
+            "the feed projection had not applied {} within {fan_out_limit:?}",
+            answer.position
+        );
+        fanned_out.push(answer.answered.elapsed());
+    }
+    let entries = feed_entries(client, tables).await?;
+    for answer in &published_by_star {
+        let article = answer.article_id.as_deref().unwrap_or_default();
+        let holders = entries
+            .values()
+            .filter(|articles| articles.iter().any(|a| a == article))
+            .count();
+        ensure!(
+            holders == n,
+            "{holders} of {n} followers' feeds hold {article}"
+        );
+    }
+    eprintln!("feed-bench: checked: every follower's feed holds every article of the star");
+
+    println!(
+        "\n## A publish through the API by an author with {n} followers (local stack, write wait {} ms)\n",
+        bound.as_millis()
+    );
+    println!(
+        "{n} followers appended in {:.1} s ({APPEND_CONCURRENCY} commits at once) and projected by the pipeline, every queue idle {:.1} s after the first append.\n",
+        appended.as_secs_f64(),
+        projected.as_secs_f64()
+    );
+    println!("| author | n | p50 ms | p90 ms | p99 ms | max ms | conduit-consistency | within the bound | wait p50 ms | wait max ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row} |");
+    }
+    let mut sorted = fanned_out.clone();
+    sorted.sort();
+    println!(
+        "\nThe publishes of the author with {n} followers were in every follower's feed {:.2} s (p50) and {:.2} s (max) after their answers; every follower's feed was checked to hold all {} of them.",
+        percentile_of(&sorted, 0.5).as_secs_f64(),
+        sorted.last().copied().unwrap_or_default().as_secs_f64(),
+        published_by_star.len()
+    );
+    Ok(())
+}
+
+/// The `p`-quantile of unsorted samples.
+fn percentile_of(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    local_stack::bench::percentile(&sorted, p)
+}
+
 fn main() -> anyhow::Result<()> {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let args = args()?;
@@ -946,6 +1294,9 @@ fn main() -> anyhow::Result<()> {
         }
         if matches!(args.part, Part::Reads | Part::All) {
             reads_part(&args).await?;
+        }
+        if matches!(args.part, Part::Publish | Part::All) {
+            publish_part(&args).await?;
         }
         anyhow::Ok(())
     })?;

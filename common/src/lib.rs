@@ -3,6 +3,7 @@
 pub mod applied;
 pub mod auth;
 pub mod aws;
+pub mod backoff;
 pub mod config;
 pub mod error;
 pub mod jwt;

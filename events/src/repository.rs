@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use common::backoff::Backoff;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use uuid::Uuid;
@@ -151,9 +152,12 @@ impl Repository {
     }
 }
 
-/// A short, jittered pause so that racing writers spread out.
+/// The pause before a writer that lost a race decides again: 10 ms doubling to 320 ms.
+const CONFLICT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(10), Duration::from_millis(320));
+
+/// A short pause, plus as much again at random, so that racing writers spread out.
 pub(crate) fn backoff(attempt: usize) -> Duration {
-    let base = 5u64 << attempt.min(6);
-    let jitter = u64::from(Uuid::new_v4().as_bytes()[0]) % base.max(1);
-    Duration::from_millis(base + jitter)
+    let failures = u32::try_from(attempt).unwrap_or(u32::MAX);
+    CONFLICT_BACKOFF.ceiling(failures) + CONFLICT_BACKOFF.jittered(failures)
 }

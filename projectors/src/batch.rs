@@ -3,12 +3,13 @@
 //! are idempotent) if DynamoDB still leaves some after a bounded number of attempts.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::WriteRequest;
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
+
+use common::backoff::Backoff;
 
 use crate::runtime::ProjectionError;
 
@@ -16,14 +17,8 @@ use crate::runtime::ProjectionError;
 pub const BATCH_WRITE_LIMIT: usize = 25;
 /// Requests of one batch (the first and every resend of what was left unprocessed).
 const ATTEMPTS: u32 = 8;
-const FIRST_BACKOFF: Duration = Duration::from_millis(25);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
-
-/// A random pause up to `ceiling` ("full jitter"), so that throttled writers spread out.
-pub(crate) fn jittered(ceiling: Duration) -> Duration {
-    let nanos = ceiling.as_nanos() as u64;
-    Duration::from_nanos(RandomState::new().hash_one(nanos) % (nanos + 1))
-}
+/// The pause before a resend, jittered so that throttled writers spread out.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(25), Duration::from_secs(1));
 
 /// Writes `requests` (by table, at most [`BATCH_WRITE_LIMIT`] in all) with one
 /// `BatchWriteItem`, then resends what DynamoDB left unprocessed until nothing is left.
@@ -31,7 +26,6 @@ pub async fn write(
     client: &Client,
     mut requests: HashMap<String, Vec<WriteRequest>>,
 ) -> Result<(), ProjectionError> {
-    let mut ceiling = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
         let output = client
             .batch_write_item()
@@ -45,8 +39,7 @@ pub async fn write(
             return Ok(());
         }
         if attempt < ATTEMPTS {
-            tokio::time::sleep(jittered(ceiling)).await;
-            ceiling = (ceiling * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(BACKOFF.jittered(attempt)).await;
         }
     }
     let left: usize = requests.values().map(Vec::len).sum();
@@ -73,17 +66,4 @@ pub async fn write_all(
         .try_collect::<Vec<()>>()
         .await
         .map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_under_its_ceiling() {
-        for ms in [0, 1, 25, 1000] {
-            let ceiling = Duration::from_millis(ms);
-            assert!((0..100).all(|_| jittered(ceiling) <= ceiling));
-        }
-    }
 }

@@ -228,6 +228,9 @@ struct FanOut<'a> {
 
 /// Attributes of the checkpoint item where a paused fan-out keeps its place: the event's
 /// sequence and the `Query` cursor. A later event never reads a cursor saved for another.
+/// The pause before another try at a busy author lease: 5 ms doubling to 50 ms, jittered.
+const LEASE_BACKOFF: common::backoff::Backoff =
+    common::backoff::Backoff::new(Duration::from_millis(5), Duration::from_millis(50));
 const FANOUT_SEQ: &str = "fanoutSeq";
 const FANOUT_CURSOR: &str = "fanoutCursor";
 
@@ -302,7 +305,7 @@ impl FeedProjector {
             ),
         };
         let started = Instant::now();
-        let mut pause = Duration::from_millis(5);
+        let mut failures = 0;
         loop {
             let now = now_millis();
             let result = self
@@ -326,8 +329,8 @@ impl FeedProjector {
                             "the feed lease of author {author}"
                         )));
                     }
-                    tokio::time::sleep(crate::batch::jittered(pause)).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
+                    failures += 1;
+                    tokio::time::sleep(LEASE_BACKOFF.jittered(failures)).await;
                 }
                 Err(error) => return Err(unavailable(error)),
             }

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -10,6 +9,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
+use common::backoff::Backoff;
 use common::config::TableNames;
 use events::views::checkpoints;
 use events::{EventStore, StoredEvent, Tables};
@@ -22,7 +22,7 @@ const CONCURRENT_STREAMS: usize = 8;
 /// is handed back to the queue.
 const CHECKPOINT_RETRIES: usize = 6;
 /// The first pause after a transaction conflict; it doubles with each further conflict.
-const CONFLICT_BACKOFF: Duration = Duration::from_millis(10);
+const CONFLICT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
 
 /// Why a projection step failed. Every variant fails the message, so the queue redelivers it
 /// and, after its receive limit, moves it to the dead-letter queue.
@@ -331,10 +331,9 @@ impl<P: Projector> ProjectorRuntime<P> {
                     Attempt::Conflicted => {
                         // Another transaction held one of our items: wait a little, jittered so
                         // that the writers of a hot item spread out, then start over.
-                        let pause = CONFLICT_BACKOFF * 2u32.pow(attempt as u32);
-                        let jitter =
-                            RandomState::new().hash_one(attempt) % (pause.as_millis() as u64 + 1);
-                        tokio::time::sleep(pause + Duration::from_millis(jitter)).await;
+                        let failures = attempt as u32 + 1;
+                        let pause = CONFLICT_BACKOFF.ceiling(failures);
+                        tokio::time::sleep(pause + CONFLICT_BACKOFF.jittered(failures)).await;
                         done = false;
                         break;
                     }

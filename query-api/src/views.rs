@@ -44,6 +44,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use common::auth::MaybeAuthUser;
 use common::config::TableNames;
 use common::error::ApiError;
@@ -485,43 +487,15 @@ fn decode_cursor(view: View, cursor: &str) -> Result<Item, InvalidCursor> {
     Ok(key)
 }
 
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// Unpadded base64url.
 fn base64url(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0_u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(char::from(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Unpadded base64url back to bytes; `None` for anything [`base64url`] does not write.
+/// Unpadded base64url back to bytes; `None` for anything [`base64url`] does not write (padding,
+/// a bad length, or bits set past the last byte, so that one byte string has one cursor).
 fn from_base64url(text: &str) -> Option<Vec<u8>> {
-    let sextet = |c: u8| BASE64URL.iter().position(|&a| a == c).map(|p| p as u32);
-    if text.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
-    for chunk in text.as_bytes().chunks(4) {
-        let mut n = 0_u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= sextet(*c)? << (18 - 6 * i);
-        }
-        let bytes = chunk.len() - 1;
-        // The bits past the last byte must be zero, so that one byte string has one cursor.
-        if n & ((1 << (8 * (3 - bytes))) - 1) != 0 {
-            return None;
-        }
-        out.extend((0..bytes).map(|i| (n >> (16 - 8 * i)) as u8));
-    }
-    Some(out)
+    URL_SAFE_NO_PAD.decode(text).ok()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use aws_sdk_sqs::Client;
 use tracing::Instrument;
 
 use super::json::{sqs_event, sqs_event_message};
-use super::util::{aws_error_text, invoke, Backoff, Stop};
+use super::util::{aws_error_text, invoke, retries, Stop};
 
 /// First delay after a failed AWS call (doubles up to 5 s).
 const AWS_BACKOFF: Duration = Duration::from_millis(100);
@@ -86,7 +86,7 @@ impl QueueMapping {
             .or_else(|| self.queue_arn.split(':').nth(3).map(str::to_owned))
             .unwrap_or_default();
         let mut stop = Stop::new(shutdown);
-        let mut backoff = Backoff::new(AWS_BACKOFF);
+        let mut backoff = retries(AWS_BACKOFF);
         tracing::info!(queue_url = %self.queue_url, batch_size = self.batch_size, "queue mapping started");
         while !stop.requested() {
             let messages = match self.receive(&sqs).await {
@@ -227,7 +227,7 @@ impl QueueMapping {
                         .ok()
                 })
                 .collect();
-            let mut backoff = Backoff::new(AWS_BACKOFF);
+            let mut backoff = retries(AWS_BACKOFF);
             for attempt in 1..=BATCH_CALL_TRIES {
                 if entries.is_empty() {
                     break;
@@ -282,7 +282,7 @@ impl QueueMapping {
                         .ok()
                 })
                 .collect();
-            let mut backoff = Backoff::new(AWS_BACKOFF);
+            let mut backoff = retries(AWS_BACKOFF);
             for attempt in 1..=BATCH_CALL_TRIES {
                 let result = sqs
                     .change_message_visibility_batch()

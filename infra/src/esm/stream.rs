@@ -18,7 +18,8 @@ use super::failure::{
     LogOnFailure, OnFailure, StreamBatchFailure, RECORD_NOT_CONVERTIBLE, RETRY_ATTEMPTS_EXHAUSTED,
 };
 use super::json::{dynamodb_event, dynamodb_event_record};
-use super::util::{aws_error_text, cmp_sequence_numbers, invoke, retry_delay, Backoff, Stop};
+use super::util::{aws_error_text, cmp_sequence_numbers, invoke, retries, retry_delay, Stop};
+use common::backoff::Retries;
 
 /// How often the shard list is described again while nothing else asks for it (a shard
 /// ending asks for it at once).
@@ -121,7 +122,7 @@ impl StreamMapping {
             handler: &handler,
             region,
             stop: Stop::new(shutdown),
-            backoff: Backoff::new(AWS_BACKOFF),
+            backoff: retries(AWS_BACKOFF),
         };
         tracing::info!(stream_arn = %self.stream_arn, batch_size = self.batch_size, "stream mapping started");
         runner.run().await;
@@ -221,7 +222,7 @@ struct Runner<'a, H, F: Future> {
     handler: &'a H,
     region: String,
     stop: Stop<F>,
-    backoff: Backoff,
+    backoff: Retries,
 }
 
 impl<H, Fut, E, F> Runner<'_, H, F>
@@ -603,7 +604,7 @@ where
     }
 
     async fn save_checkpoint(&mut self, shard_id: &str, sequence_number: &str) {
-        let mut backoff = Backoff::new(AWS_BACKOFF);
+        let mut backoff = retries(AWS_BACKOFF);
         loop {
             match self
                 .mapping
@@ -651,7 +652,7 @@ where
             condition,
         );
         async {
-            let mut backoff = Backoff::new(AWS_BACKOFF);
+            let mut backoff = retries(AWS_BACKOFF);
             loop {
                 match self.mapping.on_failure.on_failure(&failure).await {
                     Ok(()) => break,

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
+use common::backoff::{Backoff, Retries};
 use futures::FutureExt;
 
 /// The longest any backoff sleeps.
@@ -58,40 +59,15 @@ impl<F: Future> Stop<F> {
     }
 }
 
-/// Exponential backoff from `initial`, doubling on each failure, capped at [`MAX_BACKOFF`].
-#[derive(Debug, Clone)]
-pub(crate) struct Backoff {
-    initial: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new(initial: Duration) -> Self {
-        Self {
-            initial,
-            next: initial,
-        }
-    }
-
-    /// The delay to wait after one more failure.
-    pub(crate) fn fail(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        delay
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = self.initial;
-    }
+/// Pauses after failed AWS calls: from `initial`, doubling on each failure, capped at
+/// [`MAX_BACKOFF`].
+pub(crate) fn retries(initial: Duration) -> Retries {
+    Retries::new(Backoff::new(initial, MAX_BACKOFF))
 }
 
 /// `base * 2^(n-1)`, capped at [`MAX_BACKOFF`]; zero for `n == 0`.
 pub(crate) fn retry_delay(base: Duration, n: u32) -> Duration {
-    if n == 0 {
-        return Duration::ZERO;
-    }
-    let factor = 1u32 << (n - 1).min(16);
-    base.saturating_mul(factor).min(MAX_BACKOFF)
+    Backoff::new(base, MAX_BACKOFF).ceiling(n)
 }
 
 /// Calls the handler; a panic (while building or while polling the future) and an `Err`
@@ -146,24 +122,8 @@ pub(crate) fn cmp_sequence_numbers(a: &str, b: &str) -> Ordering {
 
 /// Standard base64 with padding (what Lambda uses for binary values in events).
 pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 0x3f) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
@@ -199,7 +159,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let mut backoff = Backoff::new(Duration::from_millis(100));
+        let mut backoff = retries(Duration::from_millis(100));
         assert_eq!(backoff.fail(), Duration::from_millis(100));
         assert_eq!(backoff.fail(), Duration::from_millis(200));
         for _ in 0..20 {

@@ -45,25 +45,19 @@ impl BatchKey {
 pub(crate) struct Backoff {
     /// Requests that may come back with unprocessed keys before the read gives up (503).
     pub retries: u32,
-    pub base: Duration,
-    pub cap: Duration,
+    pub schedule: common::backoff::Backoff,
 }
 
 impl Backoff {
     /// About 3 s of waiting at most, well inside the Lambda's 10 s.
     pub const DEFAULT: Backoff = Backoff {
         retries: 8,
-        base: Duration::from_millis(25),
-        cap: Duration::from_secs(1),
+        schedule: common::backoff::Backoff::new(Duration::from_millis(25), Duration::from_secs(1)),
     };
 
     /// Full jitter: a random pause up to `base * 2^(retry-1)`, capped.
     pub(crate) fn pause(&self, retry: u32) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(1 << retry.saturating_sub(1).min(16))
-            .min(self.cap);
-        ceiling.mul_f64(rand::random::<f64>())
+        self.schedule.jittered(retry)
     }
 }
 
@@ -170,8 +164,7 @@ mod tests {
 
     const NO_WAIT: Backoff = Backoff {
         retries: 3,
-        base: Duration::ZERO,
-        cap: Duration::ZERO,
+        schedule: common::backoff::Backoff::new(Duration::ZERO, Duration::ZERO),
     };
 
     fn key(table: &str, id: usize) -> BatchKey {

@@ -63,8 +63,9 @@ pub struct FavoriteCounts {
     active: ActiveVersions,
 }
 
-fn unavailable<E: std::fmt::Debug>(error: E) -> ApiError {
-    ApiError::Unavailable(format!("{error:?}"))
+/// A DynamoDB failure, in one line (never the SDK's debug dump, which would reach the log).
+fn unavailable<E: std::error::Error>(error: E) -> ApiError {
+    ApiError::Unavailable(common::error::one_line(&error))
 }
 
 fn get(table: &str, key: &str, value: String) -> Result<TransactGetItem, ApiError> {

@@ -65,8 +65,9 @@ pub enum StoreError {
 
 impl StoreError {
     fn unavailable<E: std::error::Error>(error: E) -> Self {
-        // The SDK's Display is terse ("service error"); the Debug form names the cause for logs.
-        StoreError::Unavailable(format!("{error:?}"))
+        // The SDK's Display is terse ("service error"): its cause chain names the cause, in one
+        // line and without the debug dump of the raw response.
+        StoreError::Unavailable(common::error::one_line(&error))
     }
 }
 

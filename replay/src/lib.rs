@@ -58,8 +58,10 @@ pub enum ReplayError {
 }
 
 /// A DynamoDB or provisioning failure, with what was being done.
-pub(crate) fn store_error<E: std::fmt::Debug>(context: &str) -> impl FnOnce(E) -> ReplayError + '_ {
-    move |e| ReplayError::Store(format!("{context}: {e:?}"))
+pub(crate) fn store_error<E: std::error::Error>(
+    context: &str,
+) -> impl FnOnce(E) -> ReplayError + '_ {
+    move |e| ReplayError::Store(format!("{context}: {}", common::error::one_line(&e)))
 }
 
 /// What every command works on.

@@ -50,20 +50,19 @@ fn jwt_settings(local: &Path) -> anyhow::Result<JwtSettings> {
     )?)
 }
 
-const USAGE: &str =
-    "local-stack: runs DynamoDB Local and moto, provisions every resource and serves the API
-on http://127.0.0.1:3000/api until Ctrl-C. Configured by environment variables only (see README):
-CONDUIT_LISTEN, CONDUIT_LOCAL_DIR, CONDUIT_TABLE_PREFIX, CONDUIT_DYNAMODB_PORT, CONDUIT_MOTO_PORT,
-CONDUIT_RETRY_DELAY_SECONDS, CONDUIT_STREAM_POLL_MS, JWT_SECRET, JWT_TTL_SECONDS, RUST_LOG.";
+/// Runs DynamoDB Local and moto, provisions every resource and serves the API on
+/// http://127.0.0.1:3000/api until Ctrl-C.
+///
+/// Configured by environment variables only (see the README): CONDUIT_LISTEN,
+/// CONDUIT_LOCAL_DIR, CONDUIT_TABLE_PREFIX, CONDUIT_DYNAMODB_PORT, CONDUIT_MOTO_PORT,
+/// CONDUIT_RETRY_DELAY_SECONDS, CONDUIT_STREAM_POLL_MS, CONDUIT_WRITE_WAIT_MS,
+/// CONDUIT_READ_WAIT_MS, JWT_SECRET, JWT_TTL_SECONDS, RUST_LOG.
+#[derive(clap::Parser, Debug)]
+#[command(name = "local-stack")]
+struct Args {}
 
 fn main() -> anyhow::Result<()> {
-    if let Some(arg) = std::env::args().nth(1) {
-        if arg == "-h" || arg == "--help" {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        anyhow::bail!("unexpected argument {arg:?}: local-stack takes no arguments\n{USAGE}");
-    }
+    <Args as clap::Parser>::parse();
     common::telemetry::init();
     let started = Instant::now();
     let root = workspace_root();

@@ -5,19 +5,19 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
+/// Writes infra/template.json, generated from the resource definitions.
+#[derive(Parser, Debug)]
+#[command(name = "gen-template")]
+struct Args {
+    /// Write nothing; exit 1 if the file is missing or not up to date.
+    #[arg(long)]
+    check: bool,
+}
+
 fn main() -> ExitCode {
-    let check = match std::env::args().nth(1).as_deref() {
-        None => false,
-        Some("--check") => true,
-        Some("-h" | "--help") => {
-            println!("usage: gen-template [--check]\n\nWrites infra/template.json; with --check, exits 1 if it is not up to date.");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("gen-template: unknown argument {other:?} (usage: gen-template [--check])");
-            return ExitCode::from(2);
-        }
-    };
+    let check = Args::parse().check;
     let path = infra::template::template_path();
     let wanted = infra::template::render();
     let current = std::fs::read_to_string(&path).ok();

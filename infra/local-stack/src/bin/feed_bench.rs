@@ -61,7 +61,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which parts to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Part {
     Fanout,
     Reads,
@@ -69,80 +70,59 @@ enum Part {
     All,
 }
 
+/// What the feed costs, written (fan-out on write) and read; see the module docs.
+#[derive(clap::Parser, Debug)]
+#[command(name = "feed-bench")]
 struct Args {
+    /// The part to run.
+    #[arg(long, value_enum, default_value = "all")]
     part: Part,
+    /// Only the fan-out part (the same as `--part fanout`).
+    #[arg(long)]
+    skip_reads: bool,
+    /// Followers of the author (fan-out and publish parts).
+    #[arg(long, default_value_t = 10_000)]
     followers: usize,
+    /// Follow events applied at once (fan-out part).
+    #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Also fan out with this budget, in milliseconds, to show the pause/resume path.
+    #[arg(long)]
     budget_ms: Option<u64>,
+    /// Authors the reader follows (reads part).
+    #[arg(long, default_value_t = 50)]
     authors: usize,
+    /// Articles of each author (reads part).
+    #[arg(long, default_value_t = 20)]
     articles_per_author: usize,
+    /// Timed reads of each page (reads part).
+    #[arg(long, default_value_t = 300)]
     reads: usize,
+    /// Publishes of each author (publish part).
+    #[arg(long, default_value_t = 5)]
     publishes: usize,
 }
 
-const USAGE: &str = "feed-bench [--part fanout|reads|publish|all (all)] [--skip-reads]
-  fan-out: [--followers N (10000)] [--concurrency N (8)] [--budget-ms N (none: only the default limits)]
-  reads:   [--authors N (50)] [--articles-per-author N (20)] [--reads N (300)]
-  publish: [--followers N (10000)] [--publishes N (5)]";
-
+/// The arguments, every count at least 1.
 fn args() -> anyhow::Result<Args> {
-    let mut parsed = Args {
-        part: Part::All,
-        followers: 10_000,
-        concurrency: 8,
-        budget_ms: None,
-        authors: 50,
-        articles_per_author: 20,
-        reads: 300,
-        publishes: 5,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut number = |name: &str| -> anyhow::Result<usize> {
-            it.next()
-                .with_context(|| format!("{name} needs a number"))?
-                .parse()
-                .with_context(|| format!("{name} needs a number"))
-        };
-        match arg.as_str() {
-            "--followers" => parsed.followers = number("--followers")?,
-            "--concurrency" => parsed.concurrency = number("--concurrency")?,
-            "--budget-ms" => parsed.budget_ms = Some(number("--budget-ms")? as u64),
-            "--authors" => parsed.authors = number("--authors")?,
-            "--articles-per-author" => {
-                parsed.articles_per_author = number("--articles-per-author")?
-            }
-            "--reads" => parsed.reads = number("--reads")?,
-            "--publishes" => parsed.publishes = number("--publishes")?,
-            "--skip-reads" => parsed.part = Part::Fanout,
-            "--part" => {
-                parsed.part = match it.next().as_deref() {
-                    Some("fanout") => Part::Fanout,
-                    Some("reads") => Part::Reads,
-                    Some("publish") => Part::Publish,
-                    Some("all") => Part::All,
-                    other => {
-                        bail!("--part takes fanout, reads, publish or all, not {other:?}\n{USAGE}")
-                    }
-                }
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
+    let mut args = <Args as clap::Parser>::parse();
+    if args.skip_reads {
+        args.part = Part::Fanout;
     }
     ensure!(
-        parsed.followers >= 1
-            && parsed.concurrency >= 1
-            && parsed.authors >= 1
-            && parsed.articles_per_author >= 1
-            && parsed.reads >= 1
-            && parsed.publishes >= 1,
-        "every count must be at least 1\n{USAGE}"
+        [
+            args.followers,
+            args.concurrency,
+            args.authors,
+            args.articles_per_author,
+            args.reads,
+            args.publishes
+        ]
+        .iter()
+        .all(|&n| n >= 1),
+        "every count must be at least 1 (see --help)"
     );
-    Ok(parsed)
+    Ok(args)
 }
 
 /// Appends of the follow events in flight at once.

@@ -15,7 +15,7 @@
 //! current. Without the header nothing waits and no `conduit-consistency` is sent; a header
 //! that does not parse is a 400 `{"errors":{"conduit-min-position":["..."]}}`.
 //!
-//! The bound is `CONDUIT_READ_WAIT_MS` (default 3000, clamped to 0..=10000), read at start-up.
+//! The bound is `CONDUIT_READ_WAIT_MS` (default 3000, clamped to 0..=5000), read at start-up.
 //! After a wait the handler is told (see [`ReadMode`]) so that it reads its items strongly
 //! consistently: what the checkpoint vouches for is then what it reads. (A read through a
 //! global secondary index, never strongly consistent on AWS, may still trail by the index's
@@ -36,10 +36,11 @@ use common::projections::{Position, Projection, CONSISTENCY_HEADER, MIN_POSITION
 
 /// How long a read waits for its positions when `CONDUIT_READ_WAIT_MS` is not set.
 pub const DEFAULT_READ_WAIT: Duration = Duration::from_millis(3_000);
-/// The longest wait `CONDUIT_READ_WAIT_MS` may ask for (well inside the Lambda's 10 s).
-pub const MAX_READ_WAIT: Duration = Duration::from_millis(10_000);
+/// The longest wait `CONDUIT_READ_WAIT_MS` may ask for: with the read itself, well inside the
+/// function's 10 s timeout (a 10 s wait would time the read out instead of answering `stale`).
+pub const MAX_READ_WAIT: Duration = Duration::from_millis(5_000);
 
-/// Reads `CONDUIT_READ_WAIT_MS`: a whole number of milliseconds, clamped to 0..=10000.
+/// Reads `CONDUIT_READ_WAIT_MS`: a whole number of milliseconds, clamped to 0..=5000.
 pub fn read_wait_from_env() -> Result<Duration, ConfigError> {
     wait_from_env("CONDUIT_READ_WAIT_MS", DEFAULT_READ_WAIT, MAX_READ_WAIT)
 }

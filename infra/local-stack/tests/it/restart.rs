@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use common::config::JwtSettings;
 use events::user::{User, UserCommand, UserUpdate};
 use events::{EventStore, Metadata, Repository, Tables};
 use local_stack::StackConfig;
@@ -13,15 +12,8 @@ fn config(prefix: &str) -> StackConfig {
         .join("conduit-restart-search")
         .join(prefix);
     StackConfig {
-        endpoints: infra::testkit::emulators().clone(),
-        prefix: prefix.to_owned(),
-        jwt: JwtSettings::new(vec![b's'; 32], Duration::from_secs(3600)).expect("jwt"),
-        listen: ([127, 0, 0, 1], 0).into(),
-        retry_delay: Some(Duration::from_secs(1)),
-        stream_poll_interval: Duration::from_millis(20),
         search_dir: Some(search_dir),
-        api_meter: None,
-        pipeline_meter: None,
+        ..crate::test_config(prefix)
     }
 }
 

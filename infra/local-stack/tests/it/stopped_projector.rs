@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::config::{JwtSettings, TableNames};
+use common::config::TableNames;
 use common::projections::{registry, Projection};
 use projectors::versions::{now_ms, FROZEN_UNTIL};
 use serde_json::{json, Value};
@@ -44,19 +44,9 @@ async fn freeze_users(client: &aws_sdk_dynamodb::Client, prefix: &str, frozen: b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_while_a_projector_is_stopped_answers_behind_and_the_read_catches_up() {
     let prefix = infra::testkit::unique_prefix("stopped");
-    let running = local_stack::start(local_stack::StackConfig {
-        endpoints: infra::testkit::emulators().clone(),
-        prefix: prefix.clone(),
-        jwt: JwtSettings::new(vec![b's'; 32], Duration::from_secs(3600)).expect("jwt"),
-        listen: ([127, 0, 0, 1], 0).into(),
-        retry_delay: Some(Duration::from_secs(1)),
-        stream_poll_interval: Duration::from_millis(20),
-        search_dir: None,
-        api_meter: None,
-        pipeline_meter: None,
-    })
-    .await
-    .expect("the stack starts");
+    let running = local_stack::start(crate::test_config(&prefix))
+        .await
+        .expect("the stack starts");
     let api = running.api_url();
     let http = reqwest::Client::new();
 

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use common::config::JwtSettings;
 use events::user::UserEvent;
 use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, Tables};
 use serde_json::json;
@@ -27,19 +26,9 @@ async fn eventually_found(http: &reqwest::Client, url: &str, within: Duration) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_without_metadata_is_projected_and_so_are_the_next() {
     let prefix = infra::testkit::unique_prefix("nometa");
-    let running = local_stack::start(local_stack::StackConfig {
-        endpoints: infra::testkit::emulators().clone(),
-        prefix: prefix.clone(),
-        jwt: JwtSettings::new(vec![b'm'; 32], Duration::from_secs(3600)).expect("jwt"),
-        listen: ([127, 0, 0, 1], 0).into(),
-        retry_delay: Some(Duration::from_secs(1)),
-        stream_poll_interval: Duration::from_millis(20),
-        search_dir: None,
-        api_meter: None,
-        pipeline_meter: None,
-    })
-    .await
-    .expect("the stack starts");
+    let running = local_stack::start(crate::test_config(&prefix))
+        .await
+        .expect("the stack starts");
     let api = running.api_url();
     let http = reqwest::Client::new();
 

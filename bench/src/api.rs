@@ -592,7 +592,7 @@ pub(crate) async fn send(client: &Api, call: &Call) -> Answer {
                 elapsed,
                 body,
                 error,
-                waited: header("server-timing").and_then(waited),
+                waited: header("server-timing").and_then(command_api::write_wait::waited),
                 position: header(common::projections::POSITION_HEADER).and_then(|p| p.parse().ok()),
             }
         }
@@ -604,16 +604,6 @@ pub(crate) async fn send(client: &Api, call: &Call) -> Answer {
             position: None,
         },
     }
-}
-
-/// The `wait` metric of a `Server-Timing` header (`wait;dur=12.3`, milliseconds).
-fn waited(server_timing: &str) -> Option<Duration> {
-    server_timing.split(',').find_map(|metric| {
-        let mut parts = metric.split(';').map(str::trim);
-        (parts.next() == Some("wait")).then_some(())?;
-        let ms: f64 = parts.find_map(|p| p.strip_prefix("dur="))?.parse().ok()?;
-        (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
-    })
 }
 
 /// The raw operation an endpoint is set beside: `GetItem` for reads, `PutItem` for writes.
@@ -1216,21 +1206,4 @@ async fn measure_mixed(
         runs.push(run);
     }
     Ok(runs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_wait_of_server_timing() {
-        assert_eq!(waited("wait;dur=12.5"), Some(Duration::from_micros(12_500)));
-        assert_eq!(
-            waited("db;dur=3, wait;desc=\"x\";dur=1"),
-            Some(Duration::from_millis(1))
-        );
-        for none in ["", "wait", "db;dur=3", "wait;dur=soon", "wait;dur=-1"] {
-            assert_eq!(waited(none), None, "{none:?}");
-        }
-    }
 }

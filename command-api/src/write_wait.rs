@@ -190,6 +190,17 @@ fn server_timing(waited: Duration) -> String {
     format!("wait;dur={:.1}", waited.as_secs_f64() * 1000.0)
 }
 
+/// The `wait` metric of a `Server-Timing` header (`wait;dur=12.3`): how long a write waited,
+/// for clients that measure it (the benchmarks).
+pub fn waited(server_timing: &str) -> Option<Duration> {
+    server_timing.split(',').find_map(|metric| {
+        let mut parts = metric.split(';').map(str::trim);
+        (parts.next() == Some("wait")).then_some(())?;
+        let ms: f64 = parts.find_map(|p| p.strip_prefix("dur="))?.parse().ok()?;
+        (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +239,18 @@ mod tests {
             "wait;dur=12.3"
         );
         assert_eq!(server_timing(Duration::ZERO), "wait;dur=0.0");
+    }
+
+    #[test]
+    fn reads_the_wait_of_server_timing() {
+        assert_eq!(waited("wait;dur=12.5"), Some(Duration::from_micros(12_500)));
+        assert_eq!(
+            waited("db;dur=3, wait;desc=\"x\";dur=1"),
+            Some(Duration::from_millis(1))
+        );
+        for none in ["", "wait", "db;dur=3", "wait;dur=soon", "wait;dur=-1"] {
+            assert_eq!(waited(none), None, "{none:?}");
+        }
     }
 
     #[test]

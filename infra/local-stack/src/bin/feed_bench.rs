@@ -1011,10 +1011,7 @@ async fn publish(api: &Api, author: &ApiUser, title: String) -> anyhow::Result<P
             .unwrap_or("(none)")
             .to_owned(),
     };
-    let waited = header("server-timing")
-        .and_then(|t| t.strip_prefix("wait;dur="))
-        .and_then(|ms| ms.parse::<f64>().ok())
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+    let waited = header("server-timing").and_then(command_api::write_wait::waited);
     Ok(Published {
         latency,
         answered: Instant::now(),

@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::client::{Api, ApiUser};
 use anyhow::{ensure, Context};
-use common::aws::LocalEndpoints;
 use common::config::JwtSettings;
-use common::meter::DynamoMeter;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use local_stack::bench::{Api, ApiUser};
+use local_aws::meter::DynamoMeter;
+use local_aws::LocalEndpoints;
 use local_stack::{PipelineMeter, RunningStack, StackConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -53,13 +53,13 @@ pub async fn measure_stack(
         "concurrencies must be at least 1"
     );
     eprintln!("bench:   starting a local stack with metered pipeline");
-    let prefix = infra::testkit::unique_prefix("benchapi");
+    let prefix = local_aws::testkit::unique_prefix("benchapi");
     let stack = start(endpoints, &prefix).await?;
     let result = measure_on(&stack, scale, baselines).await;
     stack.stop().await;
     // DynamoDB Local keeps every table in one SQLite database: what this stack left behind
     // (tens of thousands of items and stream records) would slow the sections after it.
-    let clients = common::aws::Clients::local(endpoints).await;
+    let clients = local_aws::Clients::local(endpoints).await;
     crate::clean_up(&clients, &prefix)
         .await
         .context("deleting the stack's tables, topic and queues")?;

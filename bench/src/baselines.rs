@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::aws::{Clients, LocalEndpoints};
-use infra::resources::{AttrType, BillingMode, KeyAttr, KeySchema, TableDef};
+use local_aws::{Clients, LocalEndpoints};
+use schema::{AttrType, BillingMode, KeyAttr, KeySchema, TableDef};
 
 use crate::report::{Baselines, RawOp};
 use crate::stats::{per_second, Latency};
@@ -89,13 +89,13 @@ struct Target {
 /// Measures every baseline; see the module docs.
 pub async fn measure(endpoints: &LocalEndpoints, scale: &Scale) -> anyhow::Result<Baselines> {
     let clients = Clients::local(endpoints).await;
-    let prefix = infra::testkit::unique_prefix("benchraw");
+    let prefix = local_aws::testkit::unique_prefix("benchraw");
     let table = format!("{prefix}{}", RAW_TABLE.name);
-    infra::resources::ensure_table_named(&clients.dynamodb, &table, &RAW_TABLE)
+    common::tables::ensure(&clients.dynamodb, &table, &RAW_TABLE)
         .await
         .with_context(|| format!("creating the table {table}"))?;
     let dynamodb = measure_dynamodb(&clients, &table, scale).await;
-    let deleted = infra::resources::delete_table_named(&clients.dynamodb, &table).await;
+    let deleted = common::tables::delete(&clients.dynamodb, &table).await;
     let dynamodb = dynamodb?;
     deleted.with_context(|| format!("deleting the table {table}"))?;
 

@@ -421,10 +421,10 @@ impl<'a> Meter<'a> {
 
 /// What the meters counted around one measured call.
 struct Counted {
-    api: common::meter::Tally,
-    projectors: common::meter::Tally,
-    sns: common::meter::RequestTally,
-    sqs: common::meter::RequestTally,
+    api: local_aws::meter::Tally,
+    projectors: local_aws::meter::Tally,
+    sns: local_aws::meter::RequestTally,
+    sqs: local_aws::meter::RequestTally,
     functions: BTreeMap<&'static str, local_stack::FunctionTally>,
 }
 

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::Api;
 use anyhow::{ensure, Context};
-use local_stack::bench::Api;
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::Semaphore;

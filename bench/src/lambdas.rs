@@ -3,7 +3,7 @@
 //! same run.
 //!
 //! Each binary is started `scale.lambda_starts` times, each time behind a fresh local Lambda
-//! Runtime API ([`infra::runtime_api`]) in a Lambda-like environment pointed at the emulators
+//! Runtime API ([`local_aws::runtime_api`]) in a Lambda-like environment pointed at the emulators
 //! (the variables the deployment template gives, on a prefix provisioned for this section).
 //! `ready` is the time from spawning the process to its first `GET /invocation/next`; then
 //! the function handles one event of its kind (a registration for the command API, an article
@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::aws::{Clients, LocalEndpoints};
 use events::article::ArticleEvent;
 use events::user::UserEvent;
 use events::{EventSchema, StoredEvent};
-use infra::runtime_api::{InvocationError, RuntimeApi};
+use local_aws::runtime_api::{InvocationError, RuntimeApi};
+use local_aws::{Clients, LocalEndpoints};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -65,8 +65,8 @@ pub async fn measure(config: &Config, endpoints: &LocalEndpoints) -> anyhow::Res
     }
 
     let clients = Clients::local(endpoints).await;
-    let prefix = infra::testkit::unique_prefix("benchlambda");
-    let provisioned = infra::resources::provision(&clients, &prefix)
+    let prefix = local_aws::testkit::unique_prefix("benchlambda");
+    let provisioned = local_aws::provision::provision(&clients, &prefix)
         .await
         .with_context(|| format!("provisioning {prefix}"))?;
     let env = [
@@ -85,7 +85,7 @@ pub async fn measure(config: &Config, endpoints: &LocalEndpoints) -> anyhow::Res
         anyhow::Ok((hello, runs))
     }
     .await;
-    let torn_down = infra::resources::teardown(&clients, &prefix).await;
+    let torn_down = local_aws::provision::teardown(&clients, &prefix).await;
     let (hello, runs) = measured?;
     torn_down.with_context(|| format!("deleting what {prefix} holds"))?;
 
@@ -301,7 +301,7 @@ fn api_gateway_event(method: &str, path: &str, body: Option<String>) -> Value {
         "rawQueryString": "",
         "headers": headers,
         "requestContext": {
-            "accountId": infra::runtime_api::ACCOUNT_ID,
+            "accountId": local_aws::runtime_api::ACCOUNT_ID,
             "apiId": "a1b2c3d4e5",
             "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
             "domainPrefix": "a1b2c3d4e5",

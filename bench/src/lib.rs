@@ -7,7 +7,9 @@
 pub mod api;
 pub mod baselines;
 pub mod charts;
+pub mod client;
 pub mod cost;
+pub mod history;
 pub mod lag;
 pub mod lambdas;
 pub mod markdown;
@@ -147,7 +149,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
         },
         ..Report::default()
     };
-    let endpoints = infra::testkit::emulators().clone();
+    let endpoints = local_aws::testkit::emulators().clone();
     let scale = &config.scale;
     let wanted = |section: Section| scale.sections.contains(&section);
     anyhow::ensure!(
@@ -218,10 +220,10 @@ fn checkpoint(config: &Config, report: &mut Report, started: Instant) -> anyhow:
 
 /// Deletes what a section provisioned under `prefix`: the tables (the projections' rebuilt
 /// versions included), the topic and the queues.
-pub(crate) async fn clean_up(clients: &common::aws::Clients, prefix: &str) -> anyhow::Result<()> {
-    infra::resources::teardown(clients, prefix).await?;
-    for table in infra::resources::existing_table_names(clients, prefix).await? {
-        infra::resources::delete_table_named(&clients.dynamodb, &table).await?;
+pub(crate) async fn clean_up(clients: &local_aws::Clients, prefix: &str) -> anyhow::Result<()> {
+    local_aws::provision::teardown(clients, prefix).await?;
+    for table in local_aws::provision::existing_table_names(clients, prefix).await? {
+        common::tables::delete(&clients.dynamodb, &table).await?;
     }
     Ok(())
 }

@@ -10,11 +10,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::history::rate;
 use anyhow::Context;
-use common::aws::{Clients, LocalEndpoints};
 use common::config::TableNames;
-use infra::testkit::OwnDynamoDbLocal;
-use replay::bench::rate;
+use local_aws::testkit::OwnDynamoDbLocal;
+use local_aws::{Clients, LocalEndpoints};
 use replay::{Progress, RebuildOptions, Replay};
 
 use crate::report::{ReplayProjection, ReplaySection};
@@ -30,8 +30,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// history's `BatchWriteItem`s into the events table kept its one SQLite thread busy for over
 /// 15 minutes before the first replayed event.
 pub async fn measure(endpoints: &LocalEndpoints, scale: &Scale) -> anyhow::Result<ReplaySection> {
-    let prefix = infra::testkit::unique_prefix("benchreplay");
-    let log = infra::testkit::log_dir().join(format!("{prefix}-dynamodb-local.log"));
+    let prefix = local_aws::testkit::unique_prefix("benchreplay");
+    let log = local_aws::testkit::log_dir().join(format!("{prefix}-dynamodb-local.log"));
     let dynamodb = tokio::task::spawn_blocking(move || OwnDynamoDbLocal::start(log))
         .await
         .context("the task starting DynamoDB Local for the replay failed")?
@@ -41,7 +41,7 @@ pub async fn measure(endpoints: &LocalEndpoints, scale: &Scale) -> anyhow::Resul
         moto: endpoints.moto.clone(),
     };
     let clients = Clients::local(&own).await;
-    infra::resources::provision(&clients, &prefix)
+    local_aws::provision::provision(&clients, &prefix)
         .await
         .with_context(|| format!("provisioning {prefix}"))?;
     let measured = measure_on(&clients, &prefix, scale).await;
@@ -60,9 +60,9 @@ async fn measure_on(
     let client = &clients.dynamodb;
     let tables = TableNames::with_prefix(prefix);
     let options = RebuildOptions::default();
-    let in_flight = replay::bench::in_flight(&options);
+    let in_flight = crate::history::in_flight(&options);
 
-    let loaded = replay::bench::load_history(client, &tables, scale.replay_events, in_flight)
+    let loaded = crate::history::load_history(client, &tables, scale.replay_events, in_flight)
         .await
         .context("writing the history into the events table")?;
     eprintln!(
@@ -78,7 +78,7 @@ async fn measure_on(
     );
     replay.progress = Progress::silent();
     let ticker = tokio::spawn(report_progress(replay.progress.clone(), Instant::now()));
-    let rebuilt = replay::bench::rebuild_every_projection(&replay, &options).await;
+    let rebuilt = crate::history::rebuild_every_projection(&replay, &options).await;
     ticker.abort();
     let rebuilt = rebuilt.context("rebuilding every projection")?;
     for report in &rebuilt.reports {
@@ -90,7 +90,7 @@ async fn measure_on(
         rebuilt.took.as_secs_f64()
     );
 
-    let raw = replay::bench::raw_batch_writes(client, prefix, loaded.events, in_flight)
+    let raw = crate::history::raw_batch_writes(client, prefix, loaded.events, in_flight)
         .await
         .context("measuring raw BatchWriteItem")?;
     eprintln!(

@@ -18,7 +18,6 @@ use axum::http::Method;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use common::applied::Applied;
-use common::aws::Clients;
 use common::config::{self, ConfigError, JwtSettings, TableNames};
 use common::jwt::JwtKeys;
 use common::projections::{ActiveVersions, DEFAULT_VERSION_TTL};
@@ -48,31 +47,28 @@ impl FromRef<AppState> for JwtKeys {
 }
 
 impl AppState {
-    pub fn new(clients: &Clients, tables: &TableNames, jwt: &JwtSettings) -> Self {
+    pub fn new(
+        dynamodb: &aws_sdk_dynamodb::Client,
+        tables: &TableNames,
+        jwt: &JwtSettings,
+    ) -> Self {
         let store = EventStore::new(
-            clients.dynamodb.clone(),
+            dynamodb.clone(),
             Tables {
                 events: tables.events.clone(),
                 uniques: tables.uniques.clone(),
             },
         );
-        let active = ActiveVersions::new(
-            clients.dynamodb.clone(),
-            tables.clone(),
-            DEFAULT_VERSION_TTL,
-        );
+        let active = ActiveVersions::new(dynamodb.clone(), tables.clone(), DEFAULT_VERSION_TTL);
         Self {
             repository: Repository::new(store),
             keys: JwtKeys::new(jwt),
             passwords: Passwords,
             // One cache of the projection registry for the write side's two reads of read
             // models.
-            favorite_counts: FavoriteCounts::with_versions(
-                clients.dynamodb.clone(),
-                active.clone(),
-            ),
+            favorite_counts: FavoriteCounts::with_versions(dynamodb.clone(), active.clone()),
             write_wait: WriteWait {
-                applied: Applied::new(clients.dynamodb.clone(), active),
+                applied: Applied::new(dynamodb.clone(), active),
                 bound: write_wait::DEFAULT_WRITE_WAIT,
             },
         }
@@ -91,9 +87,9 @@ impl AppState {
 
     /// Reads `CONDUIT_TABLE_PREFIX`, `JWT_SECRET`, `JWT_TTL_SECONDS` and
     /// `CONDUIT_WRITE_WAIT_MS` (see [`write_wait`]).
-    pub fn from_env(clients: &Clients) -> Result<Self, ConfigError> {
+    pub fn from_env(dynamodb: &aws_sdk_dynamodb::Client) -> Result<Self, ConfigError> {
         Ok(Self::new(
-            clients,
+            dynamodb,
             &config::table_names_from_env()?,
             &JwtSettings::from_env()?,
         )

@@ -1,70 +1,14 @@
-//! AWS SDK clients, built once per process and shared by every handler.
+//! The AWS SDK configuration, loaded once per process from the standard environment (Lambda,
+//! or `AWS_ENDPOINT_URL_*` overrides). Each function builds from it only the clients it uses.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
+use aws_config::{BehaviorVersion, SdkConfig};
 
-/// The four SDK clients the services use. Cheap to clone (each is an `Arc` inside).
-#[derive(Clone, Debug)]
-pub struct Clients {
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub streams: aws_sdk_dynamodbstreams::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub sqs: aws_sdk_sqs::Client,
+/// The SDK configuration from the environment.
+pub async fn config_from_env() -> SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
 }
 
-/// Where the local emulators listen.
-#[derive(Clone, Debug)]
-pub struct LocalEndpoints {
-    /// DynamoDB Local (DynamoDB and DynamoDB Streams), e.g. `http://127.0.0.1:8100`.
-    pub dynamodb: String,
-    /// moto server (SNS and SQS), e.g. `http://127.0.0.1:8101`.
-    pub moto: String,
-}
-
-/// Region and static credentials used for every local run: the emulators accept anything,
-/// and static credentials keep the SDK from ever asking the instance metadata service.
-pub const LOCAL_REGION: &str = "us-east-1";
-pub const LOCAL_ACCESS_KEY_ID: &str = "conduitlocal";
-pub const LOCAL_SECRET_ACCESS_KEY: &str = "conduitlocal";
-
-impl Clients {
-    /// Clients from the standard AWS environment (Lambda, or `AWS_ENDPOINT_URL_*` overrides).
-    pub async fn from_env() -> Self {
-        let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        Self::from_config(&config)
-    }
-
-    pub fn from_config(config: &SdkConfig) -> Self {
-        Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            streams: aws_sdk_dynamodbstreams::Client::new(config),
-            sns: aws_sdk_sns::Client::new(config),
-            sqs: aws_sdk_sqs::Client::new(config),
-        }
-    }
-
-    /// Clients for the local emulators, with a fixed region and static credentials.
-    pub async fn local(endpoints: &LocalEndpoints) -> Self {
-        let ddb = local_config(&endpoints.dynamodb).await;
-        let moto = local_config(&endpoints.moto).await;
-        Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&ddb),
-            streams: aws_sdk_dynamodbstreams::Client::new(&ddb),
-            sns: aws_sdk_sns::Client::new(&moto),
-            sqs: aws_sdk_sqs::Client::new(&moto),
-        }
-    }
-}
-
-async fn local_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(LOCAL_REGION))
-        .credentials_provider(Credentials::from_keys(
-            LOCAL_ACCESS_KEY_ID,
-            LOCAL_SECRET_ACCESS_KEY,
-            None,
-        ))
-        .endpoint_url(endpoint)
-        .load()
-        .await
+/// A DynamoDB client from the environment: what every function but the fan-out needs.
+pub async fn dynamodb_from_env() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&config_from_env().await)
 }

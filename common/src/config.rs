@@ -31,21 +31,21 @@ pub struct TableNames {
 
 impl TableNames {
     pub fn with_prefix(prefix: &str) -> Self {
-        let name = |table: &str| format!("{prefix}{table}");
+        let name = |table: &schema::TableDef| format!("{prefix}{}", table.name);
         Self {
             prefix: prefix.to_owned(),
-            events: name("events"),
-            uniques: name("uniques"),
-            users: name("users"),
-            follows: name("follows"),
-            articles: name("articles"),
-            article_bodies: name("article-bodies"),
-            comments: name("comments"),
-            favorites: name("favorites"),
-            feeds: name("feeds"),
-            feed_articles: name("feed-articles"),
-            feed_followers: name("feed-followers"),
-            checkpoints: name("checkpoints"),
+            events: name(&schema::events::TABLE),
+            uniques: name(&schema::uniques::TABLE),
+            users: name(&schema::users::TABLE),
+            follows: name(&schema::follows::TABLE),
+            articles: name(&schema::articles::TABLE),
+            article_bodies: name(&schema::article_bodies::TABLE),
+            comments: name(&schema::comments::TABLE),
+            favorites: name(&schema::favorites::TABLE),
+            feeds: name(&schema::feeds::TABLE),
+            feed_articles: name(&schema::feed_articles::TABLE),
+            feed_followers: name(&schema::feed_followers::TABLE),
+            checkpoints: name(&schema::checkpoints::TABLE),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Shared plumbing of the services: configuration, AWS clients, JWT, telemetry, the HTTP error type and the projections' positions.
+//! Shared plumbing of the services: configuration, the AWS SDK configuration, table creation, JWT, telemetry, the HTTP error type and the projections' positions.
 
 pub mod applied;
 pub mod auth;
@@ -7,7 +7,7 @@ pub mod backoff;
 pub mod config;
 pub mod error;
 pub mod jwt;
-pub mod meter;
 pub mod projections;
 pub mod responses;
+pub mod tables;
 pub mod telemetry;

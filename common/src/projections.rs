@@ -122,11 +122,7 @@ impl FromStr for Projection {
 /// The checkpoints a projector keeps, one item per aggregate stream it applies, in the
 /// checkpoints table of the projection's version (where the registry items live too).
 pub mod checkpoints {
-    /// The key attribute: [`key`] for a stream's checkpoint, `projection#<name>` for a registry
-    /// item.
-    pub const PK: &str = "pk";
-    /// The last sequence of the stream the projector has applied.
-    pub const LAST_SEQ: &str = "lastSeq";
+    pub use schema::checkpoints::{LAST_SEQ, PK};
 
     /// The checkpoint key of `projector` for one aggregate stream.
     pub fn key(projector: &str, stream_key: &str) -> String {
@@ -206,12 +202,7 @@ impl Default for VersionState {
 }
 
 /// Registry attribute names.
-pub mod registry {
-    pub const ACTIVE: &str = "active";
-    pub const BUILDING: &str = "building";
-    pub const FROZEN: &str = "frozen";
-    pub const VERSIONS: &str = "versions";
-}
+pub use schema::checkpoints::registry;
 
 impl VersionState {
     pub fn from_item(item: &HashMap<String, AttributeValue>) -> Self {
@@ -380,16 +371,9 @@ impl ActiveVersions {
     }
 }
 
-/// The response header that names the position a write appended.
-pub const POSITION_HEADER: &str = "conduit-position";
-/// The request header with the position(s) a read must reflect (comma-separated).
-pub const MIN_POSITION_HEADER: &str = "conduit-min-position";
-/// The response header that says whether a read reflects the positions it was asked for
-/// (`current`, or `stale`: the wait bound passed first), and whether the read models had
-/// applied a write when it answered (`current`, `behind`, or `unchecked`: nothing waited).
-pub const CONSISTENCY_HEADER: &str = "conduit-consistency";
-/// The response header of a write answered `behind`: the projections still behind, comma-separated.
-pub const BEHIND_HEADER: &str = "conduit-behind";
+pub use schema::headers::{
+    BEHIND_HEADER, CONSISTENCY_HEADER, MIN_POSITION_HEADER, POSITION_HEADER,
+};
 
 /// A point in one aggregate's stream: `<AggregateType>#<aggregateId>@<sequence>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -143,7 +143,7 @@ impl EventStore {
             let action = if let NetChange::ClaimOnce(attributes) = change {
                 let mut put = Put::builder()
                     .table_name(&self.tables.uniques)
-                    .item("pk", AttributeValue::S(key.clone()))
+                    .item(schema::uniques::PK, AttributeValue::S(key.clone()))
                     .item("owner", owner)
                     .item("claimedAt", AttributeValue::S(recorded_at.clone()))
                     .condition_expression("attribute_not_exists(pk)");
@@ -157,7 +157,7 @@ impl EventStore {
             } else if let NetChange::Claim = change {
                 let put = Put::builder()
                     .table_name(&self.tables.uniques)
-                    .item("pk", AttributeValue::S(key.clone()))
+                    .item(schema::uniques::PK, AttributeValue::S(key.clone()))
                     .item("owner", owner.clone())
                     .item("claimedAt", AttributeValue::S(recorded_at.clone()))
                     .condition_expression("attribute_not_exists(pk) OR #owner = :owner")
@@ -169,7 +169,7 @@ impl EventStore {
             } else {
                 let delete = Delete::builder()
                     .table_name(&self.tables.uniques)
-                    .key("pk", AttributeValue::S(key.clone()))
+                    .key(schema::uniques::PK, AttributeValue::S(key.clone()))
                     .condition_expression("attribute_not_exists(pk) OR #owner = :owner")
                     .expression_attribute_names("#owner", "owner")
                     .expression_attribute_values(":owner", owner)
@@ -289,7 +289,10 @@ impl EventStore {
             .client
             .get_item()
             .table_name(&self.tables.uniques)
-            .key("pk", AttributeValue::S(unique_key.to_owned()))
+            .key(
+                schema::uniques::PK,
+                AttributeValue::S(unique_key.to_owned()),
+            )
             .consistent_read(true)
             .send()
             .await
@@ -304,7 +307,9 @@ impl EventStore {
             .ok_or_else(|| StoreError::Corrupt(format!("claim {unique_key} has no owner")))?;
         let attributes = item
             .iter()
-            .filter(|(name, _)| !matches!(name.as_str(), "pk" | "owner" | "claimedAt"))
+            .filter(|(name, _)| {
+                !matches!(name.as_str(), schema::uniques::PK | "owner" | "claimedAt")
+            })
             .filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone())))
             .collect();
         Ok(Some(Claim { owner, attributes }))
@@ -316,7 +321,10 @@ impl EventStore {
             .client
             .get_item()
             .table_name(&self.tables.uniques)
-            .key("pk", AttributeValue::S(unique_key.to_owned()))
+            .key(
+                schema::uniques::PK,
+                AttributeValue::S(unique_key.to_owned()),
+            )
             .consistent_read(true)
             .send()
             .await
@@ -418,9 +426,12 @@ pub fn event_to_item(event: &StoredEvent) -> HashMap<String, AttributeValue> {
         }
     }
     let mut item = HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(event.stream_key())),
         (
-            "sk".to_owned(),
+            schema::events::PK.to_owned(),
+            AttributeValue::S(event.stream_key()),
+        ),
+        (
+            schema::events::SK.to_owned(),
             AttributeValue::N(event.sequence.to_string()),
         ),
         (
@@ -488,7 +499,7 @@ pub fn event_from_item(item: &HashMap<String, AttributeValue>) -> Result<StoredE
     Ok(StoredEvent {
         aggregate_type: text("aggregateType")?,
         aggregate_id: text("aggregateId")?,
-        sequence: number("sk")?,
+        sequence: number(schema::events::SK)?,
         event_id,
         event_type: text("eventType")?,
         event_version,

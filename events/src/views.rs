@@ -22,16 +22,7 @@ pub fn number(item: &Item, name: &str) -> Option<u64> {
 /// The `users` table: one item per registered user, key `userId`, GSI `byUsername`.
 pub mod users {
     use super::*;
-
-    pub const USER_ID: &str = "userId";
-    pub const EMAIL: &str = "email";
-    pub const USERNAME: &str = "username";
-    pub const BIO: &str = "bio";
-    pub const IMAGE: &str = "image";
-    /// The sequence of the last event of the user's stream reflected in the item.
-    pub const LAST_SEQ: &str = "lastSeq";
-    /// The GSI that finds a user by username.
-    pub const BY_USERNAME: &str = "byUsername";
+    pub use schema::users::*;
 
     /// A user as the read side sees it. No secret is ever part of it.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,11 +51,7 @@ pub mod users {
 
 /// The `follows` table: one item per (follower, followee), GSI `byFollowee`.
 pub mod follows {
-    pub const FOLLOWER_ID: &str = "followerId";
-    pub const FOLLOWEE_ID: &str = "followeeId";
-    /// The sequence of the follower's event that created the item.
-    pub const SEQ: &str = "seq";
-    pub const BY_FOLLOWEE: &str = "byFollowee";
+    pub use schema::follows::*;
 }
 
 /// The `checkpoints` table: the last sequence each projector applied per aggregate.
@@ -94,24 +81,7 @@ pub fn text_list(item: &Item, name: &str) -> Vec<String> {
 /// events of it are dropped instead of resurrecting it. [`ArticleView::from_item`] sees neither.
 pub mod articles {
     use super::*;
-
-    pub const ARTICLE_ID: &str = "articleId";
-    pub const SLUG: &str = "slug";
-    pub const TITLE: &str = "title";
-    pub const DESCRIPTION: &str = "description";
-    /// A list of strings, sorted.
-    pub const TAG_LIST: &str = "tagList";
-    pub const AUTHOR_ID: &str = "authorId";
-    pub const CREATED_AT: &str = "createdAt";
-    pub const UPDATED_AT: &str = "updatedAt";
-    /// How many users favorite the article (a number, never negative).
-    pub const FAVORITES_COUNT: &str = "favoritesCount";
-    /// The sequence of the last `Article` event reflected in the item.
-    pub const LAST_SEQ: &str = "lastSeq";
-    /// Present (true) once the article was deleted: the item is a tombstone.
-    pub const DELETED: &str = "deleted";
-    /// The GSI that finds an article by slug (tombstones and favorite-only items have no slug).
-    pub const BY_SLUG: &str = "bySlug";
+    pub use schema::articles::*;
 
     /// A published, not deleted article as the read side sees it, without its body (see
     /// [`ArticleBodyView`](super::article_bodies::ArticleBodyView)).
@@ -160,11 +130,7 @@ pub mod articles {
 /// the same event, and deletes it in the transaction that leaves the tombstone.
 pub mod article_bodies {
     use super::*;
-
-    pub const ARTICLE_ID: &str = "articleId";
-    pub const BODY: &str = "body";
-    /// The sequence of the last `Article` event reflected in the item.
-    pub const LAST_SEQ: &str = "lastSeq";
+    pub use schema::article_bodies::*;
 
     /// The body of a published, not deleted article.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,16 +154,7 @@ pub mod article_bodies {
 /// The `comments` table: one item per live comment, key (`articleId`, `commentId`).
 pub mod comments {
     use super::*;
-
-    pub const ARTICLE_ID: &str = "articleId";
-    /// A number: 1, 2, 3... per article.
-    pub const COMMENT_ID: &str = "commentId";
-    pub const AUTHOR_ID: &str = "authorId";
-    pub const BODY: &str = "body";
-    pub const CREATED_AT: &str = "createdAt";
-    pub const UPDATED_AT: &str = "updatedAt";
-    /// The sequence of the comment thread's event that wrote the item.
-    pub const SEQ: &str = "seq";
+    pub use schema::comments::*;
 
     /// A comment as the read side sees it.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,11 +184,7 @@ pub mod comments {
 /// The `favorites` table: one item per (article, user) while the user favorites the article,
 /// key (`articleId`, `userId`), GSI `byUser` (`userId`, `articleId`).
 pub mod favorites {
-    pub const ARTICLE_ID: &str = "articleId";
-    pub const USER_ID: &str = "userId";
-    /// The sequence of the favorite's event that wrote the item.
-    pub const SEQ: &str = "seq";
-    pub const BY_USER: &str = "byUser";
+    pub use schema::favorites::*;
 }
 
 /// The feed read model, owned by the feed projector: three tables, never read by anyone else
@@ -245,13 +198,7 @@ pub mod favorites {
 ///   sorting newest first when queried backwards.
 pub mod feeds {
     use super::*;
-
-    /// The reader whose feed holds the entry.
-    pub const USER_ID: &str = "userId";
-    /// `<createdAt as 13-digit epoch ms>#<articleId>`: sorts by creation, ties by id.
-    pub const FEED_KEY: &str = "feedKey";
-    pub const AUTHOR_ID: &str = "authorId";
-    pub const ARTICLE_ID: &str = "articleId";
+    pub use schema::feeds::*;
 
     /// The sort key of an article in every feed: ascending creation time, then id. Creation
     /// times before 1970 or unparseable ones sort first.
@@ -287,20 +234,7 @@ pub mod feeds {
 /// [`feeds`]). Same attribute names as [`articles`]; no body, no counts.
 pub mod feed_articles {
     use super::*;
-
-    pub const AUTHOR_ID: &str = "authorId";
-    pub const ARTICLE_ID: &str = "articleId";
-    pub const SLUG: &str = articles::SLUG;
-    pub const TITLE: &str = articles::TITLE;
-    pub const DESCRIPTION: &str = articles::DESCRIPTION;
-    pub const TAG_LIST: &str = articles::TAG_LIST;
-    pub const CREATED_AT: &str = articles::CREATED_AT;
-    pub const UPDATED_AT: &str = articles::UPDATED_AT;
-    /// The sequence of the last `Article` event reflected in the item.
-    pub const LAST_SEQ: &str = "lastSeq";
-    /// Present while the article's deletion is being fanned out: backfills skip it, readers
-    /// ignore it, and the item goes when the deletion is done.
-    pub const DELETED: &str = "deleted";
+    pub use schema::feed_articles::*;
 
     /// A live article as a feed shows it.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -360,8 +294,5 @@ mod feed_tests {
 
 /// `feed-followers`: one item per (author, follower), written by the feed projector only.
 pub mod feed_followers {
-    pub const AUTHOR_ID: &str = "authorId";
-    pub const FOLLOWER_ID: &str = "followerId";
-    /// The sequence of the follower's `UserFollowed` event.
-    pub const SEQ: &str = "seq";
+    pub use schema::feed_followers::*;
 }

@@ -1,8 +1,7 @@
-//! The resources of Conduit-ES (one definition for the local stack and the AWS template), their provisioning, the local emulators, the local emulation of Lambda's event source mappings, and a local Lambda Runtime API that runs the real Lambda binaries in tests.
+//! The definitions of Conduit-ES's AWS resources besides the tables' shapes (those are in
+//! `schema`): the topic, the projector queues, the event source mappings, the functions and
+//! their rights, and the deployment template generated from them. Plain data and JSON, no SDK:
+//! `local-aws` provisions the same definitions on the emulators.
 
-pub mod emulators;
-pub mod esm;
 pub mod resources;
-pub mod runtime_api;
 pub mod template;
-pub mod testkit;

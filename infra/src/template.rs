@@ -15,12 +15,12 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
+use schema::{KeySchema, TableDef, TABLES};
+
 use crate::resources::{
-    KeySchema, QueueDef, StreamMappingDef, TableDef, TopicDef, ARTICLES, ARTICLES_PROJECTOR_QUEUE,
-    ARTICLE_BODIES, CHECKPOINTS, COMMENTS, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, EVENTS,
-    EVENTS_STREAM_MAPPING, FAVORITES, FEEDS, FEED_ARTICLES, FEED_FOLLOWERS, FEED_PROJECTOR_QUEUE,
-    FOLLOWS, PROJECTOR_QUEUES, SEARCH_PROJECTOR_QUEUE, TABLES, UNIQUES, USERS,
-    USERS_PROJECTOR_QUEUE,
+    QueueDef, StreamMappingDef, TopicDef, ARTICLES_PROJECTOR_QUEUE, DLQ_RETENTION_SECS,
+    DOMAIN_EVENTS_TOPIC, EVENTS_STREAM_MAPPING, FEED_PROJECTOR_QUEUE, PROJECTOR_QUEUES,
+    SEARCH_PROJECTOR_QUEUE, USERS_PROJECTOR_QUEUE,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -115,12 +115,12 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
     search: SearchAccess::None,
     tables: &[
         TableAccess {
-            table: &EVENTS,
+            table: &schema::events::TABLE,
             indexes: &[],
             actions: &["dynamodb:PutItem", "dynamodb:Query"],
         },
         TableAccess {
-            table: &UNIQUES,
+            table: &schema::uniques::TABLE,
             indexes: &[],
             actions: &[
                 "dynamodb:DeleteItem",
@@ -132,12 +132,12 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
         // own change by reading the count and its checkpoint in one TransactGetItems, and a
         // write waits for the checkpoints of its stream before it answers (write_wait).
         TableAccess {
-            table: &ARTICLES,
+            table: &schema::articles::TABLE,
             indexes: &[],
             actions: &["dynamodb:GetItem"],
         },
         TableAccess {
-            table: &CHECKPOINTS,
+            table: &schema::checkpoints::TABLE,
             indexes: &[],
             actions: &["dynamodb:GetItem"],
         },
@@ -162,12 +162,12 @@ pub const QUERY_API: FunctionDef = FunctionDef {
     search: SearchAccess::Read,
     tables: &[
         TableAccess {
-            table: &EVENTS,
+            table: &schema::events::TABLE,
             indexes: &[],
             actions: &["dynamodb:Query"],
         },
         TableAccess {
-            table: &USERS,
+            table: &schema::users::TABLE,
             indexes: &["byUsername"],
             actions: &[
                 "dynamodb:BatchGetItem",
@@ -177,7 +177,7 @@ pub const QUERY_API: FunctionDef = FunctionDef {
             ],
         },
         TableAccess {
-            table: &FOLLOWS,
+            table: &schema::follows::TABLE,
             indexes: &[],
             actions: &[
                 "dynamodb:BatchGetItem",
@@ -187,7 +187,7 @@ pub const QUERY_API: FunctionDef = FunctionDef {
             ],
         },
         TableAccess {
-            table: &ARTICLES,
+            table: &schema::articles::TABLE,
             indexes: &["bySlug"],
             // GetItem: a single article and the caller's favorite are one TransactGetItems.
             actions: &[
@@ -198,17 +198,17 @@ pub const QUERY_API: FunctionDef = FunctionDef {
             ],
         },
         TableAccess {
-            table: &ARTICLE_BODIES,
+            table: &schema::article_bodies::TABLE,
             indexes: &[],
             actions: &["dynamodb:BatchGetItem", "dynamodb:GetItem"],
         },
         TableAccess {
-            table: &COMMENTS,
+            table: &schema::comments::TABLE,
             indexes: &[],
             actions: &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
         },
         TableAccess {
-            table: &FAVORITES,
+            table: &schema::favorites::TABLE,
             indexes: &["byUser"],
             actions: &[
                 "dynamodb:BatchGetItem",
@@ -218,19 +218,19 @@ pub const QUERY_API: FunctionDef = FunctionDef {
             ],
         },
         TableAccess {
-            table: &FEEDS,
+            table: &schema::feeds::TABLE,
             indexes: &[],
             actions: &["dynamodb:Query"],
         },
         TableAccess {
-            table: &FEED_ARTICLES,
+            table: &schema::feed_articles::TABLE,
             indexes: &[],
             actions: &["dynamodb:BatchGetItem"],
         },
         // The active version of each projection (registry items) and, for read-your-writes,
         // the projectors' checkpoints.
         TableAccess {
-            table: &CHECKPOINTS,
+            table: &schema::checkpoints::TABLE,
             indexes: &[],
             actions: &["dynamodb:GetItem"],
         },
@@ -267,22 +267,22 @@ pub const USERS_PROJECTOR: FunctionDef = FunctionDef {
     search: SearchAccess::None,
     tables: &[
         TableAccess {
-            table: &EVENTS,
+            table: &schema::events::TABLE,
             indexes: &[],
             actions: &["dynamodb:Query"],
         },
         TableAccess {
-            table: &USERS,
+            table: &schema::users::TABLE,
             indexes: &[],
             actions: &["dynamodb:PutItem", "dynamodb:UpdateItem"],
         },
         TableAccess {
-            table: &FOLLOWS,
+            table: &schema::follows::TABLE,
             indexes: &[],
             actions: &["dynamodb:DeleteItem", "dynamodb:PutItem"],
         },
         TableAccess {
-            table: &CHECKPOINTS,
+            table: &schema::checkpoints::TABLE,
             indexes: &[],
             actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
         },
@@ -307,12 +307,12 @@ pub const ARTICLES_PROJECTOR: FunctionDef = FunctionDef {
     search: SearchAccess::None,
     tables: &[
         TableAccess {
-            table: &EVENTS,
+            table: &schema::events::TABLE,
             indexes: &[],
             actions: &["dynamodb:Query"],
         },
         TableAccess {
-            table: &ARTICLES,
+            table: &schema::articles::TABLE,
             indexes: &[],
             actions: &[
                 "dynamodb:ConditionCheckItem",
@@ -321,12 +321,12 @@ pub const ARTICLES_PROJECTOR: FunctionDef = FunctionDef {
             ],
         },
         TableAccess {
-            table: &ARTICLE_BODIES,
+            table: &schema::article_bodies::TABLE,
             indexes: &[],
             actions: &["dynamodb:DeleteItem", "dynamodb:PutItem"],
         },
         TableAccess {
-            table: &COMMENTS,
+            table: &schema::comments::TABLE,
             indexes: &[],
             actions: &[
                 "dynamodb:BatchWriteItem",
@@ -336,7 +336,7 @@ pub const ARTICLES_PROJECTOR: FunctionDef = FunctionDef {
             ],
         },
         TableAccess {
-            table: &FAVORITES,
+            table: &schema::favorites::TABLE,
             indexes: &[],
             actions: &[
                 "dynamodb:BatchWriteItem",
@@ -346,7 +346,7 @@ pub const ARTICLES_PROJECTOR: FunctionDef = FunctionDef {
             ],
         },
         TableAccess {
-            table: &CHECKPOINTS,
+            table: &schema::checkpoints::TABLE,
             indexes: &[],
             actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
         },
@@ -367,12 +367,12 @@ pub const SEARCH_PROJECTOR: FunctionDef = FunctionDef {
     search: SearchAccess::Write,
     tables: &[
         TableAccess {
-            table: &EVENTS,
+            table: &schema::events::TABLE,
             indexes: &[],
             actions: &["dynamodb:Query"],
         },
         TableAccess {
-            table: &CHECKPOINTS,
+            table: &schema::checkpoints::TABLE,
             indexes: &[],
             actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
         },
@@ -395,17 +395,17 @@ pub const FEED_PROJECTOR: FunctionDef = FunctionDef {
     search: SearchAccess::None,
     tables: &[
         TableAccess {
-            table: &EVENTS,
+            table: &schema::events::TABLE,
             indexes: &[],
             actions: &["dynamodb:Query"],
         },
         TableAccess {
-            table: &FEEDS,
+            table: &schema::feeds::TABLE,
             indexes: &[],
             actions: &["dynamodb:BatchWriteItem"],
         },
         TableAccess {
-            table: &FEED_ARTICLES,
+            table: &schema::feed_articles::TABLE,
             indexes: &[],
             actions: &[
                 "dynamodb:DeleteItem",
@@ -416,12 +416,12 @@ pub const FEED_PROJECTOR: FunctionDef = FunctionDef {
             ],
         },
         TableAccess {
-            table: &FEED_FOLLOWERS,
+            table: &schema::feed_followers::TABLE,
             indexes: &[],
             actions: &["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"],
         },
         TableAccess {
-            table: &CHECKPOINTS,
+            table: &schema::checkpoints::TABLE,
             indexes: &[],
             actions: &[
                 "dynamodb:DeleteItem",
@@ -450,7 +450,7 @@ pub const FAN_OUT_FAILURES_QUEUE: &str = "fan-out-failures";
 
 /// Tables that hold the source of truth: kept when the stack is deleted or the table replaced.
 /// The read models can be rebuilt from the log by replay.
-pub const RETAINED_TABLES: &[&str] = &[EVENTS.name, UNIQUES.name];
+pub const RETAINED_TABLES: &[&str] = &[schema::events::TABLE.name, schema::uniques::TABLE.name];
 
 /// Retention of a projector queue: SQS's default of four days, made explicit. A dead letter
 /// keeps its first enqueue time, so its queue keeps messages longer ([`DLQ_RETENTION_SECS`]).
@@ -509,7 +509,8 @@ pub fn pascal(name: &str) -> String {
 /// Logical ids of the template's resources.
 pub mod ids {
     use super::pascal;
-    use crate::resources::{QueueDef, TableDef, TopicDef};
+    use crate::resources::{QueueDef, TopicDef};
+    use schema::TableDef;
 
     /// The HTTP API.
     pub const HTTP_API: &str = "HttpApi";
@@ -800,9 +801,9 @@ fn sorted(actions: &[&str]) -> Vec<String> {
 /// The suffix pattern of the versions a replay creates of `table`, if it has versions: the
 /// read models' own tables and the checkpoints; never the events or uniques tables.
 fn versioned_pattern(table: &TableDef) -> Option<&'static str> {
-    if table.name == CHECKPOINTS.name {
+    if table.name == schema::checkpoints::TABLE.name {
         Some("-*-v*")
-    } else if [EVENTS.name, UNIQUES.name].contains(&table.name) {
+    } else if [schema::events::TABLE.name, schema::uniques::TABLE.name].contains(&table.name) {
         None
     } else {
         Some("-v*")
@@ -1041,13 +1042,13 @@ fn http_api() -> Value {
                 "AllowHeaders": [
                     "authorization",
                     "content-type",
-                    common::projections::MIN_POSITION_HEADER,
+                    schema::headers::MIN_POSITION_HEADER,
                     "prefer",
                 ],
                 "ExposeHeaders": [
-                    common::projections::POSITION_HEADER,
-                    common::projections::CONSISTENCY_HEADER,
-                    common::projections::BEHIND_HEADER,
+                    schema::headers::POSITION_HEADER,
+                    schema::headers::CONSISTENCY_HEADER,
+                    schema::headers::BEHIND_HEADER,
                     "preference-applied",
                     "server-timing",
                     "conduit-next-cursor",

@@ -369,7 +369,7 @@ impl<P: Projector> ProjectorRuntime<P> {
                 let (Some(kind), Some(id), Some(seq)) = (
                     events::views::text(item, "aggregateType"),
                     events::views::text(item, "aggregateId"),
-                    events::views::number(item, "sk"),
+                    events::views::number(item, schema::events::SK),
                 ) else {
                     continue;
                 };

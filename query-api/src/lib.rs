@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use common::applied::Applied;
-use common::aws::Clients;
 use common::config::{self, ConfigError, JwtSettings, TableNames};
 use common::error::ApiError;
 use common::jwt::JwtKeys;
@@ -68,21 +67,17 @@ pub enum StartupError {
 
 impl AppState {
     pub fn new(
-        clients: &Clients,
+        dynamodb: &aws_sdk_dynamodb::Client,
         tables: &TableNames,
         jwt: &JwtSettings,
         search: SearchIndex,
     ) -> Self {
         Self {
-            readers: Readers::new(clients.dynamodb.clone(), tables.clone()),
+            readers: Readers::new(dynamodb.clone(), tables.clone()),
             keys: JwtKeys::new(jwt),
             search,
             search_versions: None,
-            active: ActiveVersions::new(
-                clients.dynamodb.clone(),
-                tables.clone(),
-                DEFAULT_VERSION_TTL,
-            ),
+            active: ActiveVersions::new(dynamodb.clone(), tables.clone(), DEFAULT_VERSION_TTL),
             read_wait: consistency::DEFAULT_READ_WAIT,
         }
     }
@@ -144,13 +139,13 @@ impl AppState {
     /// (see [`consistency`]) and the search
     /// configuration (`CONDUIT_SEARCH`, `OPENSEARCH_URL`, ...: see [`SearchConfig`]), and opens
     /// the search index. The read side never creates the index; the projector does.
-    pub async fn from_env(clients: &Clients) -> Result<Self, StartupError> {
+    pub async fn from_env(dynamodb: &aws_sdk_dynamodb::Client) -> Result<Self, StartupError> {
         let tables = config::table_names_from_env()?;
         let jwt = JwtSettings::from_env()?;
         let config = SearchConfig::from_env(&tables.prefix).map_err(StartupError::SearchConfig)?;
         let search = config.open().await?;
         let read_wait = consistency::read_wait_from_env()?;
-        let state = Self::new(clients, &tables, &jwt, search).with_read_wait(read_wait);
+        let state = Self::new(dynamodb, &tables, &jwt, search).with_read_wait(read_wait);
         Ok(match config.backend {
             SearchBackend::OpenSearch { .. } => state,
             SearchBackend::Embedded { .. } => {

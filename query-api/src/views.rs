@@ -53,9 +53,10 @@ use common::projections::Projection;
 use events::views::article_bodies::{self, ArticleBodyView};
 use events::views::articles::{self, ArticleView};
 use events::views::comments::{self, CommentView};
-use events::views::feeds::{self, FeedEntry};
-use events::views::users::{self, UserView};
+use events::views::feeds::FeedEntry;
+use events::views::users::UserView;
 use events::views::{favorites, follows, text, Item};
+use schema::AttrType;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -85,18 +86,21 @@ pub enum View {
     Feeds,
 }
 
-/// The type of a key attribute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KeyType {
-    S,
-    N,
-}
-
-/// The key of a view's items: a string partition key and maybe a sort key.
+/// The key of a view's items, as [`schema`] defines its table's: a string partition key and
+/// maybe a sort key.
 #[derive(Clone, Copy, Debug)]
 struct KeySchema {
     partition: &'static str,
-    sort: Option<(&'static str, KeyType)>,
+    sort: Option<(&'static str, AttrType)>,
+}
+
+impl KeySchema {
+    fn of(table: &schema::TableDef) -> Self {
+        Self {
+            partition: table.key.hash.name,
+            sort: table.key.range.map(|range| (range.name, range.ty)),
+        }
+    }
 }
 
 impl View {
@@ -207,25 +211,21 @@ impl View {
     }
 
     fn key_schema(self) -> KeySchema {
-        let (partition, sort) = match self {
-            View::Users | View::Profiles => (users::USER_ID, None),
-            View::Follows => (
-                follows::FOLLOWER_ID,
-                Some((follows::FOLLOWEE_ID, KeyType::S)),
-            ),
-            View::Articles => (articles::ARTICLE_ID, None),
-            View::Comments => (
-                comments::ARTICLE_ID,
-                Some((comments::COMMENT_ID, KeyType::N)),
-            ),
-            View::Favorites => (
-                favorites::ARTICLE_ID,
-                Some((favorites::USER_ID, KeyType::S)),
-            ),
-            View::Tags => (TAG, None),
-            View::Feeds => (feeds::USER_ID, Some((feeds::FEED_KEY, KeyType::S))),
-        };
-        KeySchema { partition, sort }
+        KeySchema::of(match self {
+            View::Users | View::Profiles => &schema::users::TABLE,
+            View::Follows => &schema::follows::TABLE,
+            View::Articles => &schema::articles::TABLE,
+            View::Comments => &schema::comments::TABLE,
+            View::Favorites => &schema::favorites::TABLE,
+            View::Feeds => &schema::feeds::TABLE,
+            // The tags live in the search index, one entry per tag.
+            View::Tags => {
+                return KeySchema {
+                    partition: TAG,
+                    sort: None,
+                }
+            }
+        })
     }
 
     /// Its table among `tables` (the tags live in the search index).
@@ -463,7 +463,7 @@ fn decode_cursor(view: View, cursor: &str) -> Result<Item, InvalidCursor> {
         return Err(InvalidCursor);
     }
     let schema = view.key_schema();
-    let expected: Vec<(&str, KeyType)> = std::iter::once((schema.partition, KeyType::S))
+    let expected: Vec<(&str, AttrType)> = std::iter::once((schema.partition, AttrType::S))
         .chain(schema.sort)
         .collect();
     if body.key.len() != expected.len() {
@@ -472,10 +472,10 @@ fn decode_cursor(view: View, cursor: &str) -> Result<Item, InvalidCursor> {
     let mut key = Item::new();
     for (name, kind) in expected {
         let value = match (body.key.get(name), kind) {
-            (Some(KeyValue::S(s)), KeyType::S) if !s.is_empty() && s.len() <= 2_048 => {
+            (Some(KeyValue::S(s)), AttrType::S) if !s.is_empty() && s.len() <= 2_048 => {
                 AttributeValue::S(s.clone())
             }
-            (Some(KeyValue::N(n)), KeyType::N)
+            (Some(KeyValue::N(n)), AttrType::N)
                 if n.parse::<u64>().is_ok() && n.bytes().all(|b| b.is_ascii_digit()) =>
             {
                 AttributeValue::N(n.clone())
@@ -659,7 +659,7 @@ fn item_key(view: View, id: &str) -> Option<Item> {
             key.insert(schema.partition.to_owned(), s(id));
             non_empty(id).then_some(key)
         }
-        Some((sort, KeyType::S)) => {
+        Some((sort, AttrType::S)) => {
             let (partition, rest) = id.split_once(':')?;
             if !non_empty(partition) || !non_empty(rest) || rest.contains(':') {
                 return None;
@@ -668,7 +668,7 @@ fn item_key(view: View, id: &str) -> Option<Item> {
             key.insert(sort.to_owned(), s(rest));
             Some(key)
         }
-        Some((sort, KeyType::N)) => {
+        Some((sort, AttrType::N)) => {
             let (partition, number) = id.rsplit_once(':')?;
             if !non_empty(partition)
                 || number.is_empty()
@@ -681,6 +681,7 @@ fn item_key(view: View, id: &str) -> Option<Item> {
             key.insert(sort.to_owned(), AttributeValue::N(number.to_string()));
             Some(key)
         }
+        Some((_, AttrType::B)) => None,
     }
 }
 
@@ -886,6 +887,7 @@ async fn tags_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use events::views::{feeds, users};
 
     fn s(v: &str) -> AttributeValue {
         AttributeValue::S(v.to_owned())

@@ -15,7 +15,6 @@
 //! The live projector follows the registry ([`projectors::VersionedProjector`]), so whatever
 //! the last pass may have missed comes back through its queue and lands in version `n`.
 
-pub mod bench;
 pub mod cursor;
 pub mod progress;
 pub mod rebuild;

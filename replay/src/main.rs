@@ -112,9 +112,9 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
     let base =
         common::config::table_names_from_env().map_err(|e| ReplayError::Invalid(e.to_string()))?;
     let search = search::VersionedSearch::from_env(&base.prefix).map_err(ReplayError::Invalid)?;
-    let clients = common::aws::Clients::from_env().await;
+    let client = common::aws::dynamodb_from_env().await;
     let replay = Replay {
-        client: clients.dynamodb,
+        client,
         base,
         search,
         progress: Progress::new(true),

@@ -172,7 +172,7 @@ pub struct ProgressItem {
     pub applied: u64,
 }
 
-const PK: &str = "pk";
+use schema::checkpoints::PK;
 
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use common::projections::Projection;
 use events::views::checkpoints;
-use infra::resources::{self, TableDef};
+use schema::TableDef;
 
 use crate::progress::format_count;
 use crate::rebuild::ProgressItem;
@@ -19,17 +19,17 @@ pub fn own_tables(
     version: u32,
 ) -> Vec<(String, &'static TableDef)> {
     let defs: &[&'static TableDef] = match projection {
-        Projection::Users => &[&resources::USERS, &resources::FOLLOWS],
+        Projection::Users => &[&schema::users::TABLE, &schema::follows::TABLE],
         Projection::Articles => &[
-            &resources::ARTICLES,
-            &resources::ARTICLE_BODIES,
-            &resources::COMMENTS,
-            &resources::FAVORITES,
+            &schema::articles::TABLE,
+            &schema::article_bodies::TABLE,
+            &schema::comments::TABLE,
+            &schema::favorites::TABLE,
         ],
         Projection::Feed => &[
-            &resources::FEEDS,
-            &resources::FEED_ARTICLES,
-            &resources::FEED_FOLLOWERS,
+            &schema::feeds::TABLE,
+            &schema::feed_articles::TABLE,
+            &schema::feed_followers::TABLE,
         ],
         Projection::Search => &[],
     };
@@ -59,11 +59,11 @@ pub async fn create(
     if version > 1 {
         tables.push((
             replay.tables(projection, version).checkpoints,
-            &resources::CHECKPOINTS,
+            &schema::checkpoints::TABLE,
         ));
     }
     futures::future::try_join_all(tables.iter().map(|(name, def)| async move {
-        resources::ensure_table_named(&replay.client, name, def)
+        common::tables::ensure(&replay.client, name, def)
             .await
             .map_err(|e| ReplayError::Store(format!("creating table {name}: {e:#}")))
     }))
@@ -100,7 +100,7 @@ pub async fn remove(
     }
     let mut removed = Vec::new();
     for (name, _) in own_tables(replay, projection, version) {
-        if resources::delete_table_named(&replay.client, &name)
+        if common::tables::delete(&replay.client, &name)
             .await
             .map_err(|e| ReplayError::Store(format!("{e:#}")))?
         {
@@ -109,7 +109,7 @@ pub async fn remove(
     }
     let checkpoints_table = replay.tables(projection, version).checkpoints;
     if version > 1 {
-        if resources::delete_table_named(&replay.client, &checkpoints_table)
+        if common::tables::delete(&replay.client, &checkpoints_table)
             .await
             .map_err(|e| ReplayError::Store(format!("{e:#}")))?
         {

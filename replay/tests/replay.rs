@@ -51,7 +51,7 @@ struct Workload {
 async fn replay_context() -> Replay {
     common::telemetry::init();
     let stack = tests::stack_with_search_on_disk();
-    let clients = infra::testkit::clients().await;
+    let clients = local_aws::testkit::clients().await;
     Replay::in_process(
         clients.dynamodb,
         TableNames::with_prefix(&stack.prefix),
@@ -517,7 +517,7 @@ async fn a_replay_killed_mid_way_resumes_to_the_same_result(replay: &Replay) {
     workload().await;
     settled(replay).await;
     let stack = tests::stack_with_search_on_disk();
-    let endpoints = infra::testkit::emulators();
+    let endpoints = local_aws::testkit::emulators();
     let search_dir = stack.search_dir.clone().expect("search on disk");
     let command = |args: &[&str]| {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_replay"));
@@ -529,12 +529,9 @@ async fn a_replay_killed_mid_way_resumes_to_the_same_result(replay: &Replay) {
             .env("CONDUIT_SEARCH", "embedded")
             .env("CONDUIT_SEARCH_DIR", &search_dir)
             .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoints.dynamodb)
-            .env("AWS_REGION", common::aws::LOCAL_REGION)
-            .env("AWS_ACCESS_KEY_ID", common::aws::LOCAL_ACCESS_KEY_ID)
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                common::aws::LOCAL_SECRET_ACCESS_KEY,
-            )
+            .env("AWS_REGION", local_aws::LOCAL_REGION)
+            .env("AWS_ACCESS_KEY_ID", local_aws::LOCAL_ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", local_aws::LOCAL_SECRET_ACCESS_KEY)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .kill_on_drop(true);
         command

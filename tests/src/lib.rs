@@ -86,8 +86,8 @@ pub fn stack() -> &'static TestStack {
 }
 
 fn start_stack() -> Result<TestStack, String> {
-    let endpoints = infra::testkit::emulators().clone();
-    let prefix = infra::testkit::unique_prefix("api");
+    let endpoints = local_aws::testkit::emulators().clone();
+    let prefix = local_aws::testkit::unique_prefix("api");
     let mut jwt_secret = vec![0_u8; 48];
     rand::rng().fill_bytes(&mut jwt_secret);
     let jwt = JwtSettings::new(jwt_secret.clone(), TOKEN_TTL).map_err(|e| e.to_string())?;

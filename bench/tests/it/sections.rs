@@ -10,7 +10,7 @@ use bench::{Config, Scale};
 async fn the_baselines_measure_every_raw_operation_at_every_concurrency() {
     let scale = Scale::smoke();
     let started = Instant::now();
-    let baselines = bench::baselines::measure(infra::testkit::emulators(), &scale)
+    let baselines = bench::baselines::measure(local_aws::testkit::emulators(), &scale)
         .await
         .expect("the baselines");
     eprintln!("baselines took {:.1} s", started.elapsed().as_secs_f64());
@@ -69,7 +69,7 @@ async fn the_baselines_measure_every_raw_operation_at_every_concurrency() {
 async fn the_replay_rebuilds_every_projection_from_the_whole_log() {
     let scale = Scale::smoke();
     let started = Instant::now();
-    let replay = bench::replay_rate::measure(infra::testkit::emulators(), &scale)
+    let replay = bench::replay_rate::measure(local_aws::testkit::emulators(), &scale)
         .await
         .expect("the replay section");
     eprintln!("replay took {:.1} s", started.elapsed().as_secs_f64());
@@ -128,7 +128,7 @@ async fn every_lambda_binary_is_measured_beside_hello_world() {
         hello: lambda_dir.join("hello-lambda").join("bootstrap"),
     };
     let started = Instant::now();
-    let section = bench::lambdas::measure(&config, infra::testkit::emulators())
+    let section = bench::lambdas::measure(&config, local_aws::testkit::emulators())
         .await
         .expect("the Lambda section");
     eprintln!("lambdas took {:.1} s", started.elapsed().as_secs_f64());
@@ -170,7 +170,7 @@ async fn a_missing_lambda_binary_is_named_with_how_to_build_it() {
         hello: std::env::current_exe().expect("the test binary"),
     };
     // No emulator is needed: the binaries are checked first.
-    let endpoints = common::aws::LocalEndpoints {
+    let endpoints = local_aws::LocalEndpoints {
         dynamodb: "http://127.0.0.1:9".to_owned(),
         moto: "http://127.0.0.1:9".to_owned(),
     };

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use command_api::FavoriteCounts;
 use common::config::TableNames;
 
-async fn put(clients: &common::aws::Clients, table: &str, item: &[(&str, AttributeValue)]) {
+async fn put(clients: &local_aws::Clients, table: &str, item: &[(&str, AttributeValue)]) {
     let mut request = clients.dynamodb.put_item().table_name(table);
     for (name, value) in item {
         request = request.item(*name, value.clone());
@@ -23,8 +23,8 @@ fn n(value: u64) -> AttributeValue {
 
 #[tokio::test]
 async fn the_snapshot_reads_the_count_and_the_favorite_streams_checkpoint() {
-    let prefix = infra::testkit::unique_prefix("cmdfavcount");
-    let (clients, _) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("cmdfavcount");
+    let (clients, _) = local_aws::testkit::provisioned(&prefix).await;
     let tables = TableNames::with_prefix(&prefix);
     let counts = FavoriteCounts::new(clients.dynamodb.clone(), &tables);
 

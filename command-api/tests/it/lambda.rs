@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use infra::runtime_api::{event_from_file, FunctionProcess, RuntimeApi};
+use local_aws::runtime_api::{event_from_file, FunctionProcess, RuntimeApi};
 use serde_json::Value;
 
 /// Bound on the cold start and on each invocation (argon2 hashing included).
@@ -28,7 +28,7 @@ async fn invoke(api: &RuntimeApi, function: &FunctionProcess, event: Value) -> V
 }
 
 fn body(response: &Value) -> Value {
-    infra::runtime_api::api_gateway_json_body(response)
+    local_aws::runtime_api::api_gateway_json_body(response)
 }
 
 fn content_type(response: &Value) -> Option<&str> {
@@ -37,13 +37,13 @@ fn content_type(response: &Value) -> Option<&str> {
 
 #[tokio::test]
 async fn the_binary_registers_users_from_api_gateway_v2_events() {
-    let prefix = infra::testkit::unique_prefix("cmdlambda");
-    let (_clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("cmdlambda");
+    let (_clients, provisioned) = local_aws::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
     let function = api
         .spawn_function(
             Path::new(env!("CARGO_BIN_EXE_command-api")),
-            infra::testkit::emulators(),
+            local_aws::testkit::emulators(),
             &[
                 ("CONDUIT_TABLE_PREFIX", prefix.as_str()),
                 ("JWT_SECRET", JWT_SECRET),
@@ -105,7 +105,7 @@ async fn a_missing_secret_fails_the_cold_start_with_its_name() {
     let function = api
         .spawn_function(
             Path::new(env!("CARGO_BIN_EXE_command-api")),
-            infra::testkit::emulators(),
+            local_aws::testkit::emulators(),
             &[("CONDUIT_TABLE_PREFIX", "tnosecret-")],
         )
         .expect("spawn command-api");

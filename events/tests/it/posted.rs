@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 async fn store(tag: &str) -> EventStore {
-    let prefix = infra::testkit::unique_prefix(tag);
-    let (clients, _) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix(tag);
+    let (clients, _) = local_aws::testkit::provisioned(&prefix).await;
     EventStore::new(clients.dynamodb, Tables::with_prefix(&prefix))
 }
 

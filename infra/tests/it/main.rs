@@ -1,8 +1,4 @@
-//! The infra crate's integration tests, one module per subject, in one binary: every test
-//! binary links the whole AWS SDK again, so one per crate keeps the test build short.
+//! The infra crate's integration tests, one module per subject, in one binary.
 
-mod esm;
 mod lambda_builds;
-mod meter;
-mod provision;
 mod template;

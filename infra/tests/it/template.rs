@@ -7,12 +7,12 @@ use std::process::Command;
 
 use infra::resources::{
     QueueDef, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, EVENTS_STREAM_MAPPING, PROJECTOR_QUEUES,
-    TABLES,
 };
 use infra::template::{
     self, iam_actions, ids, sam_template, FunctionDef, Trigger, FAN_OUT, FAN_OUT_FAILURES_QUEUE,
     FUNCTIONS, QUERY_API, SEARCH_PROJECTOR,
 };
+use schema::TABLES;
 use serde_json::{json, Value};
 
 const REGENERATE: &str = "run `cargo run -p infra --bin gen-template`";
@@ -105,7 +105,7 @@ fn every_table_has_the_defined_keys_indexes_and_stream() {
             p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,
             "{id}"
         );
-        let keys = |key: &infra::resources::KeySchema| {
+        let keys = |key: &schema::KeySchema| {
             let mut out = vec![json!({ "AttributeName": key.hash.name, "KeyType": "HASH" })];
             if let Some(r) = key.range {
                 out.push(json!({ "AttributeName": r.name, "KeyType": "RANGE" }));
@@ -424,7 +424,7 @@ fn http_api_routes_reads_to_query_api_and_writes_to_command_api() {
         cors["ExposeHeaders"]
             .as_array()
             .expect("exposed headers")
-            .contains(&json!(common::projections::POSITION_HEADER)),
+            .contains(&json!(schema::headers::POSITION_HEADER)),
         "{cors}"
     );
 }

@@ -6,10 +6,10 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     common::telemetry::init();
-    let clients = common::aws::Clients::from_env().await;
+    let dynamodb = common::aws::dynamodb_from_env().await;
     let tables = common::config::table_names_from_env()?;
     // Applies each batch to the projection's active version (a replay may switch it).
-    let projector = projectors::VersionedProjector::articles(&clients.dynamodb, &tables);
+    let projector = projectors::VersionedProjector::articles(&dynamodb, &tables);
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, lambda_runtime::Error>(projector.handle_sqs(event.payload).await)

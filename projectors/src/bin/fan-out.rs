@@ -6,9 +6,9 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     common::telemetry::init();
-    let clients = common::aws::Clients::from_env().await;
+    let sns = aws_sdk_sns::Client::new(&common::aws::config_from_env().await);
     let topic_arn = common::config::required("CONDUIT_TOPIC_ARN")?;
-    let fan_out = projectors::FanOut::new(clients.sns, topic_arn);
+    let fan_out = projectors::FanOut::new(sns, topic_arn);
     let fan_out = &fan_out;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<_, lambda_runtime::Error>(fan_out.handle(event.payload).await)

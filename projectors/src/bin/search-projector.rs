@@ -6,11 +6,10 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     common::telemetry::init();
-    let clients = common::aws::Clients::from_env().await;
+    let dynamodb = common::aws::dynamodb_from_env().await;
     let tables = common::config::table_names_from_env()?;
     let search = search::VersionedSearch::from_env(&tables.prefix)?;
-    let projector =
-        projectors::VersionedProjector::search(&clients.dynamodb, &tables, search.clone());
+    let projector = projectors::VersionedProjector::search(&dynamodb, &tables, search.clone());
     // A fresh deployment: the alias readers use, on the active version's index.
     let active = projector.registry().await?.state.active;
     search.ensure_alias(active).await?;

@@ -48,8 +48,8 @@ fn image(
 
 #[tokio::test]
 async fn new_events_reach_the_subscribed_queue_without_secrets() {
-    let prefix = infra::testkit::unique_prefix("fanout");
-    let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("fanout");
+    let (clients, provisioned) = local_aws::testkit::provisioned(&prefix).await;
     let queue = provisioned
         .queue(USERS_PROJECTOR_QUEUE.name)
         .expect("queue")

@@ -12,7 +12,7 @@ use events::views::feed_articles::FeedArticle;
 use events::views::users::{UserView, USER_ID};
 use events::StoredEvent;
 use infra::resources::USERS_PROJECTOR_QUEUE;
-use infra::runtime_api::{event_from_file, FunctionProcess, InvocationError, RuntimeApi};
+use local_aws::runtime_api::{event_from_file, FunctionProcess, InvocationError, RuntimeApi};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -32,7 +32,7 @@ async fn start(api: &RuntimeApi, exe: &str, env: &[(&str, &str)]) -> FunctionPro
     let exe = Path::new(exe);
     let name = exe.file_stem().unwrap_or_default().to_string_lossy();
     let function = api
-        .spawn_function(exe, infra::testkit::emulators(), env)
+        .spawn_function(exe, local_aws::testkit::emulators(), env)
         .unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
     let ready = function
         .ready(TIMEOUT)
@@ -77,8 +77,8 @@ impl NewUser {
 
 #[tokio::test]
 async fn the_fan_out_binary_publishes_stream_records_and_reports_the_corrupt_one() {
-    let prefix = infra::testkit::unique_prefix("fanoutlambda");
-    let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("fanoutlambda");
+    let (clients, provisioned) = local_aws::testkit::provisioned(&prefix).await;
     let queue = provisioned
         .queue(USERS_PROJECTOR_QUEUE.name)
         .expect("users projector queue")
@@ -149,7 +149,7 @@ async fn the_fan_out_binary_publishes_stream_records_and_reports_the_corrupt_one
 #[tokio::test]
 async fn the_fan_out_binary_reports_an_event_of_the_wrong_source_as_an_error_and_keeps_serving() {
     // Nothing is published here, so no topic needs to exist.
-    let prefix = infra::testkit::unique_prefix("fanoutwrong");
+    let prefix = local_aws::testkit::unique_prefix("fanoutwrong");
     let topic_arn = format!("arn:aws:sns:us-east-1:123456789012:{prefix}domain-events");
     let api = RuntimeApi::start().await;
     let function = start(
@@ -180,8 +180,8 @@ async fn the_fan_out_binary_reports_an_event_of_the_wrong_source_as_an_error_and
 
 #[tokio::test]
 async fn the_users_projector_binary_applies_the_event_and_reports_the_garbage_message() {
-    let prefix = infra::testkit::unique_prefix("usersprojlambda");
-    let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("usersprojlambda");
+    let (clients, provisioned) = local_aws::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
     let function = start(
         &api,
@@ -273,8 +273,8 @@ fn article_published(article_id: &str) -> Value {
 
 #[tokio::test]
 async fn the_articles_projector_binary_applies_the_events_and_reports_the_garbage_message() {
-    let prefix = infra::testkit::unique_prefix("articlesprojlambda");
-    let (clients, _) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("articlesprojlambda");
+    let (clients, _) = local_aws::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
     let function = start(
         &api,
@@ -343,8 +343,8 @@ fn a_feed_lease_outlives_the_function_and_its_fan_out_budget_fits_in_it() {
 
 #[tokio::test]
 async fn the_feed_projector_binary_copies_the_article_and_reports_the_garbage_message() {
-    let prefix = infra::testkit::unique_prefix("feedprojlambda");
-    let (clients, _) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("feedprojlambda");
+    let (clients, _) = local_aws::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
     let function = start(
         &api,
@@ -380,8 +380,8 @@ async fn the_feed_projector_binary_copies_the_article_and_reports_the_garbage_me
 
 #[tokio::test]
 async fn the_search_projector_binary_opens_its_index_and_moves_the_checkpoint() {
-    let prefix = infra::testkit::unique_prefix("searchprojlambda");
-    let (clients, _) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("searchprojlambda");
+    let (clients, _) = local_aws::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
     // No CONDUIT_SEARCH: the embedded index, in RAM.
     let function = start(

@@ -21,11 +21,11 @@ async fn fixture(tag: &str) -> Fixture {
     let fixture = Fixture::new(tag, UsersProjector::runtime).await;
     let v2 = fixture.tables.at_version(Projection::Users, 2);
     for (name, def) in [
-        (&v2.users, &infra::resources::USERS),
-        (&v2.follows, &infra::resources::FOLLOWS),
-        (&v2.checkpoints, &infra::resources::CHECKPOINTS),
+        (&v2.users, &schema::users::TABLE),
+        (&v2.follows, &schema::follows::TABLE),
+        (&v2.checkpoints, &schema::checkpoints::TABLE),
     ] {
-        infra::resources::ensure_table_named(&fixture.clients.dynamodb, name, def)
+        common::tables::ensure(&fixture.clients.dynamodb, name, def)
             .await
             .expect("creating a version 2 table");
     }

@@ -9,13 +9,12 @@ use aws_sdk_dynamodb::Client;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use common::aws::Clients;
 use common::config::{JwtSettings, TableNames};
 use common::jwt::JwtKeys;
-use common::meter::{DynamoMeter, Tally};
 use events::views::{
     article_bodies, articles, comments, favorites, feed_articles, feeds, follows, users, Item,
 };
+use local_aws::meter::{DynamoMeter, Tally};
 use query_api::{AppState, BatchKey};
 use search::embedded::EmbeddedIndex;
 use search::{ArticleDoc, SearchIndex};
@@ -176,17 +175,14 @@ async fn put(client: &Client, table: &str, item: Item) {
 }
 
 async fn fixture(tag: &str) -> Fixture {
-    let prefix = infra::testkit::unique_prefix(tag);
-    let (clients, _provisioned) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix(tag);
+    let (clients, _provisioned) = local_aws::testkit::provisioned(&prefix).await;
     let tables = TableNames::with_prefix(&prefix);
     let jwt = JwtSettings::new(JWT_SECRET.to_vec(), Duration::from_secs(600)).expect("jwt");
     let search = SearchIndex::Embedded(EmbeddedIndex::in_ram().expect("search index"));
     search.ensure_index().await.expect("ensure index");
     let meter = DynamoMeter::new();
-    let metered = Clients {
-        dynamodb: meter.attach(&clients.dynamodb),
-        ..clients.clone()
-    };
+    let metered = meter.attach(&clients.dynamodb);
     // The registry of projection versions is read once per TTL per process, not per request:
     // read it now and trust it for the test, so that the tallies below are each request's own.
     let state = AppState::new(&metered, &tables, &jwt, search.clone())

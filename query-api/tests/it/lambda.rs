@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use infra::runtime_api::{event_from_file, FunctionProcess, RuntimeApi};
+use local_aws::runtime_api::{event_from_file, FunctionProcess, RuntimeApi};
 use serde_json::{json, Value};
 
 /// Bound on the cold start and on each invocation.
@@ -23,18 +23,18 @@ async fn invoke(api: &RuntimeApi, function: &FunctionProcess, event: Value) -> V
 }
 
 fn body(response: &Value) -> Value {
-    infra::runtime_api::api_gateway_json_body(response)
+    local_aws::runtime_api::api_gateway_json_body(response)
 }
 
 #[tokio::test]
 async fn the_binary_answers_reads_from_api_gateway_v2_events() {
-    let prefix = infra::testkit::unique_prefix("qrylambda");
-    let (_clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("qrylambda");
+    let (_clients, provisioned) = local_aws::testkit::provisioned(&prefix).await;
     let api = RuntimeApi::start().await;
     let function = api
         .spawn_function(
             Path::new(env!("CARGO_BIN_EXE_query-api")),
-            infra::testkit::emulators(),
+            local_aws::testkit::emulators(),
             &[
                 ("CONDUIT_TABLE_PREFIX", prefix.as_str()),
                 ("JWT_SECRET", JWT_SECRET),

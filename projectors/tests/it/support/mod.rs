@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use common::aws::Clients;
 use common::config::TableNames;
 use events::views::Item;
 use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
-use infra::esm::QueueMapping;
-use infra::resources::{Provisioned, ProvisionedQueue};
+use local_aws::esm::QueueMapping;
+use local_aws::provision::{Provisioned, ProvisionedQueue};
+use local_aws::Clients;
 use projectors::{Projector, ProjectorRuntime};
 use uuid::Uuid;
 
@@ -40,8 +40,8 @@ impl<P: Projector> Fixture<P> {
         tag: &str,
         runtime: impl FnOnce(&aws_sdk_dynamodb::Client, &TableNames) -> ProjectorRuntime<P>,
     ) -> Self {
-        let prefix = infra::testkit::unique_prefix(tag);
-        let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+        let prefix = local_aws::testkit::unique_prefix(tag);
+        let (clients, provisioned) = local_aws::testkit::provisioned(&prefix).await;
         let tables = TableNames::with_prefix(&prefix);
         Self {
             runtime: runtime(&clients.dynamodb, &tables),

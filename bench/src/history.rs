@@ -1,6 +1,6 @@
-//! The replay benchmark's steps, shared by `replay-bench` and the `bench` crate: a synthetic
-//! but valid history written straight into the events table, a timed rebuild of every
-//! projection, and DynamoDB Local's raw `BatchWriteItem` throughput to set it beside.
+//! The replay section's steps: a synthetic but valid history written straight into the
+//! events table, a timed rebuild of every projection, and DynamoDB Local's raw
+//! `BatchWriteItem` throughput to set it beside.
 //!
 //! The history holds the items the event store writes: users, profiles, follows and
 //! unfollows, articles, edits, comments and their deletion, favorites and unfavorites,
@@ -20,7 +20,7 @@ use events::user::UserEvent;
 use events::{EventSchema, StoredEvent};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::{RebuildOptions, RebuildReport, Replay};
+use replay::{RebuildOptions, RebuildReport, Replay};
 
 const TAGS: [&str; 8] = [
     "rust", "dynamo", "events", "cqrs", "feed", "search", "tokio", "aws",
@@ -55,12 +55,12 @@ impl History {
             event_version,
             payload,
             metadata: events::Metadata::default(),
-            recorded_at: crate::rebuild::iso_millis(self.clock),
+            recorded_at: replay::rebuild::iso_millis(self.clock),
         });
     }
 
     fn at(&self) -> String {
-        crate::rebuild::iso_millis(self.clock)
+        replay::rebuild::iso_millis(self.clock)
     }
 }
 
@@ -316,7 +316,7 @@ pub async fn rebuild_every_projection(
     options: &RebuildOptions,
 ) -> anyhow::Result<Rebuilt> {
     let started = Instant::now();
-    let reports = crate::rebuild::rebuild_all(replay, &Projection::ALL, options).await?;
+    let reports = replay::rebuild::rebuild_all(replay, &Projection::ALL, options).await?;
     Ok(Rebuilt {
         reports,
         took: started.elapsed(),
@@ -343,7 +343,7 @@ pub async fn raw_batch_writes(
     in_flight: usize,
 ) -> anyhow::Result<RawWrites> {
     let table = format!("{prefix}bench-raw");
-    infra::resources::ensure_table_named(client, &table, &infra::resources::CHECKPOINTS).await?;
+    common::tables::ensure(client, &table, &schema::checkpoints::TABLE).await?;
     let raw: Vec<_> = (0..items)
         .map(|i| {
             HashMap::from([
@@ -357,7 +357,7 @@ pub async fn raw_batch_writes(
         })
         .collect();
     let took = batch_write(client, &table, raw, in_flight).await;
-    let deleted = infra::resources::delete_table_named(client, &table).await;
+    let deleted = common::tables::delete(client, &table).await;
     let took = took?;
     deleted?;
     Ok(RawWrites {

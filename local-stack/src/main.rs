@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use common::aws::LocalEndpoints;
 use common::config::{optional, JwtSettings, DEFAULT_JWT_TTL_SECONDS, DEFAULT_TABLE_PREFIX};
-use infra::emulators::{
+use local_aws::emulators::{
     workspace_root, DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, Storage,
 };
+use local_aws::LocalEndpoints;
 use local_stack::StackConfig;
 
 fn parse_env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {

@@ -1,12 +1,14 @@
-//! What the benchmark binaries share: a stack of their own on in-memory emulators, and
-//! latency summaries.
+//! The benchmark's client of the API, a stack of its own on in-memory emulators, and the
+//! Markdown rows the feed benchmark prints.
 
 use std::time::Duration;
 
 use common::config::JwtSettings;
-use common::meter::DynamoMeter;
+use local_aws::meter::DynamoMeter;
 
-use crate::{RunningStack, StackConfig};
+use local_stack::{RunningStack, StackConfig};
+
+use crate::stats::{ms, percentile};
 
 /// Starts in-memory emulators (once per process) and a local stack on them with a fresh
 /// prefix, the given stream poll pause and, optionally, a meter on the API's DynamoDB client.
@@ -14,11 +16,11 @@ pub async fn own_stack(
     stream_poll: Duration,
     api_meter: Option<DynamoMeter>,
 ) -> anyhow::Result<RunningStack> {
-    let endpoints = infra::testkit::emulators().clone();
+    let endpoints = local_aws::testkit::emulators().clone();
     let secret = uuid::Uuid::new_v4().simple().to_string().repeat(2);
-    crate::start(StackConfig {
+    local_stack::start(StackConfig {
         endpoints,
-        prefix: infra::testkit::unique_prefix("bench"),
+        prefix: local_aws::testkit::unique_prefix("bench"),
         jwt: JwtSettings::new(secret.into_bytes(), Duration::from_secs(3600))?,
         listen: ([127, 0, 0, 1], 0).into(),
         retry_delay: Some(Duration::from_secs(1)),
@@ -28,20 +30,6 @@ pub async fn own_stack(
         pipeline_meter: None,
     })
     .await
-}
-
-/// The `p`-quantile (0..=1) of sorted samples, nearest rank.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-/// Milliseconds, for printing.
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// One line: `name n=.. p50=.. p90=.. p99=.. max=..`.
@@ -61,19 +49,9 @@ pub fn summary(name: &str, mut samples: Vec<Duration>) -> String {
 pub const SUMMARY_HEADER: &str =
     "| what | n | p50 ms | p90 ms | p99 ms | max ms |\n|---|---|---|---|---|---|";
 
-/// Events (or items) per second; 0 for an empty duration.
-pub fn per_second(count: usize, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    if secs > 0.0 {
-        count as f64 / secs
-    } else {
-        0.0
-    }
-}
-
 /// One Markdown row `| name | requests | operations | read units | write units |` of what a
 /// [`DynamoMeter`] counted; see [`TALLY_HEADER`].
-pub fn tally_row(name: &str, tally: &common::meter::Tally) -> String {
+pub fn tally_row(name: &str, tally: &local_aws::meter::Tally) -> String {
     format!(
         "| {name} | {} | {} | {:.1} | {:.1} |",
         tally.total_requests(),

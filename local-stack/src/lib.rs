@@ -1,6 +1,5 @@
 //! The local stack: one HTTP gateway for both routers and Lambda-like pollers for the fan-out and the projectors, all calling the same library functions the Lambdas call.
 
-pub mod bench;
 mod gateway;
 
 use std::collections::BTreeMap;
@@ -11,16 +10,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use common::aws::{Clients, LocalEndpoints};
 use common::config::{JwtSettings, TableNames};
-use common::meter::{DynamoMeter, RequestMeter};
 use common::projections::Projection;
 use futures::future::BoxFuture;
-use infra::esm::{DynamoCheckpoints, LogOnFailure, QueueMapping, StreamMapping};
 use infra::resources::{
-    self, Provisioned, QueueDef, ARTICLES_PROJECTOR_QUEUE, EVENTS_STREAM_MAPPING,
-    FEED_PROJECTOR_QUEUE, SEARCH_PROJECTOR_QUEUE, USERS_PROJECTOR_QUEUE,
+    QueueDef, ARTICLES_PROJECTOR_QUEUE, EVENTS_STREAM_MAPPING, FEED_PROJECTOR_QUEUE,
+    SEARCH_PROJECTOR_QUEUE, USERS_PROJECTOR_QUEUE,
 };
+use local_aws::esm::{DynamoCheckpoints, LogOnFailure, QueueMapping, StreamMapping};
+use local_aws::meter::{DynamoMeter, RequestMeter};
+use local_aws::provision::Provisioned;
+use local_aws::{Clients, LocalEndpoints};
 use projectors::runtime::{CatchUp, ProjectionError, Projector};
 use projectors::{FanOut, VersionedProjector};
 use search::{SearchBackend, SearchConfig, SearchIndex, VersionedSearch};
@@ -324,7 +324,7 @@ pub async fn open_search(prefix: &str, dir: Option<PathBuf>) -> anyhow::Result<S
 /// runs the pollers until [`RunningStack::stop`].
 pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
     let clients = Clients::local(&config.endpoints).await;
-    let provisioned = resources::provision(&clients, &config.prefix)
+    let provisioned = local_aws::provision::provision(&clients, &config.prefix)
         .await
         .context("provisioning the local resources")?;
     let tables = TableNames::with_prefix(&config.prefix);
@@ -381,20 +381,17 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
     let (shutdown, receiver) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    let api_clients = match &config.api_meter {
-        Some(meter) => Clients {
-            dynamodb: meter.attach(&clients.dynamodb),
-            ..clients.clone()
-        },
-        None => clients.clone(),
+    let api_dynamodb = match &config.api_meter {
+        Some(meter) => meter.attach(&clients.dynamodb),
+        None => clients.dynamodb.clone(),
     };
     let app = gateway(
         command_api::router(
-            command_api::AppState::new(&api_clients, &tables, &config.jwt)
+            command_api::AppState::new(&api_dynamodb, &tables, &config.jwt)
                 .with_write_wait(command_api::write_wait::write_wait_from_env()?),
         ),
         query_api::router(
-            query_api::AppState::new(&api_clients, &tables, &config.jwt, search)
+            query_api::AppState::new(&api_dynamodb, &tables, &config.jwt, search)
                 .with_search_versions(search_versions.clone())
                 .with_read_wait(query_api::consistency::read_wait_from_env()?),
         ),

@@ -15,12 +15,12 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
-use common::aws::Clients;
-use infra::esm::{
+use local_aws::esm::{
     CheckpointStore, DynamoCheckpoints, MemoryCheckpoints, MemoryOnFailure, QueueMapping,
     StreamMapping, RETRY_ATTEMPTS_EXHAUSTED, SEQUENCE_NUMBER_ATTRIBUTE,
 };
-use infra::testkit;
+use local_aws::testkit;
+use local_aws::Clients;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -259,7 +259,7 @@ fn stream_record_json_deserializes_into_the_lambda_event() {
         .build();
     let arn = "arn:aws:dynamodb:ddblocal:000000000000:table/events/stream/2024-01-01T00:00:00.000";
 
-    let json = infra::esm::dynamodb_record_json(&record, arn, "us-east-1").expect("converts");
+    let json = local_aws::esm::dynamodb_record_json(&record, arn, "us-east-1").expect("converts");
     assert_eq!(json["eventID"], "5f3c8c0e-0000-4000-8000-000000000001");
     assert_eq!(json["eventName"], "INSERT");
     assert_eq!(json["eventVersion"], "1.1");
@@ -320,7 +320,8 @@ fn stream_record_json_deserializes_into_the_lambda_event() {
     assert!(r.change.old_image.inner().is_empty());
 
     // The same through the helper the mapping uses.
-    let direct = infra::esm::dynamodb_event_record(&record, arn, "us-east-1").expect("converts");
+    let direct =
+        local_aws::esm::dynamodb_event_record(&record, arn, "us-east-1").expect("converts");
     assert_eq!(&direct, r);
 }
 
@@ -355,7 +356,7 @@ fn sqs_message_json_deserializes_into_the_lambda_event() {
         )
         .build();
     let arn = "arn:aws:sqs:us-east-1:123456789012:users-projector";
-    let json = infra::esm::sqs_message_json(&message, arn, "us-east-1");
+    let json = local_aws::esm::sqs_message_json(&message, arn, "us-east-1");
     assert_eq!(json["eventSource"], "aws:sqs");
     assert_eq!(json["eventSourceARN"], arn);
     assert_eq!(json["awsRegion"], "us-east-1");
@@ -495,7 +496,7 @@ async fn stream_delivers_every_record_once_in_order_in_bounded_batches() {
     assert_eq!(first.event_source.as_deref(), Some("aws:dynamodb"));
     assert_eq!(first.event_version.as_deref(), Some("1.1"));
     assert_eq!(first.event_source_arn.as_deref(), Some(arn.as_str()));
-    assert_eq!(first.aws_region, common::aws::LOCAL_REGION);
+    assert_eq!(first.aws_region, local_aws::LOCAL_REGION);
     assert!(!first.event_id.is_empty());
     assert!(first.change.size_bytes > 0);
     assert!(first.change.approximate_creation_date_time.timestamp() > 1_600_000_000);
@@ -800,7 +801,7 @@ async fn stream_without_bisection_gives_up_on_the_whole_failing_batch() {
 async fn stream_restart_resumes_after_the_dynamodb_checkpoint() {
     let prefix = testkit::unique_prefix("esmckpt");
     let (clients, provisioned) = testkit::provisioned(&prefix).await;
-    let checkpoint_table = provisioned.names().table(&infra::resources::CHECKPOINTS);
+    let checkpoint_table = provisioned.names().table(&schema::checkpoints::TABLE);
     let (table, arn) = stream_table(&clients, "restart").await;
     let mapping = || {
         let mut mapping = fast_stream_mapping(
@@ -1560,7 +1561,7 @@ async fn queue_delivers_and_deletes_every_message() {
     let m = &seen.all()[0];
     assert_eq!(m.event_source.as_deref(), Some("aws:sqs"));
     assert_eq!(m.event_source_arn.as_deref(), Some(arn.as_str()));
-    assert_eq!(m.aws_region.as_deref(), Some(common::aws::LOCAL_REGION));
+    assert_eq!(m.aws_region.as_deref(), Some(local_aws::LOCAL_REGION));
     assert!(m.message_id.is_some() && m.receipt_handle.is_some() && m.md5_of_body.is_some());
     assert_eq!(
         m.attributes

@@ -61,7 +61,7 @@ async fn bio_of(http: &reqwest::Client, api: &str, token: &str) -> Option<String
 
 #[tokio::test]
 async fn events_written_while_the_stack_was_down_are_projected_after_a_restart() {
-    let prefix = infra::testkit::unique_prefix("restart");
+    let prefix = local_aws::testkit::unique_prefix("restart");
     let http = reqwest::Client::new();
 
     let first = local_stack::start(config(&prefix))
@@ -122,7 +122,7 @@ async fn events_written_while_the_stack_was_down_are_projected_after_a_restart()
         )
         .await
         .expect("append while down");
-    let provisioned = infra::resources::provision(&clients, &prefix)
+    let provisioned = local_aws::provision::provision(&clients, &prefix)
         .await
         .expect("names");
     for queue in &provisioned.queues {

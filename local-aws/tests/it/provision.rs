@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{KeyType, ProjectionType, StreamViewType, TableStatus};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::aws::Clients;
-use infra::resources::{
-    self, provision, Provisioned, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, EVENTS, FOLLOWS, TABLES,
-    USERS, USERS_PROJECTOR_QUEUE,
-};
-use infra::testkit;
+use infra::resources::{self, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, USERS_PROJECTOR_QUEUE};
+use local_aws::provision::{provision, Provisioned};
+use local_aws::{testkit, Clients};
+use schema::TABLES;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -145,7 +143,7 @@ async fn provisions_every_resource_and_twice_changes_nothing() {
     let events = clients
         .dynamodb
         .describe_table()
-        .table_name(names.table(&EVENTS))
+        .table_name(names.table(&schema::events::TABLE))
         .send()
         .await
         .expect("DescribeTable events")
@@ -158,7 +156,10 @@ async fn provisions_every_resource_and_twice_changes_nothing() {
         events.latest_stream_arn.as_deref(),
         Some(first.events_stream_arn.as_str())
     );
-    for (def, index) in [(&USERS, "byUsername"), (&FOLLOWS, "byFollowee")] {
+    for (def, index) in [
+        (&schema::users::TABLE, "byUsername"),
+        (&schema::follows::TABLE, "byFollowee"),
+    ] {
         let t = clients
             .dynamodb
             .describe_table()
@@ -178,7 +179,12 @@ async fn provisions_every_resource_and_twice_changes_nothing() {
             Some(ProjectionType::All)
         );
     }
-    let follows_gsi_key: Vec<_> = FOLLOWS.gsis[0].key.range.iter().map(|r| r.name).collect();
+    let follows_gsi_key: Vec<_> = schema::follows::TABLE.gsis[0]
+        .key
+        .range
+        .iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(follows_gsi_key, ["followerId"]);
 
     // Topic.
@@ -467,13 +473,15 @@ async fn a_message_received_too_often_moves_to_the_dlq() {
 async fn teardown_removes_everything_and_provision_recreates_it() {
     let prefix = testkit::unique_prefix("teardown");
     let (clients, first) = testkit::provisioned(&prefix).await;
-    resources::teardown(&clients, &prefix)
+    local_aws::provision::teardown(&clients, &prefix)
         .await
         .expect("teardown");
-    assert!(resources::existing_table_names(&clients, &prefix)
-        .await
-        .expect("ListTables")
-        .is_empty());
+    assert!(
+        local_aws::provision::existing_table_names(&clients, &prefix)
+            .await
+            .expect("ListTables")
+            .is_empty()
+    );
     let queues = clients
         .sqs
         .list_queues()

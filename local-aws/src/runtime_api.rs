@@ -4,13 +4,13 @@
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
-//! use infra::runtime_api::RuntimeApi;
+//! use local_aws::runtime_api::RuntimeApi;
 //! use std::time::Duration;
 //!
 //! let api = RuntimeApi::start().await;
 //! let function = api.spawn_function(
 //!     std::path::Path::new("target/debug/fan-out"),
-//!     infra::testkit::emulators(),
+//!     local_aws::testkit::emulators(),
 //!     &[("CONDUIT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t-domain-events")],
 //! )?;
 //! let cold_start = function.ready(Duration::from_secs(30)).await?;
@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::{LocalEndpoints, LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_ACCESS_KEY};
 use anyhow::{anyhow, bail, Context as _};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
@@ -51,7 +52,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::aws::{LocalEndpoints, LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_ACCESS_KEY};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 

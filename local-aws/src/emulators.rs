@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::{Clients, LocalEndpoints};
 use anyhow::{anyhow, bail, Context as _};
-use common::aws::{Clients, LocalEndpoints};
 
 /// Default bound on how long an emulator may take to answer its first request.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -25,7 +25,7 @@ async fn eventually_found(http: &reqwest::Client, url: &str, within: Duration) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_without_metadata_is_projected_and_so_are_the_next() {
-    let prefix = infra::testkit::unique_prefix("nometa");
+    let prefix = local_aws::testkit::unique_prefix("nometa");
     let running = local_stack::start(crate::test_config(&prefix))
         .await
         .expect("the stack starts");

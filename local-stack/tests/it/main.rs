@@ -15,7 +15,7 @@ mod without_metadata;
 /// retried after 1 s, the stream polled every 20 ms, the search index in memory, no meters.
 pub(crate) fn test_config(prefix: &str) -> StackConfig {
     StackConfig {
-        endpoints: infra::testkit::emulators().clone(),
+        endpoints: local_aws::testkit::emulators().clone(),
         prefix: prefix.to_owned(),
         jwt: JwtSettings::new(vec![b's'; 32], Duration::from_secs(3600)).expect("jwt"),
         listen: ([127, 0, 0, 1], 0).into(),

@@ -2,8 +2,8 @@
 //!
 //! ```no_run
 //! # async fn example() {
-//! let prefix = infra::testkit::unique_prefix("users");
-//! let (clients, provisioned) = infra::testkit::provisioned(&prefix).await;
+//! let prefix = local_aws::testkit::unique_prefix("users");
+//! let (clients, provisioned) = local_aws::testkit::provisioned(&prefix).await;
 //! # let _ = (clients, provisioned);
 //! # }
 //! ```
@@ -18,10 +18,10 @@ use std::sync::mpsc;
 use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
-use common::aws::{Clients, LocalEndpoints};
+use crate::{Clients, LocalEndpoints};
 
 use crate::emulators::{DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, Storage};
-use crate::resources::{provision, Provisioned};
+use crate::provision::{provision, Provisioned};
 
 /// The endpoints, or why the emulators could not start (kept, so that every test of the
 /// binary fails at once with the same message instead of each trying again).

@@ -44,16 +44,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use aws_sdk_dynamodb::Client;
+use bench::client::{own_stack, summary, tally_row, Api, ApiUser, SUMMARY_HEADER, TALLY_HEADER};
+use bench::stats::{ms, per_second};
 use common::config::TableNames;
-use common::meter::{DynamoMeter, Tally};
 use events::article::ArticleEvent;
 use events::user::UserEvent;
 use events::views::{checkpoints, feed_articles, feeds};
 use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use local_stack::bench::{
-    ms, own_stack, per_second, summary, tally_row, Api, ApiUser, SUMMARY_HEADER, TALLY_HEADER,
-};
+use local_aws::meter::{DynamoMeter, Tally};
 use projectors::feed::FeedLimits;
 use projectors::runtime::Outcome;
 use projectors::{FeedProjector, ProjectionError, Projector, ProjectorRuntime};
@@ -494,8 +493,8 @@ async fn publish_and_delete(
 }
 
 async fn fanout_part(args: &Args) -> anyhow::Result<()> {
-    let prefix = infra::testkit::unique_prefix("feedbench");
-    let (clients, _provisioned) = infra::testkit::provisioned(&prefix).await;
+    let prefix = local_aws::testkit::unique_prefix("feedbench");
+    let (clients, _provisioned) = local_aws::testkit::provisioned(&prefix).await;
     let client = clients.dynamodb.clone();
     let tables = TableNames::with_prefix(&prefix);
     let store = EventStore::new(client.clone(), Tables::with_prefix(&prefix));
@@ -1252,7 +1251,7 @@ async fn publish_to_followers(
 fn percentile_of(samples: &[Duration], p: f64) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
-    local_stack::bench::percentile(&sorted, p)
+    bench::stats::percentile(&sorted, p)
 }
 
 fn main() -> anyhow::Result<()> {

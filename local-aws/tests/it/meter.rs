@@ -2,8 +2,8 @@
 //! response reports, without the measured code asking for capacity itself.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::meter::DynamoMeter;
-use infra::testkit;
+use local_aws::meter::DynamoMeter;
+use local_aws::testkit;
 
 #[tokio::test]
 async fn the_meter_counts_requests_and_consumed_capacity() {

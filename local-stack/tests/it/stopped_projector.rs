@@ -43,7 +43,7 @@ async fn freeze_users(client: &aws_sdk_dynamodb::Client, prefix: &str, frozen: b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_while_a_projector_is_stopped_answers_behind_and_the_read_catches_up() {
-    let prefix = infra::testkit::unique_prefix("stopped");
+    let prefix = local_aws::testkit::unique_prefix("stopped");
     let running = local_stack::start(crate::test_config(&prefix))
         .await
         .expect("the stack starts");

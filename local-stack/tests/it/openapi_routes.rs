@@ -7,7 +7,7 @@ use axum::http::Method;
 use serde_json::Value;
 
 /// What `GET /api/openapi.json` serves.
-const DOCUMENT: &str = include_str!("../../../../query-api/openapi.json");
+const DOCUMENT: &str = include_str!("../../../query-api/openapi.json");
 
 /// Every `(METHOD, /api/path)` the document lists.
 fn documented() -> BTreeSet<(String, String)> {

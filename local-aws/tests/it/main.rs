@@ -1,0 +1,6 @@
+//! The local-aws crate's integration tests, one module per subject, in one binary: every test
+//! binary links the whole AWS SDK again, so one per crate keeps the test build short.
+
+mod esm;
+mod meter;
+mod provision;

@@ -15,8 +15,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::api::{credentials, send, wait_idle, Answer, Call, Loaded, Stack};
 use crate::report::{CostRow, CostSection, Prices, WaitCost};
+use crate::stack::{credentials, send, wait_idle, Answer, Call, Loaded, Stack};
 use crate::stats::VsBaseline;
 use crate::Scale;
 
@@ -181,7 +181,7 @@ pub(crate) async fn measure(
                     "title": format!("Costed article {} of run {}", stack.next(), stack.run),
                     "description": "Written to count its cost",
                     "body": "Lorem ipsum dolor sit amet. ".repeat(20),
-                    "tagList": [format!("tag{}", k % crate::api::TAG_POOL), "costed"],
+                    "tagList": [format!("tag{}", k % crate::stack::TAG_POOL), "costed"],
                 }})),
                 201,
             )
@@ -453,6 +453,12 @@ impl Counted {
                 self.functions.values().map(|f| f.invocations).sum::<u64>() as f64,
             ),
             lambda_gb_seconds: per_call(self.functions.values().map(|f| f.gb_seconds()).sum()),
+            api_requests: self
+                .api
+                .requests
+                .iter()
+                .map(|(operation, n)| (operation.clone(), per_call(*n as f64)))
+                .collect(),
             ..CostRow::default()
         };
         row.dollars_per_million = dollars_per_million(&row, prices);

@@ -18,8 +18,8 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::api::{send, settle, Answer, Call, Loaded, Stack};
 use crate::report::{Baselines, LagRun, LagSection};
+use crate::stack::{send, settle, Answer, Call, Loaded, Stack};
 use crate::stats::{Latency, VsBaseline};
 use crate::Scale;
 

@@ -15,6 +15,7 @@ pub mod lambdas;
 pub mod markdown;
 pub mod replay_rate;
 pub mod report;
+pub mod stack;
 pub mod stats;
 pub mod summary;
 

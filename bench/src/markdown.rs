@@ -183,6 +183,32 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             );
         }
         md.push('\n');
+        md.push_str(
+            "The API's own DynamoDB requests per call, by operation (the projectors' requests \
+             that follow a write are in the units above, not here):\n\n",
+        );
+        md.push_str("| call | requests | operations |\n|---|---|---|\n");
+        for row in &cost.calls {
+            let total: f64 = row.api_requests.values().sum();
+            let operations = row
+                .api_requests
+                .iter()
+                .map(|(operation, n)| format!("{operation} ×{}", count(*n)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} |",
+                row.endpoint,
+                count(total),
+                if operations.is_empty() {
+                    "-"
+                } else {
+                    &operations
+                }
+            );
+        }
+        md.push('\n');
         let waits: Vec<_> = cost
             .calls
             .iter()
@@ -299,6 +325,15 @@ fn number(value: f64) -> String {
         "0".to_owned()
     } else {
         format!("{value:.5}")
+    }
+}
+
+/// A per-call count: whole numbers as they are, others with one decimal (`2`, `2.5`).
+fn count(n: f64) -> String {
+    if (n - n.round()).abs() < 0.05 {
+        format!("{:.0}", n.round())
+    } else {
+        format!("{n:.1}")
     }
 }
 

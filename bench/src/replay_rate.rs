@@ -1,7 +1,7 @@
 //! Replay (section 4): events/s rebuilding every projection from a log of
 //! `scale.replay_events` events, beside raw `BatchWriteItem` items/s in the same run.
 //!
-//! The steps are `replay-bench`'s ([`replay::bench`]): a fresh prefix provisioned (no
+//! The steps ([`crate::history`]): a fresh prefix provisioned (no
 //! pollers, so nothing but the replay works the database), a synthetic valid history written
 //! straight into its events table, every projection rebuilt into a new version, then as many
 //! small items written with `BatchWriteItem` (25 per request, as many requests in flight as

@@ -4,6 +4,7 @@
 //! [`crate::lag`], [`crate::replay_rate`], [`crate::cost`], [`crate::lambdas`]); raw samples
 //! are kept (not serialized) for the charts.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -245,6 +246,10 @@ pub struct CostRow {
     /// For writes: what their wait for the read models adds (it is in the figures above).
     #[serde(default)]
     pub wait: Option<WaitCost>,
+    /// The API's own DynamoDB requests per call, by operation (`BatchGetItem`, `Query`...);
+    /// the projectors' are not in it.
+    #[serde(default)]
+    pub api_requests: BTreeMap<String, f64>,
 }
 
 /// What a write's wait for its read models costs per call: measured here, and modelled for

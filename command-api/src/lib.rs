@@ -124,7 +124,7 @@ where
 }
 
 /// Every write operation of the API. The OpenAPI document lists exactly these with the read
-/// side's (`infra/local-stack/tests/it/openapi_routes.rs`). A table: one line an operation.
+/// side's (`local-stack/tests/it/openapi_routes.rs`). A table: one line an operation.
 #[rustfmt::skip]
 fn routes() -> Vec<Route> {
     use Method as M;

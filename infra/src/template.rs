@@ -1205,7 +1205,7 @@ pub fn sam_template() -> Value {
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
-        "Description": "Conduit-ES: the event-sourced RealWorld API (DynamoDB events table and stream, fan-out to SNS, one SQS queue with DLQ per projector, HTTP API). The OpenSearch domain is written by the search projector and read by query-api. GENERATED from infra/src/resources.rs by `cargo run -p infra --bin gen-template`; do not edit.",
+        "Description": "Conduit-ES: the event-sourced RealWorld API (DynamoDB events table and stream, fan-out to SNS, one SQS queue with DLQ per projector, HTTP API). The OpenSearch domain is written by the search projector and read by query-api. GENERATED from schema/src/lib.rs and infra/src/ by `cargo run -p infra --bin gen-template`; do not edit.",
         "Parameters": parameters(),
         "Conditions": {
             "HasAlarmEmail": { "Fn::Not": [{ "Fn::Equals": [reference("AlarmEmail"), ""] }] },

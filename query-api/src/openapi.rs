@@ -3,7 +3,7 @@
 //! The document is `query-api/openapi.json`, compiled in: the RealWorld contract
 //! (`docs/realworld-openapi.yml`, converted once) plus this project's own endpoints and the
 //! read-your-writes headers. Tests hold it to the contract (`tests/it/openapi.rs`) and to the
-//! routers (`infra/local-stack/tests/it/openapi_routes.rs`).
+//! routers (`local-stack/tests/it/openapi_routes.rs`).
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;

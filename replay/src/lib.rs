@@ -17,6 +17,7 @@
 
 pub mod cursor;
 pub mod progress;
+pub mod progress_item;
 pub mod rebuild;
 pub mod registry;
 pub mod scan;

@@ -8,7 +8,7 @@ use events::views::checkpoints;
 use schema::TableDef;
 
 use crate::progress::format_count;
-use crate::rebuild::ProgressItem;
+use crate::progress_item::ProgressItem;
 use crate::{registry, store_error, Replay, ReplayError};
 
 /// `projection`'s own tables at `version`, each with its definition, in the order of

@@ -163,6 +163,11 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
         .find(|row| row.endpoint == "POST /api/users/login")
         .expect("the cost of a login");
     assert!(login.wait.is_none(), "{login:?}");
+    // The API's own requests, by operation: a publish commits in one transaction.
+    assert!(
+        publish.api_requests.get("TransactWriteItems") >= Some(&1.0),
+        "{publish:?}"
+    );
 
     // 6. Every function of the template beside hello-world.
     let lambdas = report.lambdas.as_ref().expect("lambdas");
@@ -180,6 +185,10 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
     assert!(
         markdown.contains("Of which the write's wait for its read models"),
         "report.md shows the write wait's cost"
+    );
+    assert!(
+        markdown.contains("The API's own DynamoDB requests per call, by operation"),
+        "report.md shows each call's DynamoDB operations"
     );
 
     // `--render` redraws the same report and charts from report.json alone.

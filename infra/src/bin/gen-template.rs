@@ -1,4 +1,5 @@
-//! Writes the deployment template `infra/template.json`, generated from `infra/src/resources.rs`.
+//! Writes the deployment template `infra/template.json`, generated from the definitions in
+//! `schema/src/lib.rs` (tables) and `infra/src/` (topic, queues, mappings, functions).
 //!
 //! `cargo run -p infra --bin gen-template` writes it; with `--check` nothing is written and the
 //! exit status is 1 when the file is missing or differs from what would be generated.

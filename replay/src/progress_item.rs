@@ -1,0 +1,359 @@
+//! A rebuild's progress item, `replay#<name>#v<n>` in the base checkpoints table: its phase,
+//! each full-pass segment's cursor and the catch-up pass it is at, so that `--resume` goes on
+//! where a killed rebuild stopped, `status` shows it and `remove` forgets it.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::projections::Projection;
+use projectors::versions::now_ms;
+use schema::checkpoints::PK;
+
+use crate::cursor::{self, Key};
+use crate::progress::format_count;
+use crate::{store_error, Replay, ReplayError};
+
+/// Where a rebuild is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Full,
+    CatchUp,
+    Switch,
+    Done,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Full => "full",
+            Phase::CatchUp => "catch-up",
+            Phase::Switch => "switch",
+            Phase::Done => "done",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Phase::Full, Phase::CatchUp, Phase::Switch, Phase::Done]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+    }
+}
+
+/// Where one scan segment of the full pass is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SegmentCursor {
+    Start,
+    At(Key),
+    Done,
+}
+
+/// A rebuild's progress, kept in the base checkpoints table as `replay#<name>#v<n>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgressItem {
+    pub projection: Projection,
+    pub version: u32,
+    pub phase: Phase,
+    pub segments: u32,
+    /// The active version when the rebuild started.
+    pub previous: u32,
+    /// Events in the table when counted.
+    pub total: Option<u64>,
+    /// When the full pass started (Unix ms).
+    pub full_started_at: u64,
+    /// The catch-up pass to run next (from 1).
+    pub pass: u32,
+    /// Its `recordedAt` bound (Unix ms).
+    pub pass_since: Option<u64>,
+    /// When it started, if it did (Unix ms).
+    pub pass_started_at: Option<u64>,
+    pub cursors: Vec<SegmentCursor>,
+    /// Events read and applied by every pass so far.
+    pub scanned: u64,
+    pub applied: u64,
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    events::views::number(item, name)
+}
+
+impl ProgressItem {
+    pub fn key(projection: Projection, version: u32) -> String {
+        format!("replay#{}#v{version}", projection.name())
+    }
+
+    pub(crate) fn new(projection: Projection, version: u32, segments: u32, previous: u32) -> Self {
+        Self {
+            projection,
+            version,
+            phase: Phase::Full,
+            segments,
+            previous,
+            total: None,
+            full_started_at: now_ms(),
+            pass: 1,
+            pass_since: None,
+            pass_started_at: None,
+            cursors: vec![SegmentCursor::Start; segments as usize],
+            scanned: 0,
+            applied: 0,
+        }
+    }
+
+    pub(crate) fn to_item(&self) -> Result<HashMap<String, AttributeValue>, ReplayError> {
+        let mut item = HashMap::from([
+            (
+                PK.to_owned(),
+                AttributeValue::S(Self::key(self.projection, self.version)),
+            ),
+            (
+                "phase".to_owned(),
+                AttributeValue::S(self.phase.as_str().into()),
+            ),
+            ("segments".to_owned(), n(self.segments)),
+            ("previous".to_owned(), n(self.previous)),
+            ("fullStartedAt".to_owned(), n(self.full_started_at)),
+            ("pass".to_owned(), n(self.pass)),
+            ("scanned".to_owned(), n(self.scanned)),
+            ("applied".to_owned(), n(self.applied)),
+            ("updatedAt".to_owned(), n(now_ms())),
+        ]);
+        for (name, value) in [
+            ("total", self.total),
+            ("passSince", self.pass_since),
+            ("passStartedAt", self.pass_started_at),
+        ] {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), n(value));
+            }
+        }
+        for (i, cursor) in self.cursors.iter().enumerate() {
+            match cursor {
+                SegmentCursor::Start => {}
+                SegmentCursor::At(key) => {
+                    let text = cursor::encode(key).map_err(ReplayError::Invalid)?;
+                    item.insert(format!("cursor{i}"), AttributeValue::S(text));
+                }
+                SegmentCursor::Done => {
+                    item.insert(format!("done{i}"), AttributeValue::Bool(true));
+                }
+            }
+        }
+        Ok(item)
+    }
+
+    /// Reads an item back; `Err` names what is wrong with it.
+    pub fn from_item(
+        projection: Projection,
+        version: u32,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Self, ReplayError> {
+        let bad = |what: &str| {
+            ReplayError::Invalid(format!(
+                "the progress item {} is damaged ({what}): `replay abort {projection}` and start again",
+                Self::key(projection, version)
+            ))
+        };
+        let phase = item
+            .get("phase")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|s| Phase::parse(s))
+            .ok_or_else(|| bad("phase"))?;
+        let segments = number(item, "segments")
+            .filter(|s| (1..=1000).contains(s))
+            .ok_or_else(|| bad("segments"))? as u32;
+        let mut cursors = Vec::with_capacity(segments as usize);
+        for i in 0..segments {
+            let done = item
+                .get(&format!("done{i}"))
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false);
+            cursors.push(
+                match (
+                    done,
+                    item.get(&format!("cursor{i}")).and_then(|v| v.as_s().ok()),
+                ) {
+                    (true, _) => SegmentCursor::Done,
+                    (false, Some(text)) => {
+                        SegmentCursor::At(cursor::decode(text).map_err(|e| bad(&e))?)
+                    }
+                    (false, None) => SegmentCursor::Start,
+                },
+            );
+        }
+        Ok(Self {
+            projection,
+            version,
+            phase,
+            segments,
+            previous: number(item, "previous").ok_or_else(|| bad("previous"))? as u32,
+            total: number(item, "total"),
+            full_started_at: number(item, "fullStartedAt").ok_or_else(|| bad("fullStartedAt"))?,
+            pass: number(item, "pass").unwrap_or(1) as u32,
+            pass_since: number(item, "passSince"),
+            pass_started_at: number(item, "passStartedAt"),
+            cursors,
+            scanned: number(item, "scanned").unwrap_or(0),
+            applied: number(item, "applied").unwrap_or(0),
+        })
+    }
+
+    pub async fn read(
+        replay: &Replay,
+        projection: Projection,
+        version: u32,
+    ) -> Result<Option<Self>, ReplayError> {
+        let output = replay
+            .client
+            .get_item()
+            .table_name(&replay.base.checkpoints)
+            .key(PK, AttributeValue::S(Self::key(projection, version)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error("reading the replay progress"))?;
+        output
+            .item()
+            .map(|item| Self::from_item(projection, version, item))
+            .transpose()
+    }
+
+    /// Writes the whole item (phase changes; cursors are saved one at a time).
+    pub(crate) async fn save(&self, replay: &Replay) -> Result<(), ReplayError> {
+        replay
+            .client
+            .put_item()
+            .table_name(&replay.base.checkpoints)
+            .set_item(Some(self.to_item()?))
+            .send()
+            .await
+            .map_err(store_error("saving the replay progress"))?;
+        Ok(())
+    }
+
+    /// Saves where `segment` of the full pass is, with the counts of the page that got it there.
+    pub(crate) async fn save_cursor(
+        replay: &Replay,
+        projection: Projection,
+        version: u32,
+        segment: usize,
+        next: Option<&Key>,
+        scanned: u64,
+        applied: u64,
+    ) -> Result<(), ReplayError> {
+        let request = replay
+            .client
+            .update_item()
+            .table_name(&replay.base.checkpoints)
+            .key(PK, AttributeValue::S(Self::key(projection, version)))
+            .expression_attribute_names("#cursor", format!("cursor{segment}"))
+            .expression_attribute_names("#done", format!("done{segment}"))
+            .expression_attribute_names("#scanned", "scanned")
+            .expression_attribute_names("#applied", "applied")
+            .expression_attribute_names("#updated", "updatedAt")
+            .expression_attribute_values(":scanned", n(scanned))
+            .expression_attribute_values(":applied", n(applied))
+            .expression_attribute_values(":now", n(now_ms()));
+        let request = match next {
+            Some(key) => request
+                .update_expression(
+                    "SET #cursor = :cursor, #updated = :now REMOVE #done ADD #scanned :scanned, #applied :applied",
+                )
+                .expression_attribute_values(
+                    ":cursor",
+                    AttributeValue::S(cursor::encode(key).map_err(ReplayError::Invalid)?),
+                ),
+            None => request
+                .update_expression(
+                    "SET #done = :true, #updated = :now REMOVE #cursor ADD #scanned :scanned, #applied :applied",
+                )
+                .expression_attribute_values(":true", AttributeValue::Bool(true)),
+        };
+        request
+            .send()
+            .await
+            .map_err(store_error("saving a scan cursor"))?;
+        Ok(())
+    }
+
+    pub async fn delete(
+        replay: &Replay,
+        projection: Projection,
+        version: u32,
+    ) -> Result<(), ReplayError> {
+        replay
+            .client
+            .delete_item()
+            .table_name(&replay.base.checkpoints)
+            .key(PK, AttributeValue::S(Self::key(projection, version)))
+            .send()
+            .await
+            .map_err(store_error("deleting the replay progress"))?;
+        Ok(())
+    }
+
+    /// One line for `status`.
+    pub fn summary(&self) -> String {
+        let done = self
+            .cursors
+            .iter()
+            .filter(|c| **c == SegmentCursor::Done)
+            .count();
+        let phase = match self.phase {
+            Phase::Full => format!("full pass, {done}/{} segments done", self.segments),
+            Phase::CatchUp => format!("catch-up pass {}", self.pass),
+            Phase::Switch => "switching".to_owned(),
+            Phase::Done => "done".to_owned(),
+        };
+        format!(
+            "{phase}; {} events read of {}, {} applied; replaces v{}",
+            format_count(self.scanned),
+            self.total.map_or_else(|| "?".to_owned(), format_count),
+            format_count(self.applied),
+            self.previous
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_item_round_trips_with_its_cursors() {
+        let mut item = ProgressItem::new(Projection::Feed, 3, 3, 2);
+        item.total = Some(100);
+        item.phase = Phase::CatchUp;
+        item.pass = 2;
+        item.pass_since = Some(5);
+        item.cursors[0] = SegmentCursor::Done;
+        item.cursors[1] = SegmentCursor::At(Key::from([
+            ("pk".to_owned(), AttributeValue::S("User#u1".into())),
+            ("sk".to_owned(), AttributeValue::N("4".into())),
+        ]));
+        item.scanned = 60;
+        item.applied = 12;
+        let stored = item.to_item().expect("serialises");
+        assert_eq!(
+            stored
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+            Some("replay#feed#v3")
+        );
+        assert_eq!(
+            ProgressItem::from_item(Projection::Feed, 3, &stored).expect("reads back"),
+            item
+        );
+        assert!(item.summary().contains("catch-up pass 2"));
+        let mut damaged = stored.clone();
+        damaged.insert("cursor1".into(), AttributeValue::S("{".into()));
+        damaged.remove("done0");
+        let error = ProgressItem::from_item(Projection::Feed, 3, &damaged).expect_err("damaged");
+        assert!(error.to_string().contains("replay#feed#v3"), "{error}");
+    }
+}

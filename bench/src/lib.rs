@@ -9,6 +9,7 @@ pub mod baselines;
 pub mod charts;
 pub mod client;
 pub mod cost;
+pub mod feed;
 pub mod history;
 pub mod lag;
 pub mod lambdas;
@@ -52,6 +53,10 @@ pub struct Scale {
     pub cost_calls: usize,
     /// Starts of each Lambda binary.
     pub lambda_starts: usize,
+    /// Followers of the author whose publish and delete the feed section fans out, and the
+    /// small fan-out budget it repeats them with (none: not repeated).
+    pub feed_followers: usize,
+    pub feed_budget_ms: Option<u64>,
     /// The sections to measure (all of them unless a run asks for fewer).
     pub sections: Vec<Section>,
 }
@@ -65,14 +70,16 @@ pub enum Section {
     Api,
     Replay,
     Lambdas,
+    Feed,
 }
 
 impl Section {
-    pub const ALL: [Section; 4] = [
+    pub const ALL: [Section; 5] = [
         Section::Baselines,
         Section::Api,
         Section::Replay,
         Section::Lambdas,
+        Section::Feed,
     ];
 }
 
@@ -94,6 +101,8 @@ impl Scale {
             replay_events: 100_000,
             cost_calls: 50,
             lambda_starts: 10,
+            feed_followers: 10_000,
+            feed_budget_ms: Some(500),
             sections: Section::ALL.to_vec(),
         }
     }
@@ -114,6 +123,8 @@ impl Scale {
             replay_events: 600,
             cost_calls: 2,
             lambda_starts: 1,
+            feed_followers: 30,
+            feed_budget_ms: None,
             sections: Section::ALL.to_vec(),
         }
     }
@@ -205,6 +216,16 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
             lambdas::measure(config, &endpoints)
                 .await
                 .context("measuring the Lambda binaries")?,
+        );
+        checkpoint(config, &mut report, started)?;
+    }
+
+    if wanted(Section::Feed) {
+        step(7, "feed fan-out to an author's followers");
+        report.feed = Some(
+            feed::measure(&endpoints, scale, &report.baselines)
+                .await
+                .context("measuring the feed fan-out")?,
         );
         checkpoint(config, &mut report, started)?;
     }

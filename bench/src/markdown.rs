@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::charts::Chart;
-use crate::report::{Report, SummaryRow};
+use crate::report::{FeedSection, Report, SummaryRow};
 use crate::stats::{Latency, VsBaseline};
 
 /// The whole report; `charts` are linked by file name (they sit in the same folder).
@@ -268,6 +268,62 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         }
         md.push('\n');
     }
+    if let Some(feed) = &report.feed {
+        md.push_str(&feed_section(feed));
+    }
+    md
+}
+
+/// Section 7, the feed's fan-out (also what `feed-bench --part fanout` prints).
+pub fn feed_section(feed: &FeedSection) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## 7. Feed fan-out to {} followers (projector level)\n",
+        feed.followers
+    );
+    let _ = writeln!(
+        md,
+        "Limits: {} followers per `Query` page, {} `BatchWriteItem` in flight, author lease {} s. \
+         The follows: appended in {:.1} s, projected in {:.1} s ({:.0}/s, {} at once; {}), \
+         {} requests ({}), {:.1} read units, {:.1} write units.\n",
+        feed.page_size,
+        feed.concurrent_batches,
+        feed.lease_seconds,
+        feed.append_seconds,
+        feed.follow_seconds,
+        feed.follow_per_second,
+        feed.follow_concurrency,
+        feed.follow_redeliveries,
+        feed.follow_requests,
+        feed.follow_operations,
+        feed.follow_read_units,
+        feed.follow_write_units
+    );
+    md.push_str("| event | limits | feed entries | wall s | entries/s | pauses | requests | operations | read units | write units | WCU/entry | vs baseline |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for row in &feed.fanouts {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {} |",
+            row.event,
+            row.limits,
+            row.entries,
+            row.seconds,
+            row.per_second,
+            row.pauses,
+            row.requests,
+            row.operations,
+            row.read_units,
+            row.write_units,
+            row.write_units / row.entries.max(1) as f64,
+            vs_cell(&row.vs)
+        );
+    }
+    md.push_str(
+        "\nEvery follower's feed was checked after each publish (exactly the one entry) and \
+         after each delete (empty, no lease left).\n\n",
+    );
     md
 }
 

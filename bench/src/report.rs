@@ -21,6 +21,8 @@ pub struct Report {
     pub replay: Option<ReplaySection>,
     pub cost: Option<CostSection>,
     pub lambdas: Option<LambdaSection>,
+    #[serde(default)]
+    pub feed: Option<FeedSection>,
     /// The headline figures, each with its baseline (see [`crate::summary`]).
     pub summary: Vec<SummaryRow>,
 }
@@ -308,4 +310,53 @@ pub struct SummaryRow {
     pub value: f64,
     pub unit: String,
     pub vs: Option<VsBaseline>,
+}
+
+/// 7. The feed's fan-out on write, at the projector level (see [`crate::feed`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FeedSection {
+    /// Followers of the author.
+    pub followers: usize,
+    /// Follow events applied at once.
+    pub follow_concurrency: usize,
+    /// Appending the follow events to the store.
+    pub append_seconds: f64,
+    /// Projecting them.
+    pub follow_seconds: f64,
+    pub follow_per_second: f64,
+    /// How often follows were handed back, by reason.
+    pub follow_redeliveries: String,
+    /// The follows' DynamoDB requests and capacity, all of them.
+    pub follow_requests: u64,
+    pub follow_operations: String,
+    pub follow_read_units: f64,
+    pub follow_write_units: f64,
+    /// The projector's limits: followers per `Query` page, `BatchWriteItem`s in flight, the
+    /// author lease's life.
+    pub page_size: usize,
+    pub concurrent_batches: usize,
+    pub lease_seconds: u64,
+    pub fanouts: Vec<FeedFanout>,
+}
+
+/// One event fanned out to every follower's feed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FeedFanout {
+    /// `ArticlePublished` or `ArticleDeleted`.
+    pub event: String,
+    /// The limits it ran with (the default, or a small budget).
+    pub limits: String,
+    /// Feed entries written or deleted.
+    pub entries: usize,
+    pub seconds: f64,
+    pub per_second: f64,
+    /// Times its budget ran out and it was handed back.
+    pub pauses: u64,
+    pub requests: u64,
+    pub operations: String,
+    pub read_units: f64,
+    pub write_units: f64,
+    /// Entries per second beside raw `BatchWriteItem` items per second at the projector's
+    /// requests in flight.
+    pub vs: VsBaseline,
 }

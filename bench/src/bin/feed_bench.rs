@@ -38,24 +38,19 @@
 //! Exits non-zero if any check fails. Build it in release:
 //! `cargo run --release -p local-stack --bin feed-bench -- [--part fanout|reads|publish|all]`.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use aws_sdk_dynamodb::Client;
 use bench::client::{own_stack, summary, tally_row, Api, ApiUser, SUMMARY_HEADER, TALLY_HEADER};
-use bench::stats::{ms, per_second};
+use bench::feed::APPEND_CONCURRENCY;
+use bench::stats::ms;
 use common::config::TableNames;
-use events::article::ArticleEvent;
 use events::user::UserEvent;
-use events::views::{checkpoints, feed_articles, feeds};
-use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
+use events::views::feeds;
+use events::{EventStore, Tables};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use local_aws::meter::{DynamoMeter, Tally};
-use projectors::feed::FeedLimits;
-use projectors::runtime::Outcome;
-use projectors::{FeedProjector, ProjectionError, Projector, ProjectorRuntime};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -124,488 +119,23 @@ fn args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// Appends of the follow events in flight at once.
-const APPEND_CONCURRENCY: usize = 16;
 /// Requests the HTTP loader of part 2 keeps in flight.
 const LOAD_CONCURRENCY: usize = 8;
-/// How often one event may fail with a transient error (a busy lease, an unavailable table)
-/// before the bench gives up on it.
-const TRANSIENT_RETRIES: u64 = 20;
 
-// ---------------------------------------------------------------------------------------
-// Part 1: fan-out at the projector level.
-// ---------------------------------------------------------------------------------------
-
-/// Appends `event` as the next event (after `expected_sequence`) of a stream, with the
-/// uniqueness changes it implies, through the real event store.
-async fn append<E: EventSchema>(
-    store: &EventStore,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    expected_sequence: u64,
-    event: &E,
-) -> anyhow::Result<StoredEvent> {
-    let mut stored = append_all(
-        store,
-        aggregate_type,
-        aggregate_id,
-        expected_sequence,
-        std::slice::from_ref(event),
-    )
-    .await?;
-    stored.pop().context("the store returned no event")
-}
-
-/// Appends `events` in one commit, as [`append`] does one.
-async fn append_all<E: EventSchema>(
-    store: &EventStore,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    expected_sequence: u64,
-    events: &[E],
-) -> anyhow::Result<Vec<StoredEvent>> {
-    let new_events = events
-        .iter()
-        .map(|event| {
-            let (event_type, event_version, payload) = event.to_stored();
-            NewEvent {
-                event_id: Uuid::new_v4(),
-                event_type,
-                event_version,
-                payload,
-                metadata: Metadata::default(),
-            }
-        })
-        .collect();
-    store
-        .append(Commit {
-            aggregate_type: aggregate_type.to_owned(),
-            aggregate_id: aggregate_id.to_owned(),
-            expected_sequence,
-            events: new_events,
-            unique_changes: events.iter().flat_map(E::unique_changes).collect(),
-        })
-        .await
-        .with_context(|| format!("appending to {aggregate_type}#{aggregate_id}"))
-}
-
-/// How often events had to be handed to the runtime again, by reason.
-#[derive(Debug, Default)]
-struct Redeliveries {
-    /// The fan-out budget ran out: progress saved, the event continues where it stopped.
-    paused: AtomicU64,
-    /// The author's lease stayed busy, or a checkpoint kept moving.
-    contended: AtomicU64,
-    /// DynamoDB refused or failed a request.
-    unavailable: AtomicU64,
-}
-
-impl Redeliveries {
-    fn paused(&self) -> u64 {
-        self.paused.load(Ordering::Relaxed)
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{} paused, {} contended, {} unavailable",
-            self.paused(),
-            self.contended.load(Ordering::Relaxed),
-            self.unavailable.load(Ordering::Relaxed)
-        )
-    }
-}
-
-/// Applies `event` as the queue would: handed back again while it pauses (at once, rather
-/// than after a visibility timeout) or fails transiently, until it is applied.
-async fn project_fully<P: Projector>(
-    runtime: &ProjectorRuntime<P>,
-    event: &StoredEvent,
-    redeliveries: &Redeliveries,
-) -> anyhow::Result<()> {
-    let mut transient = 0;
-    loop {
-        match runtime.project(event).await {
-            Ok(Outcome::Applied { .. }) => return Ok(()),
-            Ok(other) => bail!(
-                "{} {} of {}: {other:?} instead of applied",
-                event.event_type,
-                event.sequence,
-                event.stream_key()
-            ),
-            Err(ProjectionError::Paused(_)) => {
-                redeliveries.paused.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error @ (ProjectionError::Contended(_) | ProjectionError::Unavailable(_))) => {
-                let counter = if matches!(error, ProjectionError::Contended(_)) {
-                    &redeliveries.contended
-                } else {
-                    &redeliveries.unavailable
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                transient += 1;
-                ensure!(
-                    transient <= TRANSIENT_RETRIES,
-                    "{} of {} still fails after {TRANSIENT_RETRIES} tries: {error}",
-                    event.event_type,
-                    event.stream_key()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => {
-                return Err(error)
-                    .with_context(|| format!("{} of {}", event.event_type, event.stream_key()))
-            }
-        }
-    }
-}
-
-/// Every feed entry, read with a consistent scan: reader → the article ids in their feed.
-async fn feed_entries(
-    client: &Client,
-    tables: &TableNames,
-) -> anyhow::Result<HashMap<String, Vec<String>>> {
-    let mut entries: HashMap<String, Vec<String>> = HashMap::new();
-    let mut pages = client
-        .scan()
-        .table_name(&tables.feeds)
-        .consistent_read(true)
-        .projection_expression("#user, #article")
-        .expression_attribute_names("#user", feeds::USER_ID)
-        .expression_attribute_names("#article", feeds::ARTICLE_ID)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for item in page.context("scanning the feeds")?.items() {
-            let reader = events::views::text(item, feeds::USER_ID).context("entry without user")?;
-            let article =
-                events::views::text(item, feeds::ARTICLE_ID).context("entry without article")?;
-            entries.entry(reader).or_default().push(article);
-        }
-    }
-    Ok(entries)
-}
-
-/// Checks that every follower's feed holds exactly `article_id` and nobody else's does.
-async fn check_published(
-    client: &Client,
-    tables: &TableNames,
-    followers: &[String],
-    article_id: &str,
-) -> anyhow::Result<()> {
-    let entries = feed_entries(client, tables).await?;
-    let wrong: Vec<&String> = followers
-        .iter()
-        .filter(|f| entries.get(*f).map(Vec::as_slice) != Some(&[article_id.to_owned()][..]))
-        .collect();
-    let holders = entries
-        .values()
-        .filter(|articles| articles.iter().any(|a| a == article_id))
-        .count();
-    ensure!(
-        wrong.is_empty() && holders == followers.len(),
-        "{} of {} followers' feeds do not hold exactly the article (e.g. {:?}); {holders} feeds hold it",
-        wrong.len(),
-        followers.len(),
-        wrong.iter().take(3).collect::<Vec<_>>()
-    );
-    Ok(())
-}
-
-/// Checks that no feed holds `article_id` any more, that the projector's copy of the article
-/// is gone, and that no author lease is left in the checkpoints table.
-async fn check_deleted(
-    client: &Client,
-    tables: &TableNames,
-    author: &str,
-    article_id: &str,
-) -> anyhow::Result<()> {
-    let entries = feed_entries(client, tables).await?;
-    let holders = entries
-        .values()
-        .filter(|articles| articles.iter().any(|a| a == article_id))
-        .count();
-    ensure!(
-        holders == 0,
-        "{holders} feeds still hold the deleted article"
-    );
-    let copy = client
-        .get_item()
-        .table_name(&tables.feed_articles)
-        .key(
-            feed_articles::AUTHOR_ID,
-            aws_sdk_dynamodb::types::AttributeValue::S(author.to_owned()),
-        )
-        .key(
-            feed_articles::ARTICLE_ID,
-            aws_sdk_dynamodb::types::AttributeValue::S(article_id.to_owned()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .context("reading the feed article")?;
-    ensure!(
-        copy.item().is_none(),
-        "the projector's copy of the deleted article is still there"
-    );
-    let leftovers = leftover_checkpoints(client, tables).await?;
-    ensure!(leftovers.is_empty(), "leases left behind: {leftovers:?}");
-    Ok(())
-}
-
-/// The keys of author leases in the checkpoints table.
-async fn leftover_checkpoints(client: &Client, tables: &TableNames) -> anyhow::Result<Vec<String>> {
-    let mut left = Vec::new();
-    let mut pages = client
-        .scan()
-        .table_name(&tables.checkpoints)
-        .consistent_read(true)
-        .projection_expression("#pk")
-        .expression_attribute_names("#pk", checkpoints::PK)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for item in page.context("scanning the checkpoints")?.items() {
-            if let Some(key) = events::views::text(item, checkpoints::PK) {
-                if key.contains("#lease#") {
-                    left.push(key);
-                }
-            }
-        }
-    }
-    Ok(left)
-}
-
-/// One fan-out of one event, for the table.
-struct FanoutRow {
-    what: String,
-    limits: String,
-    entries: usize,
-    wall: Duration,
-    redeliveries: Redeliveries,
-    tally: Tally,
-}
-
-impl FanoutRow {
-    fn markdown(&self) -> String {
-        format!(
-            "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.2} |",
-            self.what,
-            self.limits,
-            self.entries,
-            self.wall.as_secs_f64(),
-            per_second(self.entries, self.wall),
-            self.redeliveries.paused(),
-            self.tally.total_requests(),
-            self.tally.operations(),
-            self.tally.read_units,
-            self.tally.write_units,
-            self.tally.write_units / self.entries.max(1) as f64,
-        )
-    }
-}
-
-const FANOUT_HEADER: &str = "| event | limits | feed entries | wall s | entries/s | pauses | requests | operations | read units | write units | WCU/entry |\n|---|---|---|---|---|---|---|---|---|---|---|";
-
-/// Publishes an article by `author`, fans it out to `followers` with `limits`, checks every
-/// feed, then deletes it, fans that out and checks the feeds are empty again.
-async fn publish_and_delete(
-    client: &Client,
-    tables: &TableNames,
-    store: &EventStore,
-    author: &str,
-    followers: &[String],
-    limits: FeedLimits,
-    limits_name: &str,
-) -> anyhow::Result<[FanoutRow; 2]> {
-    let article_id = Uuid::new_v4().to_string();
-    let slug = format!("fan-out-{}", &article_id[..8]);
-    let published = append(
-        store,
-        events::article::AGGREGATE_TYPE,
-        &article_id,
-        0,
-        &ArticleEvent::ArticlePublished {
-            article_id: article_id.clone(),
-            author_id: author.to_owned(),
-            slug: slug.clone(),
-            title: format!("Fan-out {slug}"),
-            description: "One article, every follower's feed".to_owned(),
-            body: "Lorem ipsum dolor sit amet.".to_owned(),
-            tag_list: vec!["bench".to_owned()],
-            created_at: events::time_format::format_millis(events::time_format::now_millis()),
-        },
-    )
-    .await?;
-    let meter = DynamoMeter::new();
-    let metered = meter.attach(client);
-    let runtime = ProjectorRuntime::over_tables(
-        FeedProjector::new(&metered, tables).with_limits(limits),
-        &metered,
-        tables,
-    );
-
-    let fan_out = |what: &'static str, event: StoredEvent| {
-        let (runtime, meter) = (&runtime, &meter);
-        async move {
-            meter.take();
-            let redeliveries = Redeliveries::default();
-            let started = Instant::now();
-            project_fully(runtime, &event, &redeliveries).await?;
-            let wall = started.elapsed();
-            let row = FanoutRow {
-                what: what.to_owned(),
-                limits: limits_name.to_owned(),
-                entries: followers.len(),
-                wall,
-                tally: meter.take(),
-                redeliveries,
-            };
-            eprintln!(
-                "feed-bench: {what} ({limits_name}) fanned out to {} feeds in {:.2} s ({})",
-                followers.len(),
-                wall.as_secs_f64(),
-                row.redeliveries.describe()
-            );
-            anyhow::Ok(row)
-        }
-    };
-
-    let publish = fan_out("ArticlePublished", published).await?;
-    check_published(client, tables, followers, &article_id).await?;
-    eprintln!("feed-bench: checked: every follower's feed holds exactly the new article");
-
-    let deleted = append(
-        store,
-        events::article::AGGREGATE_TYPE,
-        &article_id,
-        1,
-        &ArticleEvent::ArticleDeleted {
-            author_id: author.to_owned(),
-            slug,
-            deleted_at: events::time_format::format_millis(events::time_format::now_millis()),
-        },
-    )
-    .await?;
-    let delete = fan_out("ArticleDeleted", deleted).await?;
-    check_deleted(client, tables, author, &article_id).await?;
-    eprintln!("feed-bench: checked: no feed holds the deleted article, nothing left behind");
-    Ok([publish, delete])
-}
-
+/// Part 1 is the benchmark's feed section ([`bench::feed`]), alone, without baselines.
 async fn fanout_part(args: &Args) -> anyhow::Result<()> {
     let prefix = local_aws::testkit::unique_prefix("feedbench");
     let (clients, _provisioned) = local_aws::testkit::provisioned(&prefix).await;
-    let client = clients.dynamodb.clone();
-    let tables = TableNames::with_prefix(&prefix);
-    let store = EventStore::new(client.clone(), Tables::with_prefix(&prefix));
-    let n = args.followers;
-    let author = Uuid::new_v4().to_string();
-    let followers: Vec<String> = (0..n).map(|_| Uuid::new_v4().to_string()).collect();
-
-    let started = Instant::now();
-    let follows: Vec<StoredEvent> = stream::iter(&followers)
-        .map(|follower| {
-            let event = UserEvent::UserFollowed {
-                followee_id: author.clone(),
-            };
-            let store = &store;
-            async move { append(store, events::user::AGGREGATE_TYPE, follower, 0, &event).await }
-        })
-        .buffer_unordered(APPEND_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let appended = started.elapsed();
-    eprintln!(
-        "feed-bench: {n} UserFollowed events appended in {:.1} s ({:.0}/s)",
-        appended.as_secs_f64(),
-        per_second(n, appended)
-    );
-
-    let meter = DynamoMeter::new();
-    let metered = meter.attach(&client);
-    let runtime = FeedProjector::runtime(&metered, &tables);
-    let redeliveries = Redeliveries::default();
-    let started = Instant::now();
-    stream::iter(&follows)
-        .map(|event| project_fully(&runtime, event, &redeliveries))
-        .buffer_unordered(args.concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    let projected = started.elapsed();
-    let follow_tally = meter.take();
-    let follow_line = format!(
-        "follow projection: {n} events in {:.1} s ({:.0}/s), {} at once; {}",
-        projected.as_secs_f64(),
-        per_second(n, projected),
+    let section = bench::feed::fan_out(
+        &clients.dynamodb,
+        &prefix,
+        args.followers,
         args.concurrency,
-        redeliveries.describe()
-    );
-    eprintln!("feed-bench: {follow_line}");
-    let leftovers = leftover_checkpoints(&client, &tables).await?;
-    ensure!(
-        leftovers.is_empty(),
-        "leases left after the follows: {leftovers:?}"
-    );
-
-    let default_limits = FeedLimits::default();
-    let mut rows = Vec::new();
-    rows.extend(
-        publish_and_delete(
-            &client,
-            &tables,
-            &store,
-            &author,
-            &followers,
-            default_limits,
-            &format!(
-                "default ({} s budget)",
-                default_limits.fanout_budget.as_secs_f64()
-            ),
-        )
-        .await?,
-    );
-    if let Some(budget_ms) = args.budget_ms {
-        let small = FeedLimits {
-            fanout_budget: Duration::from_millis(budget_ms),
-            ..default_limits
-        };
-        rows.extend(
-            publish_and_delete(
-                &client,
-                &tables,
-                &store,
-                &author,
-                &followers,
-                small,
-                &format!("{budget_ms} ms budget"),
-            )
-            .await?,
-        );
-    }
-
-    println!("\n## Feed fan-out to {n} followers (projector level, in-memory emulators)\n");
-    println!(
-        "Limits: page of {} followers per `Query`, {} `BatchWriteItem` in flight, lease {} s.\n",
-        default_limits.page_size,
-        default_limits.concurrent_batches,
-        default_limits.lease.as_secs()
-    );
-    println!(
-        "appending: {n} UserFollowed events in {:.1} s ({:.0}/s), {APPEND_CONCURRENCY} at once\n",
-        appended.as_secs_f64(),
-        per_second(n, appended)
-    );
-    println!("{follow_line}\n");
-    println!("{TALLY_HEADER}");
-    println!(
-        "{}",
-        tally_row(&format!("{n} × UserFollowed"), &follow_tally)
-    );
-    println!("\n{FANOUT_HEADER}");
-    for row in &rows {
-        println!("{}", row.markdown());
-    }
-    println!("\nEvery follower's feed was checked after each publish (exactly the one entry) and after each delete (empty).");
+        args.budget_ms,
+        &bench::report::Baselines::default(),
+    )
+    .await?;
+    println!("\n{}", bench::markdown::feed_section(&section));
     Ok(())
 }
 
@@ -1102,7 +632,8 @@ async fn publish_to_followers(
             ];
             let store = &store;
             async move {
-                append_all(store, events::user::AGGREGATE_TYPE, &follower, 0, &events).await
+                bench::feed::append_all(store, events::user::AGGREGATE_TYPE, &follower, 0, &events)
+                    .await
             }
         })
         .buffer_unordered(APPEND_CONCURRENCY)
@@ -1208,7 +739,7 @@ async fn publish_to_followers(
         );
         fanned_out.push(answer.answered.elapsed());
     }
-    let entries = feed_entries(client, tables).await?;
+    let entries = bench::feed::feed_entries(client, tables).await?;
     for answer in &published_by_star {
         let article = answer.article_id.as_deref().unwrap_or_default();
         let holders = entries

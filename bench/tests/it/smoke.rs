@@ -64,6 +64,7 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
         "replay",
         "cost",
         "lambdas",
+        "feed",
         "summary",
     ] {
         assert!(
@@ -179,12 +180,30 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
         assert!(f.vs_size.is_some() && f.vs_ready.is_some() && f.vs_memory.is_some());
     }
 
+    // 7. Every follower's feed got the publish and lost it with the delete (checked inside),
+    // one write unit or more per entry, beside raw BatchWriteItem.
+    let feed = report.feed.as_ref().expect("feed");
+    assert_eq!(feed.followers, scale.feed_followers);
+    assert_eq!(feed.fanouts.len(), 2, "{feed:?}");
+    for fanout in &feed.fanouts {
+        assert_eq!(fanout.entries, scale.feed_followers, "{fanout:?}");
+        assert!(
+            fanout.write_units >= scale.feed_followers as f64,
+            "{fanout:?}"
+        );
+        assert!(fanout.vs.ratio.is_some(), "{fanout:?}");
+    }
+
     // The summary sets its figures beside their baselines.
     assert!(report.summary.len() >= 10, "{:?}", report.summary);
     assert!(markdown.contains("## Summary"));
     assert!(
         markdown.contains("Of which the write's wait for its read models"),
         "report.md shows the write wait's cost"
+    );
+    assert!(
+        markdown.contains("## 7. Feed fan-out to"),
+        "report.md has the feed section"
     );
     assert!(
         markdown.contains("The API's own DynamoDB requests per call, by operation"),

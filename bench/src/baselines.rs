@@ -18,6 +18,7 @@ use schema::{AttrType, BillingMode, KeyAttr, KeySchema, TableDef};
 use crate::report::{Baselines, RawOp};
 use crate::stats::{per_second, Latency};
 use crate::Scale;
+use events::views::s;
 
 /// The raw table: a string partition key and sort key.
 const RAW_TABLE: TableDef = TableDef {
@@ -290,10 +291,6 @@ async fn preload(target: &Target) -> anyhow::Result<()> {
 fn write_request(item: HashMap<String, AttributeValue>) -> anyhow::Result<WriteRequest> {
     let put = PutRequest::builder().set_item(Some(item)).build()?;
     Ok(WriteRequest::builder().put_request(put).build())
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
 }
 
 fn article_key(i: usize) -> HashMap<String, AttributeValue> {

@@ -85,7 +85,7 @@ fn parse_new(input: NewArticle) -> Result<ValidNewArticle, ApiError> {
             body,
             tag_list,
         }),
-        _ => Err(ApiError::Internal("validated fields missing".into())),
+        _ => Err(ApiError::internal("validated fields missing")),
     }
 }
 

@@ -79,8 +79,8 @@ pub async fn create(
         }
     });
     let Some((id, body, created_at)) = added else {
-        return Err(ApiError::Internal(
-            "adding a comment appended no CommentAdded".into(),
+        return Err(ApiError::internal(
+            "adding a comment appended no CommentAdded",
         ));
     };
     let response = Json(SingleCommentResponse {

@@ -53,7 +53,7 @@ pub fn store_error(error: StoreError) -> ApiError {
         }
         StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
         StoreError::InvalidCommit(detail) | StoreError::Corrupt(detail) => {
-            ApiError::Internal(detail)
+            ApiError::internal(detail)
         }
     }
 }
@@ -69,7 +69,7 @@ pub fn user_error(error: RepositoryError<UserError>) -> ApiError {
         }
         RepositoryError::Domain(UserError::Field(field)) => FieldErrorList(vec![field]).into(),
         RepositoryError::Store(error) => store_error(error),
-        RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
+        RepositoryError::Schema(error) => ApiError::internal(error),
     }
 }
 
@@ -82,7 +82,7 @@ pub fn article_error(error: RepositoryError<ArticleError>) -> ApiError {
         RepositoryError::Domain(ArticleError::Forbidden) => ApiError::Forbidden,
         RepositoryError::Domain(ArticleError::Field(field)) => FieldErrorList(vec![field]).into(),
         RepositoryError::Store(error) => store_error(error),
-        RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
+        RepositoryError::Schema(error) => ApiError::internal(error),
     }
 }
 
@@ -92,7 +92,7 @@ pub fn comment_error(error: RepositoryError<CommentError>) -> ApiError {
         RepositoryError::Domain(CommentError::CommentNotFound) => ApiError::NotFound("comment"),
         RepositoryError::Domain(CommentError::Forbidden) => ApiError::Forbidden,
         RepositoryError::Store(error) => store_error(error),
-        RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
+        RepositoryError::Schema(error) => ApiError::internal(error),
     }
 }
 
@@ -100,6 +100,6 @@ pub fn favorite_error(error: RepositoryError<FavoriteError>) -> ApiError {
     match error {
         RepositoryError::Domain(FavoriteError::ArticleNotFound) => ApiError::NotFound("article"),
         RepositoryError::Store(error) => store_error(error),
-        RepositoryError::Schema(error) => ApiError::Internal(error.to_string()),
+        RepositoryError::Schema(error) => ApiError::internal(error),
     }
 }

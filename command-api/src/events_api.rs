@@ -142,7 +142,7 @@ fn refused(error: PostError) -> PostRefused {
             "the aggregate kept changing concurrently; try again",
         )]),
         PostError::Store(error) => store_error(error).into(),
-        PostError::Schema(error) => ApiError::Internal(error.to_string()).into(),
+        PostError::Schema(error) => ApiError::internal(error).into(),
     }
 }
 

@@ -73,7 +73,7 @@ fn get(table: &str, key: &str, value: String) -> Result<TransactGetItem, ApiErro
         .table_name(table)
         .key(key, AttributeValue::S(value))
         .build()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     Ok(TransactGetItem::builder().get(get).build())
 }
 

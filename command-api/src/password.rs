@@ -21,10 +21,10 @@ impl Passwords {
             Argon2::default()
                 .hash_password(password.as_bytes(), &salt)
                 .map(|hash| hash.to_string())
-                .map_err(|e| ApiError::Internal(format!("hashing failed: {e}")))
+                .map_err(|e| ApiError::internal(format!("hashing failed: {e}")))
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("hashing task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
     }
 
     /// True when `password` matches `hash`; `None` checks against a decoy and is always false.
@@ -33,14 +33,14 @@ impl Passwords {
             let known = hash.is_some();
             let stored = hash.unwrap_or_else(|| DECOY_HASH.to_owned());
             let parsed = PasswordHash::new(&stored)
-                .map_err(|e| ApiError::Internal(format!("stored hash unreadable: {e}")))?;
+                .map_err(|e| ApiError::internal(format!("stored hash unreadable: {e}")))?;
             let matches = Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok();
             Ok(known && matches)
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("verify task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("verify task failed: {e}")))?
     }
 }
 

@@ -95,7 +95,7 @@ pub async fn register(
     let password = errors.check(password(input.password.as_deref()));
     errors.into_result()?;
     let (Some(email), Some(username), Some(password)) = (email, username, password) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
+        return Err(ApiError::internal("validated fields missing"));
     };
 
     let password_hash = state.passwords.hash(password).await?;
@@ -114,10 +114,7 @@ pub async fn register(
         )
         .await
         .map_err(user_error)?;
-    let token = state
-        .keys
-        .issue(&user_id)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let token = state.keys.issue(&user_id).map_err(ApiError::internal)?;
     let response = (
         StatusCode::CREATED,
         Json(user_response(&executed.state, token)),
@@ -138,7 +135,7 @@ pub async fn login(
     let password = errors.check(password(input.password.as_deref()));
     errors.into_result()?;
     let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
+        return Err(ApiError::internal("validated fields missing"));
     };
 
     let wrong = || ApiError::Unauthorized {
@@ -175,10 +172,7 @@ pub async fn login(
         return Err(wrong());
     };
     let user_id = user.id.clone().unwrap_or_default();
-    let token = state
-        .keys
-        .issue(&user_id)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let token = state.keys.issue(&user_id).map_err(ApiError::internal)?;
     Ok(Json(user_response(&user, token)))
 }
 

@@ -42,12 +42,17 @@ pub enum ApiError {
     /// 503: a dependency (DynamoDB) is unavailable; logged, not shown.
     #[error("unavailable: {0}")]
     Unavailable(String),
-    /// 500: a bug or corrupt data; logged, not shown.
-    #[error("internal: {0}")]
-    Internal(String),
+    /// 500: a bug or corrupt data; logged with its sources in one line, not shown.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
+    /// A 500 that keeps what caused it: an error (its sources are logged with it) or a text.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ApiError::Internal(cause.into())
+    }
+
     /// A 422 for one field.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Unprocessable(BTreeMap::from([(field.into(), vec![message.into()])]))
@@ -100,7 +105,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::Unavailable(detail) => tracing::error!(%detail, "dependency unavailable"),
-            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::Internal(_) => tracing::error!(error = %one_line(&self), "internal error"),
             other => tracing::debug!(error = %other, "request refused"),
         }
         let body = serde_json::json!({ "errors": self.body() });
@@ -173,6 +178,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_internal_error_keeps_its_cause_for_the_log_only() {
+        let error = ApiError::internal(std::io::Error::other("stored hash unreadable"));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(one_line(&error), "internal error: stored hash unreadable");
+        assert_eq!(
+            error.body(),
+            BTreeMap::from([("body".to_owned(), vec!["internal error".to_owned()])])
+        );
+    }
+
+    #[test]
     fn each_error_has_one_status() {
         assert_eq!(ApiError::missing_token().status(), StatusCode::UNAUTHORIZED);
         assert_eq!(ApiError::Forbidden.status(), StatusCode::FORBIDDEN);
@@ -229,7 +245,7 @@ mod tests {
 
     #[test]
     fn internal_details_stay_out_of_the_body() {
-        let error = ApiError::Internal("table conduit-users: secret detail".into());
+        let error = ApiError::internal("table conduit-users: secret detail");
         let body = serde_json::to_string(&error.body()).expect("json");
         assert!(!body.contains("secret detail"));
     }

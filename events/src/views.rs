@@ -7,6 +7,16 @@ use aws_sdk_dynamodb::types::AttributeValue;
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
 
+/// A string attribute value.
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute value.
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
 /// Reads a string attribute; absent or of another type gives `None`.
 pub fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()

@@ -28,6 +28,7 @@ use events::views::{article_bodies, articles, comments, favorites, Item};
 use events::{EventSchema, StoredEvent};
 
 use crate::runtime::{unavailable, ProjectionError, Projector, ProjectorRuntime};
+use events::views::{n, s};
 
 /// The attributes of the `articles` item the article's own events own; a tombstone has none
 /// of them.
@@ -235,14 +236,6 @@ impl Change {
     }
 }
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 fn build_error<E: std::fmt::Debug>(error: E) -> ProjectionError {
     ProjectionError::Unavailable(format!("request could not be built: {error:?}"))
 }
@@ -369,7 +362,7 @@ impl ArticlesProjector {
             (articles::DESCRIPTION, s(&fields.description)),
             (
                 articles::TAG_LIST,
-                AttributeValue::L(fields.tag_list.iter().map(|t| s(t)).collect()),
+                AttributeValue::L(fields.tag_list.iter().map(s).collect()),
             ),
             (articles::AUTHOR_ID, s(&fields.author_id)),
             (articles::CREATED_AT, s(&fields.created_at)),

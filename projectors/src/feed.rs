@@ -43,6 +43,7 @@ use events::views::{checkpoints, feed_followers, feeds, Item};
 use events::{EventSchema, StoredEvent};
 
 use crate::runtime::{unavailable, ProjectionError, Projector, ProjectorRuntime};
+use events::views::{n, s};
 
 /// How much one event may do, and how it shares an author with other events.
 #[derive(Clone, Copy, Debug)]
@@ -241,14 +242,6 @@ enum Write {
     Delete,
 }
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -378,7 +371,7 @@ impl FeedProjector {
             .client
             .get_item()
             .table_name(&self.checkpoints_table)
-            .key(checkpoints::PK, s(&self.checkpoint_key(event)))
+            .key(checkpoints::PK, s(self.checkpoint_key(event)))
             .consistent_read(true)
             .send()
             .await
@@ -510,7 +503,7 @@ impl FeedProjector {
             .item(feed_articles::DESCRIPTION, s(&article.description))
             .item(
                 feed_articles::TAG_LIST,
-                AttributeValue::L(article.tag_list.iter().map(|t| s(t)).collect()),
+                AttributeValue::L(article.tag_list.iter().map(s).collect()),
             )
             .item(feed_articles::CREATED_AT, s(&article.created_at))
             .item(feed_articles::UPDATED_AT, s(&article.updated_at))
@@ -627,7 +620,7 @@ impl FeedProjector {
                 self.client
                     .update_item()
                     .table_name(&self.checkpoints_table)
-                    .key(checkpoints::PK, s(&self.checkpoint_key(event)))
+                    .key(checkpoints::PK, s(self.checkpoint_key(event)))
                     .update_expression("SET #seq = :seq, #cursor = :cursor")
                     .expression_attribute_names("#seq", FANOUT_SEQ)
                     .expression_attribute_names("#cursor", FANOUT_CURSOR)

@@ -8,16 +8,13 @@ use events::views::{follows, users};
 use events::{EventSchema, StoredEvent};
 
 use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
+use events::views::s;
 
 /// Builds the users and follows read models.
 #[derive(Clone, Debug)]
 pub struct UsersProjector {
     users_table: String,
     follows_table: String,
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
 }
 
 fn build_error<E: std::fmt::Debug>(error: E) -> ProjectionError {
@@ -55,7 +52,7 @@ impl UsersProjector {
             expression.push_str(&format!(", #f{i} = :v{i}"));
             update = update
                 .expression_attribute_names(format!("#f{i}"), *name)
-                .expression_attribute_values(format!(":v{i}"), s(value));
+                .expression_attribute_values(format!(":v{i}"), s(*value));
         }
         let update = update
             .update_expression(expression)

@@ -122,11 +122,11 @@ fn author_of(published: &StoredEvent) -> Result<String, ApiError> {
         &published.payload,
     ) {
         Ok(ArticleEvent::ArticlePublished { author_id, .. }) => Ok(author_id),
-        Ok(_) => Err(ApiError::Internal(format!(
+        Ok(_) => Err(ApiError::internal(format!(
             "{} does not start with its publication",
             published.stream_key()
         ))),
-        Err(error) => Err(ApiError::Internal(error.to_string())),
+        Err(error) => Err(ApiError::internal(error)),
     }
 }
 
@@ -153,7 +153,7 @@ async fn owner(readers: &Readers, kind: AggregateKind, id: &str) -> Result<Strin
                     FavoriteEvent::ArticleFavorited { user_id, .. }
                     | FavoriteEvent::ArticleUnfavorited { user_id, .. },
                 ) => Ok(user_id),
-                Err(error) => Err(ApiError::Internal(error.to_string())),
+                Err(error) => Err(ApiError::internal(error)),
             }
         }
     }

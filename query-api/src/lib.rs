@@ -159,7 +159,7 @@ impl AppState {
 fn search_failed(error: SearchError) -> ApiError {
     match error {
         SearchError::Unavailable(detail) => ApiError::Unavailable(format!("search: {detail}")),
-        other => ApiError::Internal(format!("search: {other}")),
+        other => ApiError::internal(format!("search: {other}")),
     }
 }
 

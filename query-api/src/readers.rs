@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
+use aws_sdk_dynamodb::types::{Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use common::error::ApiError;
@@ -16,6 +16,7 @@ use events::views::articles::{self, ArticleView};
 use events::views::comments::{self, CommentView};
 use events::views::feed_articles::{self, FeedArticle};
 use events::views::feeds::{self, FeedEntry};
+use events::views::s;
 use events::views::users::{self, UserView};
 use events::views::{favorites, follows, number, text, Item};
 
@@ -33,10 +34,6 @@ pub struct Readers {
 /// A DynamoDB failure, in one line (never the SDK's debug dump, which would reach the log).
 fn unavailable<E: std::error::Error>(error: E) -> ApiError {
     ApiError::Unavailable(common::error::one_line(&error))
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
 }
 
 /// What one [`Readers::lookup`] should fetch. `follows` and `favorites` are asked about the
@@ -129,7 +126,7 @@ impl Readers {
             .await
             .map_err(|error| match error {
                 events::StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
-                other => ApiError::Internal(other.to_string()),
+                other => ApiError::internal(other),
             })
     }
 

@@ -784,7 +784,7 @@ async fn page(
         None => None,
         Some(key) => Some(
             encode_cursor(view, &key)
-                .ok_or_else(|| ApiError::Internal(format!("{view:?}: a key no cursor holds")))?,
+                .ok_or_else(|| ApiError::internal(format!("{view:?}: a key no cursor holds")))?,
         ),
     };
     let mut response = Json(ListBody {
@@ -820,7 +820,7 @@ async fn table_page(
     let readers = state.readers().await?;
     let table = view
         .table(readers.tables())
-        .ok_or_else(|| ApiError::Internal(format!("{view:?} has no table")))?;
+        .ok_or_else(|| ApiError::internal(format!("{view:?} has no table")))?;
     let schema = view.key_schema();
     if let (Some(partition), None) = (&partition, schema.sort) {
         // One partition of a table without sort key is one item (the caller's user).

@@ -12,6 +12,7 @@ use schema::checkpoints::PK;
 use crate::cursor::{self, Key};
 use crate::progress::format_count;
 use crate::{store_error, Replay, ReplayError};
+use events::views::n;
 
 /// Where a rebuild is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,10 +71,6 @@ pub struct ProgressItem {
     /// Events read and applied by every pass so far.
     pub scanned: u64,
     pub applied: u64,
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {

@@ -5,10 +5,7 @@ use common::projections::{registry, Projection};
 use projectors::versions::{read_registry, Registry, FROZEN_UNTIL};
 
 use crate::{store_error, Replay, ReplayError};
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
+use events::views::n;
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(error: &E) -> bool {
     error.code() == Some("ConditionalCheckFailedException")

@@ -131,7 +131,7 @@ impl Readers {
             let keys = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
                 .build()
-                .map_err(|e| ApiError::Internal(format!("BatchGetItem request: {e}")))?;
+                .map_err(|e| ApiError::internal(format!("BatchGetItem request: {e}")))?;
             request_items.insert(table, keys);
         }
         let output = self

@@ -30,6 +30,7 @@ fn scalar_type(ty: AttrType) -> ddb::ScalarAttributeType {
         AttrType::B => ddb::ScalarAttributeType::B,
     }
 }
+
 async fn describe_table(
     ddb_client: &aws_sdk_dynamodb::Client,
     name: &str,

@@ -1,7 +1,8 @@
 //! `feed-bench`: what the feed costs, written (fan-out on write) and read.
 //!
-//! **Part 1, fan-out** (`--part fanout`), at the projector level on in-memory emulators (no
-//! HTTP: registering 10,000 users through the API would mean 10,000 Argon2 hashes):
+//! **Part 1, fan-out** (`--part fanout`: section 7 of `./dev bench`, [`bench::feed`]), at
+//! the projector level on in-memory emulators (no HTTP: registering 10,000 users through the
+//! API would mean 10,000 Argon2 hashes):
 //! 1. provisions a fresh prefix and appends `--followers` (10,000) `UserFollowed` events of one
 //!    author, one per follower stream, through the real event store;
 //! 2. applies them with a feed projector runtime, `--concurrency` (8) at once, and prints the
@@ -36,7 +37,7 @@
 //! not for the fan-out into the feeds: it answers within the bound whatever the followers.
 //!
 //! Exits non-zero if any check fails. Build it in release:
-//! `cargo run --release -p local-stack --bin feed-bench -- [--part fanout|reads|publish|all]`.
+//! `cargo run --release -p bench --bin feed-bench -- [--part fanout|reads|publish|all]`.
 
 use std::time::{Duration, Instant};
 

@@ -277,9 +277,12 @@ fn draw(report: &Report, dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints which section runs now, on stderr.
+/// The numbered sections of the report.
+const REPORT_SECTIONS: usize = 7;
+
+/// Prints which section of the report runs now (its number there), on stderr.
 pub fn step(n: usize, what: &str) {
-    eprintln!("bench: [{n}/6] {what}");
+    eprintln!("bench: [{n}/{REPORT_SECTIONS}] {what}");
 }
 
 fn now_rfc3339() -> String {

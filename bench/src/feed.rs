@@ -28,7 +28,7 @@ use common::config::TableNames;
 use events::article::ArticleEvent;
 use events::user::UserEvent;
 use events::views::{checkpoints, feed_articles, feeds};
-use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
+use events::{Commit, EventSchema, EventStore, Metadata, StoredEvent, Tables};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use local_aws::meter::DynamoMeter;
 use local_aws::{Clients, LocalEndpoints};
@@ -234,27 +234,14 @@ pub async fn append_all<E: EventSchema>(
     expected_sequence: u64,
     events: &[E],
 ) -> anyhow::Result<Vec<StoredEvent>> {
-    let new_events = events
-        .iter()
-        .map(|event| {
-            let (event_type, event_version, payload) = event.to_stored();
-            NewEvent {
-                event_id: Uuid::new_v4(),
-                event_type,
-                event_version,
-                payload,
-                metadata: Metadata::default(),
-            }
-        })
-        .collect();
     store
-        .append(Commit {
-            aggregate_type: aggregate_type.to_owned(),
-            aggregate_id: aggregate_id.to_owned(),
+        .append(Commit::of(
+            aggregate_type,
+            aggregate_id,
             expected_sequence,
-            events: new_events,
-            unique_changes: events.iter().flat_map(E::unique_changes).collect(),
-        })
+            events,
+            &Metadata::default(),
+        ))
         .await
         .with_context(|| format!("appending to {aggregate_type}#{aggregate_id}"))
 }

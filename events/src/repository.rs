@@ -5,9 +5,8 @@ use std::time::Duration;
 use common::backoff::Backoff;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
-use uuid::Uuid;
 
-use crate::envelope::{EventSchema, Metadata, NewEvent, SchemaError, StoredEvent};
+use crate::envelope::{EventSchema, Metadata, SchemaError, StoredEvent};
 use crate::store::{Commit, EventStore, StoreError};
 
 /// How often a command is re-run on a fresh load after losing an optimistic-lock race.
@@ -110,28 +109,7 @@ impl Repository {
                     sequence,
                 });
             }
-            let commit = Commit {
-                aggregate_type: A::TYPE.to_owned(),
-                aggregate_id: id.to_owned(),
-                expected_sequence: sequence,
-                unique_changes: decided
-                    .iter()
-                    .flat_map(EventSchema::unique_changes)
-                    .collect(),
-                events: decided
-                    .iter()
-                    .map(|event| {
-                        let (event_type, event_version, payload) = event.to_stored();
-                        NewEvent {
-                            event_id: Uuid::new_v4(),
-                            event_type,
-                            event_version,
-                            payload,
-                            metadata: metadata.clone(),
-                        }
-                    })
-                    .collect(),
-            };
+            let commit = Commit::of(A::TYPE, id, sequence, &decided, &metadata);
             match self.store.append(commit).await {
                 Ok(events) => {
                     let sequence = events.last().map_or(sequence, |event| event.sequence);

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::envelope::{stream_key, Metadata, NewEvent, StoredEvent, UniqueChange};
+use crate::envelope::{stream_key, EventSchema, Metadata, NewEvent, StoredEvent, UniqueChange};
 use crate::time_format;
 
 /// DynamoDB allows at most 100 actions in one transaction.
@@ -41,6 +41,38 @@ pub struct Commit {
     pub expected_sequence: u64,
     pub events: Vec<NewEvent>,
     pub unique_changes: Vec<UniqueChange>,
+}
+
+impl Commit {
+    /// `events` as the next events of one aggregate after `expected_sequence`, each with a new
+    /// id and `metadata`, with the uniqueness changes they imply.
+    pub fn of<E: EventSchema>(
+        aggregate_type: &str,
+        aggregate_id: &str,
+        expected_sequence: u64,
+        events: &[E],
+        metadata: &Metadata,
+    ) -> Self {
+        Self {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            expected_sequence,
+            events: events
+                .iter()
+                .map(|event| {
+                    let (event_type, event_version, payload) = event.to_stored();
+                    NewEvent {
+                        event_id: Uuid::new_v4(),
+                        event_type,
+                        event_version,
+                        payload,
+                        metadata: metadata.clone(),
+                    }
+                })
+                .collect(),
+            unique_changes: events.iter().flat_map(E::unique_changes).collect(),
+        }
+    }
 }
 
 /// Why an append or a read failed. The HTTP status each usually becomes is noted.

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use common::config::TableNames;
 use events::views::Item;
-use events::{Commit, EventSchema, EventStore, Metadata, NewEvent, StoredEvent, Tables};
+use events::{Commit, EventSchema, EventStore, Metadata, StoredEvent, Tables};
 use local_aws::esm::QueueMapping;
 use local_aws::provision::{Provisioned, ProvisionedQueue};
 use local_aws::Clients;
@@ -66,31 +66,14 @@ impl<P: Projector> Fixture<P> {
             .await
             .expect("load")
             .len() as u64;
-        let unique_changes = events
-            .iter()
-            .flat_map(EventSchema::unique_changes)
-            .collect();
-        let events = events
-            .iter()
-            .map(|event| {
-                let (event_type, event_version, payload) = event.to_stored();
-                NewEvent {
-                    event_id: Uuid::new_v4(),
-                    event_type,
-                    event_version,
-                    payload,
-                    metadata: Metadata::default(),
-                }
-            })
-            .collect();
         self.store
-            .append(Commit {
-                aggregate_type: aggregate_type.into(),
-                aggregate_id: id.into(),
+            .append(Commit::of(
+                aggregate_type,
+                id,
                 expected_sequence,
-                events,
-                unique_changes,
-            })
+                &events,
+                &Metadata::default(),
+            ))
             .await
             .expect("append")
     }

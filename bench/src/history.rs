@@ -92,10 +92,7 @@ pub fn history(target: usize) -> History {
         h.push(
             "User",
             &id,
-            UserEvent::UserProfileUpdated {
-                bio: format!("bio {i}"),
-                image: String::new(),
-            },
+            UserEvent::profile_updated(&format!("bio {i}"), ""),
         );
     }
     for i in 0..users {

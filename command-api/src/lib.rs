@@ -52,13 +52,7 @@ impl AppState {
         tables: &TableNames,
         jwt: &JwtSettings,
     ) -> Self {
-        let store = EventStore::new(
-            dynamodb.clone(),
-            Tables {
-                events: tables.events.clone(),
-                uniques: tables.uniques.clone(),
-            },
-        );
+        let store = EventStore::new(dynamodb.clone(), Tables::of(tables));
         let active = ActiveVersions::new(dynamodb.clone(), tables.clone(), DEFAULT_VERSION_TTL);
         Self {
             repository: Repository::new(store),

@@ -5,6 +5,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{EventSchema, UniqueChange};
+use crate::snapshot::Snapshotted;
 use crate::user::FieldError;
 
 /// The aggregate type name, the prefix of every article stream key.
@@ -282,7 +283,7 @@ impl DomainEvent for ArticleEvent {
     }
 
     fn event_version(&self) -> String {
-        Self::CURRENT_VERSION.to_string()
+        self.to_stored().1.to_string()
     }
 }
 
@@ -365,6 +366,11 @@ impl Article {
             Ok(())
         }
     }
+}
+
+/// Version 1: the serde form of the fields above.
+impl Snapshotted for Article {
+    const SHAPE: u32 = 1;
 }
 
 impl Aggregate for Article {

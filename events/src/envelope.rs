@@ -1,4 +1,9 @@
 //! The stored schema of an event, kept apart from the domain event types so old versions can be upcast.
+//!
+//! Every stored event keeps the version it was written with, forever. Reading goes through
+//! [`EventSchema::from_stored`], which first lifts an older payload to today's shape with the
+//! enum's chain of [`Upcaster`]s (version n to n + 1, one step at a time), then deserializes
+//! it. Aggregate loads, the projectors, replay and the events API all read this way.
 
 use std::collections::BTreeMap;
 
@@ -110,28 +115,54 @@ pub enum SchemaError {
     },
 }
 
+/// One step of an event type's stored schema: turns a payload of version `from` into one of
+/// version `from + 1`. It sees the payload only, never the envelope, so that an event reads
+/// the same wherever it is read.
+#[derive(Clone, Copy, Debug)]
+pub struct Upcaster {
+    pub event_type: &'static str,
+    pub from: u32,
+    pub step: fn(Value) -> Value,
+}
+
 /// How a domain event enum maps to and from its stored form.
 ///
 /// Domain enums are serialized by serde in the externally tagged form
 /// (`{"UserRegistered": {...}}`): the tag becomes `eventType`, the content `payload`.
 pub trait EventSchema: Sized + Serialize + for<'de> Deserialize<'de> {
-    /// The version every event of this enum is written with today.
-    const CURRENT_VERSION: u32 = 1;
+    /// The steps from every older version of this enum's event types to the current one.
+    /// An event type's current version is one more than its number of steps: adding a step is
+    /// what makes a new version, and new events are written in it.
+    const UPCASTERS: &'static [Upcaster] = &[];
+
+    /// The version events of `event_type` are written with today (1 for a type with no
+    /// upcaster, and for a type this enum does not know).
+    fn current_version(event_type: &str) -> u32 {
+        let steps = Self::UPCASTERS
+            .iter()
+            .filter(|upcaster| upcaster.event_type == event_type)
+            .count();
+        1 + u32::try_from(steps).unwrap_or(u32::MAX - 1)
+    }
 
     /// The uniqueness claims and releases this event implies for its aggregate.
     fn unique_changes(&self) -> Vec<UniqueChange> {
         Vec::new()
     }
 
-    /// Splits the event into its stored type name and payload.
+    /// Splits the event into its stored type name, current version and payload.
     fn to_stored(&self) -> (String, u32, Value) {
         match serde_json::to_value(self) {
             Ok(Value::Object(map)) if map.len() == 1 => {
                 let (event_type, payload) = map.into_iter().next().unwrap_or_default();
-                (event_type, Self::CURRENT_VERSION, payload)
+                let version = Self::current_version(&event_type);
+                (event_type, version, payload)
             }
             // Unit variants serialize as a bare string.
-            Ok(Value::String(event_type)) => (event_type, Self::CURRENT_VERSION, Value::Null),
+            Ok(Value::String(event_type)) => {
+                let version = Self::current_version(&event_type);
+                (event_type, version, Value::Null)
+            }
             _ => unreachable_shape(),
         }
     }
@@ -143,21 +174,39 @@ pub trait EventSchema: Sized + Serialize + for<'de> Deserialize<'de> {
         !matches!(
             Self::from_stored(
                 event_type,
-                Self::CURRENT_VERSION,
+                Self::current_version(event_type),
                 &Value::Object(Default::default())
             ),
             Err(SchemaError::Unknown { .. })
         )
     }
 
+    /// `payload`, stored as `version` of `event_type`, in the current version's shape: every
+    /// step from `version` on applied in turn. A version from the future, 0, or a gap in the
+    /// chain is [`SchemaError::Unknown`].
+    fn upcast(event_type: &str, version: u32, payload: Value) -> Result<Value, SchemaError> {
+        let current = Self::current_version(event_type);
+        let unknown = || SchemaError::Unknown {
+            event_type: event_type.to_owned(),
+            version,
+        };
+        if version == 0 || version > current {
+            return Err(unknown());
+        }
+        let mut payload = payload;
+        for from in version..current {
+            let upcaster = Self::UPCASTERS
+                .iter()
+                .find(|u| u.event_type == event_type && u.from == from)
+                .ok_or_else(unknown)?;
+            payload = (upcaster.step)(payload);
+        }
+        Ok(payload)
+    }
+
     /// Reads a stored event back, upcasting older versions.
     fn from_stored(event_type: &str, version: u32, payload: &Value) -> Result<Self, SchemaError> {
-        if version != Self::CURRENT_VERSION {
-            return Err(SchemaError::Unknown {
-                event_type: event_type.to_owned(),
-                version,
-            });
-        }
+        let payload = Self::upcast(event_type, version, payload.clone())?;
         let tagged = if payload.is_null() {
             Value::String(event_type.to_owned())
         } else {

@@ -5,6 +5,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::EventSchema;
+use crate::snapshot::Snapshotted;
 
 /// The aggregate type name, the prefix of every favorite stream key. There is one stream per
 /// (article, user) pair: users favoring the same article at once never contend, and each
@@ -62,7 +63,7 @@ impl DomainEvent for FavoriteEvent {
     }
 
     fn event_version(&self) -> String {
-        Self::CURRENT_VERSION.to_string()
+        self.to_stored().1.to_string()
     }
 }
 
@@ -80,6 +81,11 @@ pub enum FavoriteError {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Favorite {
     pub favorited: bool,
+}
+
+/// Version 1: the serde form of the fields above.
+impl Snapshotted for Favorite {
+    const SHAPE: u32 = 1;
 }
 
 impl Aggregate for Favorite {

@@ -7,6 +7,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 
 use crate::envelope::{EventSchema, Metadata, SchemaError, StoredEvent};
+use crate::snapshot::Snapshotted;
 use crate::store::{Commit, EventStore, StoreError};
 
 /// How often a command is re-run on a fresh load after losing an optimistic-lock race.
@@ -31,6 +32,8 @@ pub enum RepositoryError<E: std::error::Error> {
 pub struct Loaded<A> {
     pub state: A,
     pub sequence: u64,
+    /// The sequence the snapshot it started from covers (0: folded from the first event).
+    pub snapshot_sequence: u64,
 }
 
 /// The outcome of a command: the state after it and the events it appended (maybe none).
@@ -58,22 +61,48 @@ impl Repository {
         &self.store
     }
 
-    /// Folds every event of the aggregate, strongly consistent.
+    /// The aggregate's state, strongly consistent: its latest snapshot, if usable, and the
+    /// events after it (two requests, whatever the stream's length).
     pub async fn load<A>(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>>
+    where
+        A: Snapshotted,
+        A::Event: EventSchema,
+    {
+        let restored = self
+            .store
+            .snapshot(A::TYPE, id)
+            .await?
+            .and_then(|snapshot| Some((snapshot.restore::<A>()?, snapshot.sequence)));
+        let (state, covered) = restored.unwrap_or_default();
+        let events = self
+            .store
+            .read_range(A::TYPE, id, covered + 1, None)
+            .await?;
+        let (state, sequence) = fold(state, covered, events)?;
+        Ok(Loaded {
+            state,
+            sequence,
+            snapshot_sequence: covered,
+        })
+    }
+
+    /// The aggregate folded from its first event, ignoring any snapshot: what [`Self::load`]
+    /// must always equal.
+    pub async fn load_from_events<A>(
+        &self,
+        id: &str,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>>
     where
         A: Aggregate,
         A::Event: EventSchema,
     {
         let events = self.store.load(A::TYPE, id).await?;
-        let mut state = A::default();
-        let mut sequence = 0;
-        for stored in events {
-            let event =
-                A::Event::from_stored(&stored.event_type, stored.event_version, &stored.payload)?;
-            state.apply(event);
-            sequence = stored.sequence;
-        }
-        Ok(Loaded { state, sequence })
+        let (state, sequence) = fold(A::default(), 0, events)?;
+        Ok(Loaded {
+            state,
+            sequence,
+            snapshot_sequence: 0,
+        })
     }
 
     /// Loads the aggregate, lets it decide, and appends its events with the unique claims they
@@ -86,7 +115,7 @@ impl Repository {
         metadata: Metadata,
     ) -> Result<Executed<A>, RepositoryError<A::Error>>
     where
-        A: Aggregate<Services = ()>,
+        A: Snapshotted<Services = ()>,
         A::Command: Clone,
         A::Event: EventSchema,
     {
@@ -95,6 +124,7 @@ impl Repository {
             let Loaded {
                 mut state,
                 sequence,
+                snapshot_sequence,
             } = self.load::<A>(id).await?;
             let sink = EventSink::<A>::default();
             state
@@ -109,7 +139,9 @@ impl Repository {
                     sequence,
                 });
             }
-            let commit = Commit::of(A::TYPE, id, sequence, &decided, &metadata);
+            // `handle` applied the decided events: `state` is the state after them.
+            let commit = Commit::of(A::TYPE, id, sequence, &decided, &metadata)
+                .with_snapshot(&state, snapshot_sequence);
             match self.store.append(commit).await {
                 Ok(events) => {
                     let sequence = events.last().map_or(sequence, |event| event.sequence);
@@ -128,6 +160,25 @@ impl Repository {
             }
         }
     }
+}
+
+/// `state` after `sequence`, with `events` (the ones after it, in order) applied.
+fn fold<A>(
+    mut state: A,
+    mut sequence: u64,
+    events: Vec<StoredEvent>,
+) -> Result<(A, u64), SchemaError>
+where
+    A: Aggregate,
+    A::Event: EventSchema,
+{
+    for stored in events {
+        let event =
+            A::Event::from_stored(&stored.event_type, stored.event_version, &stored.payload)?;
+        state.apply(event);
+        sequence = stored.sequence;
+    }
+    Ok((state, sequence))
 }
 
 /// The pause before a writer that lost a race decides again: 10 ms doubling to 320 ms.

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::envelope::{stream_key, EventSchema, Metadata, NewEvent, StoredEvent, UniqueChange};
+use crate::snapshot::{self, Snapshot, Snapshotted};
 use crate::time_format;
 
 /// DynamoDB allows at most 100 actions in one transaction.
@@ -20,14 +21,21 @@ pub const MAX_ACTIONS_PER_COMMIT: usize = 100;
 pub struct Tables {
     pub events: String,
     pub uniques: String,
+    pub snapshots: String,
 }
 
 impl Tables {
-    /// `{prefix}events` and `{prefix}uniques`.
+    /// `{prefix}events`, `{prefix}uniques` and `{prefix}snapshots`.
     pub fn with_prefix(prefix: &str) -> Self {
+        Self::of(&common::config::TableNames::with_prefix(prefix))
+    }
+
+    /// The write-side tables among every table's names.
+    pub fn of(names: &common::config::TableNames) -> Self {
         Self {
-            events: format!("{prefix}events"),
-            uniques: format!("{prefix}uniques"),
+            events: names.events.clone(),
+            uniques: names.uniques.clone(),
+            snapshots: names.snapshots.clone(),
         }
     }
 }
@@ -41,6 +49,9 @@ pub struct Commit {
     pub expected_sequence: u64,
     pub events: Vec<NewEvent>,
     pub unique_changes: Vec<UniqueChange>,
+    /// The aggregate's state after these events, written in the same transaction (see
+    /// [`crate::snapshot`]); its sequence must be that of the commit's last event.
+    pub snapshot: Option<Snapshot>,
 }
 
 impl Commit {
@@ -71,7 +82,23 @@ impl Commit {
                 })
                 .collect(),
             unique_changes: events.iter().flat_map(E::unique_changes).collect(),
+            snapshot: None,
         }
+    }
+
+    /// The sequence of the commit's last event.
+    pub fn last_sequence(&self) -> u64 {
+        self.expected_sequence + self.events.len() as u64
+    }
+
+    /// The commit with a snapshot of `state` (the aggregate after the commit's events) if one
+    /// is due: the state the decision started from covered `covered` events.
+    pub fn with_snapshot<A: Snapshotted>(mut self, state: &A, covered: u64) -> Self {
+        let sequence = self.last_sequence();
+        if snapshot::due(covered, sequence) {
+            self.snapshot = Snapshot::of(state, sequence);
+        }
+        self
     }
 }
 
@@ -135,12 +162,22 @@ impl EventStore {
                 "a commit needs at least one event".into(),
             ));
         }
-        if commit.events.len() + uniques.len() > MAX_ACTIONS_PER_COMMIT {
+        let snapshots = usize::from(commit.snapshot.is_some());
+        if commit.events.len() + uniques.len() + snapshots > MAX_ACTIONS_PER_COMMIT {
             return Err(StoreError::InvalidCommit(format!(
-                "{} events and {} unique changes exceed {MAX_ACTIONS_PER_COMMIT} actions",
+                "{} events, {} unique changes and {snapshots} snapshot exceed {MAX_ACTIONS_PER_COMMIT} actions",
                 commit.events.len(),
                 uniques.len()
             )));
+        }
+        if let Some(snapshot) = &commit.snapshot {
+            if snapshot.sequence != commit.last_sequence() {
+                return Err(StoreError::InvalidCommit(format!(
+                    "a snapshot at {} in a commit ending at {}",
+                    snapshot.sequence,
+                    commit.last_sequence()
+                )));
+            }
         }
         let recorded_at = time_format::format_millis(time_format::now_millis());
         let stored: Vec<StoredEvent> = commit
@@ -211,6 +248,16 @@ impl EventStore {
             };
             actions.push(action);
         }
+        // Unconditional: the event puts before it decide. If they go through, no stored
+        // snapshot can be newer (it would cover one of their positions, which were free).
+        if let Some(snapshot) = &commit.snapshot {
+            let put = Put::builder()
+                .table_name(&self.tables.snapshots)
+                .set_item(Some(snapshot_to_item(&stream, snapshot, &recorded_at)))
+                .build()
+                .map_err(|e| StoreError::InvalidCommit(e.to_string()))?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
 
         let result = self
             .client
@@ -232,7 +279,8 @@ impl EventStore {
                 if failed.is_empty() && !retried {
                     return Err(StoreError::unavailable(error));
                 }
-                if let Some(index) = failed.iter().find(|&&i| i >= stored.len()) {
+                let claims = stored.len()..stored.len() + uniques.len();
+                if let Some(index) = failed.iter().find(|i| claims.contains(i)) {
                     // A claim failed. If the events are in place already this was a retry of a
                     // commit that succeeded (the claims are ours then, so that cannot happen):
                     // report the key.
@@ -267,6 +315,31 @@ impl EventStore {
                 }
             }
         }
+    }
+
+    /// The latest snapshot of one aggregate, strongly consistent.
+    pub async fn snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let stream = stream_key(aggregate_type, aggregate_id);
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.tables.snapshots)
+            .key(schema::snapshots::PK, AttributeValue::S(stream.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(item.item().and_then(|item| {
+            let snapshot = snapshot_from_item(item);
+            if snapshot.is_none() {
+                tracing::warn!(%stream, "snapshot item without sequence, shape or state ignored");
+            }
+            snapshot
+        }))
     }
 
     /// Every event of one aggregate, in order, strongly consistent, paging past 1 MB.
@@ -499,6 +572,39 @@ pub fn event_to_item(event: &StoredEvent) -> HashMap<String, AttributeValue> {
         item.insert("metadata".to_owned(), AttributeValue::M(metadata));
     }
     item
+}
+
+/// The `snapshots` item of a stream's snapshot.
+fn snapshot_to_item(
+    stream: &str,
+    snapshot: &Snapshot,
+    taken_at: &str,
+) -> HashMap<String, AttributeValue> {
+    use schema::snapshots::{PK, SEQUENCE, SHAPE, STATE, TAKEN_AT};
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(stream.to_owned())),
+        (
+            SEQUENCE.to_owned(),
+            AttributeValue::N(snapshot.sequence.to_string()),
+        ),
+        (
+            SHAPE.to_owned(),
+            AttributeValue::N(snapshot.shape.to_string()),
+        ),
+        (STATE.to_owned(), AttributeValue::S(snapshot.state.clone())),
+        (TAKEN_AT.to_owned(), AttributeValue::S(taken_at.to_owned())),
+    ])
+}
+
+/// A `snapshots` item read back; `None` if it lacks a part (it is then ignored).
+fn snapshot_from_item(item: &HashMap<String, AttributeValue>) -> Option<Snapshot> {
+    use schema::snapshots::{SEQUENCE, SHAPE, STATE};
+    let number = |name: &str| item.get(name)?.as_n().ok()?.parse::<u64>().ok();
+    Some(Snapshot {
+        sequence: number(SEQUENCE)?,
+        shape: u32::try_from(number(SHAPE)?).ok()?,
+        state: item.get(STATE)?.as_s().ok()?.clone(),
+    })
 }
 
 /// Reads an `events` table item (from a query, a scan or a stream image) back.

@@ -5,8 +5,10 @@ use std::collections::BTreeSet;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::envelope::{EventSchema, UniqueChange};
+use crate::envelope::{EventSchema, UniqueChange, Upcaster};
+use crate::snapshot::Snapshotted;
 
 /// The aggregate type name, the prefix of every user stream key.
 pub const AGGREGATE_TYPE: &str = "User";
@@ -199,13 +201,52 @@ pub enum UserEvent {
         #[serde(default)]
         password_hash: String,
     },
-    /// Carries the complete new bio and image.
+    /// Carries the complete new bio and image; `null` is none. Version 2: version 1 spelled
+    /// none as `""`, a value no reader could tell from a real one without knowing the
+    /// convention ([`profile_v1_to_v2`] upcasts it). Both keys are required.
     #[serde(rename_all = "camelCase")]
-    UserProfileUpdated { bio: String, image: String },
+    UserProfileUpdated {
+        #[serde(deserialize_with = "required_nullable")]
+        bio: Option<String>,
+        #[serde(deserialize_with = "required_nullable")]
+        image: Option<String>,
+    },
     #[serde(rename_all = "camelCase")]
     UserFollowed { followee_id: String },
     #[serde(rename_all = "camelCase")]
     UserUnfollowed { followee_id: String },
+}
+
+impl UserEvent {
+    /// `UserProfileUpdated` with the aggregate's spelling of none (`""`) turned into `None`.
+    pub fn profile_updated(bio: &str, image: &str) -> Self {
+        let some = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+        UserEvent::UserProfileUpdated {
+            bio: some(bio),
+            image: some(image),
+        }
+    }
+}
+
+/// A field that must be present but may be `null` (serde lets a missing `Option` pass as
+/// `None` otherwise).
+fn required_nullable<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(deserializer)
+}
+
+/// `UserProfileUpdated` version 1 to 2: an empty `bio` or `image` (version 1's none) becomes
+/// `null`; every other field is left as it is.
+pub fn profile_v1_to_v2(mut payload: Value) -> Value {
+    if let Value::Object(fields) = &mut payload {
+        for name in ["bio", "image"] {
+            if fields.get(name).and_then(Value::as_str) == Some("") {
+                fields.insert(name.to_owned(), Value::Null);
+            }
+        }
+    }
+    payload
 }
 
 impl DomainEvent for UserEvent {
@@ -214,11 +255,17 @@ impl DomainEvent for UserEvent {
     }
 
     fn event_version(&self) -> String {
-        Self::CURRENT_VERSION.to_string()
+        self.to_stored().1.to_string()
     }
 }
 
 impl EventSchema for UserEvent {
+    const UPCASTERS: &'static [Upcaster] = &[Upcaster {
+        event_type: "UserProfileUpdated",
+        from: 1,
+        step: profile_v1_to_v2,
+    }];
+
     fn unique_changes(&self) -> Vec<UniqueChange> {
         match self {
             UserEvent::UserRegistered {
@@ -321,10 +368,15 @@ impl User {
         let bio = update.bio.unwrap_or_else(|| self.bio.clone());
         let image = update.image.unwrap_or_else(|| self.image.clone());
         if bio != self.bio || image != self.image {
-            events.push(UserEvent::UserProfileUpdated { bio, image });
+            events.push(UserEvent::profile_updated(&bio, &image));
         }
         events
     }
+}
+
+/// Version 1: the serde form of the fields above.
+impl Snapshotted for User {
+    const SHAPE: u32 = 1;
 }
 
 impl Aggregate for User {
@@ -409,8 +461,8 @@ impl Aggregate for User {
             UserEvent::UserRenamed { username, .. } => self.username = username,
             UserEvent::UserPasswordChanged { password_hash } => self.password_hash = password_hash,
             UserEvent::UserProfileUpdated { bio, image } => {
-                self.bio = bio;
-                self.image = image;
+                self.bio = bio.unwrap_or_default();
+                self.image = image.unwrap_or_default();
             }
             UserEvent::UserFollowed { followee_id } => {
                 self.following.insert(followee_id);
@@ -425,6 +477,7 @@ impl Aggregate for User {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::SchemaError;
     use cqrs_es::test::TestFramework;
 
     type UserTest = TestFramework<User>;
@@ -510,10 +563,7 @@ mod tests {
                 UserEvent::UserPasswordChanged {
                     password_hash: "hash2".into(),
                 },
-                UserEvent::UserProfileUpdated {
-                    bio: "I work at statefarm".into(),
-                    image: String::new(),
-                },
+                UserEvent::profile_updated("I work at statefarm", ""),
             ]);
     }
 
@@ -586,10 +636,10 @@ mod tests {
                 bio: Some("b".repeat(MAX_BIO_CHARS)),
                 ..UserUpdate::default()
             }))
-            .then_expect_events(vec![UserEvent::UserProfileUpdated {
-                bio: "b".repeat(MAX_BIO_CHARS),
-                image: String::new(),
-            }]);
+            .then_expect_events(vec![UserEvent::profile_updated(
+                &"b".repeat(MAX_BIO_CHARS),
+                "",
+            )]);
     }
 
     #[test]
@@ -730,10 +780,7 @@ mod tests {
             UserEvent::UserPasswordChanged {
                 password_hash: "h".into(),
             },
-            UserEvent::UserProfileUpdated {
-                bio: "b".into(),
-                image: "i".into(),
-            },
+            UserEvent::profile_updated("b", "i"),
             UserEvent::UserFollowed {
                 followee_id: "u2".into(),
             },
@@ -759,6 +806,33 @@ mod tests {
             payload,
             serde_json::json!({"userId": "u1", "email": "jake@jake.jake", "username": "jake", "passwordHash": "hash"})
         );
+    }
+
+    #[test]
+    fn a_version_1_profile_update_reads_as_version_2() {
+        let v1 = serde_json::json!({"bio": "", "image": "https://img/a.png"});
+        let event = UserEvent::from_stored("UserProfileUpdated", 1, &v1).expect("upcast");
+        assert_eq!(
+            event,
+            UserEvent::UserProfileUpdated {
+                bio: None,
+                image: Some("https://img/a.png".into()),
+            }
+        );
+        let (_, version, payload) = event.to_stored();
+        assert_eq!(version, 2);
+        assert_eq!(
+            payload,
+            serde_json::json!({"bio": null, "image": "https://img/a.png"})
+        );
+        // Version 2 needs both keys; there is no version 3 yet.
+        let missing = serde_json::json!({"bio": "x"});
+        assert!(UserEvent::from_stored("UserProfileUpdated", 2, &missing).is_err());
+        assert!(matches!(
+            UserEvent::from_stored("UserProfileUpdated", 3, &payload),
+            Err(SchemaError::Unknown { version: 3, .. })
+        ));
+        assert_eq!(UserEvent::current_version("UserFollowed"), 1);
     }
 
     #[test]

@@ -100,8 +100,9 @@ pub struct FunctionDef {
 }
 
 /// The write side. `EventStore::append` is one `TransactWriteItems` of conditional `Put`s on
-/// events and `Put`/`Delete` claims on uniques; `load`/`read_range` query events;
-/// `owner_of` (login, profiles) reads uniques.
+/// events, `Put`/`Delete` claims on uniques and, every so many events, the `Put` of a
+/// snapshot; a load gets the snapshot and queries the events after it; `owner_of` (login,
+/// profiles) reads uniques.
 pub const COMMAND_API: FunctionDef = FunctionDef {
     bin: "command-api",
     package: "command-api",
@@ -127,6 +128,11 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
             ],
+        },
+        TableAccess {
+            table: &schema::snapshots::TABLE,
+            indexes: &[],
+            actions: &["dynamodb:GetItem", "dynamodb:PutItem"],
         },
         // The write side's reads of read models: a favorite's response counts the caller's
         // own change by reading the count and its checkpoint in one TransactGetItems, and a
@@ -799,11 +805,18 @@ fn sorted(actions: &[&str]) -> Vec<String> {
 }
 
 /// The suffix pattern of the versions a replay creates of `table`, if it has versions: the
-/// read models' own tables and the checkpoints; never the events or uniques tables.
+/// read models' own tables and the checkpoints; never the write side's tables (events,
+/// uniques, snapshots).
 fn versioned_pattern(table: &TableDef) -> Option<&'static str> {
     if table.name == schema::checkpoints::TABLE.name {
         Some("-*-v*")
-    } else if [schema::events::TABLE.name, schema::uniques::TABLE.name].contains(&table.name) {
+    } else if [
+        schema::events::TABLE.name,
+        schema::uniques::TABLE.name,
+        schema::snapshots::TABLE.name,
+    ]
+    .contains(&table.name)
+    {
         None
     } else {
         Some("-v*")

@@ -147,13 +147,7 @@ impl<P: Projector> ProjectorRuntime<P> {
     /// The runtime of `projector` over the tables `tables` names: its gaps are read from the
     /// events table, its checkpoints kept in the checkpoints table.
     pub fn over_tables(projector: P, client: &Client, tables: &TableNames) -> Self {
-        let store = EventStore::new(
-            client.clone(),
-            Tables {
-                events: tables.events.clone(),
-                uniques: tables.uniques.clone(),
-            },
-        );
+        let store = EventStore::new(client.clone(), Tables::of(tables));
         Self::new(projector, client.clone(), store, tables.checkpoints.clone())
     }
 

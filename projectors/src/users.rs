@@ -109,6 +109,8 @@ impl Projector for UsersProjector {
             }
             UserEvent::UserPasswordChanged { .. } => vec![self.set_user(event, &[])?],
             UserEvent::UserProfileUpdated { bio, image } => {
+                // The read model keeps RealWorld's spelling of none: "".
+                let (bio, image) = (bio.unwrap_or_default(), image.unwrap_or_default());
                 vec![self.set_user(event, &[(users::BIO, &bio), (users::IMAGE, &image)])?]
             }
             UserEvent::UserFollowed { followee_id } => {

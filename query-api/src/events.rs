@@ -27,7 +27,7 @@ pub struct StreamParams {
     limit: Option<String>,
 }
 
-/// One event of the stream, as stored, secrets removed.
+/// One event of the stream, in its type's current version, secrets removed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamEvent {
@@ -187,10 +187,13 @@ pub async fn stream(
         .await?;
     let next_from = (events.len() as u64 > limit).then_some(to);
     events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(Json(StreamPage {
-        events: events.into_iter().map(StreamEvent::from).collect(),
-        next_from,
-    }))
+    // Served in each type's current version, whatever version the log holds.
+    let events = events
+        .into_iter()
+        .map(|event| kind.in_current_version(event).map(StreamEvent::from))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Json(StreamPage { events, next_from }))
 }
 
 #[cfg(test)]

@@ -117,10 +117,7 @@ impl Readers {
         from: u64,
         to: u64,
     ) -> Result<Vec<events::StoredEvent>, ApiError> {
-        let tables = events::Tables {
-            events: self.tables.events.clone(),
-            uniques: self.tables.uniques.clone(),
-        };
+        let tables = events::Tables::of(&self.tables);
         events::EventStore::new(self.client.clone(), tables)
             .read_range(aggregate_type, aggregate_id, from, Some(to))
             .await

@@ -206,6 +206,26 @@ pub mod uniques {
     pub const TABLE: TableDef = plain("uniques", s(PK), None);
 }
 
+/// Aggregate snapshots: a cache of the write side, one item per stream (the latest), written in
+/// the transaction of the events it covers. Never the source of truth: deleting every item
+/// changes nothing but the cost of the next loads.
+pub mod snapshots {
+    use super::*;
+
+    /// The stream key, `<AggregateType>#<id>` (as the events' `pk`).
+    pub const PK: &str = "pk";
+    /// The sequence of the last event the state covers.
+    pub const SEQUENCE: &str = "sequence";
+    /// The version of the state's shape (the aggregate's `SHAPE`).
+    pub const SHAPE: &str = "shape";
+    /// The aggregate's state, JSON.
+    pub const STATE: &str = "state";
+    /// When it was written, ISO 8601.
+    pub const TAKEN_AT: &str = "takenAt";
+
+    pub const TABLE: TableDef = plain("snapshots", s(PK), None);
+}
+
 /// The users read model: one item per registered user, with the `byUsername` index.
 pub mod users {
     use super::*;
@@ -404,6 +424,7 @@ pub mod checkpoints {
 pub const TABLES: &[TableDef] = &[
     events::TABLE,
     uniques::TABLE,
+    snapshots::TABLE,
     users::TABLE,
     follows::TABLE,
     articles::TABLE,

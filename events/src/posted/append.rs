@@ -129,11 +129,12 @@ impl Repository {
                 .collect();
             let facts = self.facts(needed).await?;
             let events: Vec<A::Event> = post.events.iter().map(|p| p.event.clone()).collect();
-            check(loaded.state, &events, actor, &facts)
+            let after = check(loaded.state, &events, actor, &facts)
                 .await
                 .map_err(|(index, refusal)| PostError::Refused { index, refusal })?;
 
-            let commit = commit::<A>(&post, loaded.sequence, &metadata);
+            let commit = commit::<A>(&post, loaded.sequence, &metadata)
+                .with_snapshot(&after, loaded.snapshot_sequence);
             let intended = commit.events.clone();
             match self.store().append(commit).await {
                 Ok(stored) => {
@@ -291,6 +292,7 @@ fn commit<A: Postable>(post: &Post<A::Event>, sequence: u64, metadata: &Metadata
         expected_sequence: sequence,
         events,
         unique_changes,
+        snapshot: None,
     }
 }
 

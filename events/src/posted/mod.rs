@@ -15,12 +15,12 @@ mod user;
 use std::collections::{BTreeMap, BTreeSet};
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::envelope::{EventSchema, SchemaError, SECRET_FIELDS};
+use crate::envelope::{EventSchema, SchemaError, StoredEvent, SECRET_FIELDS};
+use crate::snapshot::Snapshotted;
 use crate::time_format;
 use crate::user::FieldError;
 
@@ -85,6 +85,23 @@ impl AggregateKind {
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// `event` (of this kind) in its type's current version: the payload upcast, the version
+    /// set to the current one. Event types the kind does not know come back unchanged.
+    pub fn in_current_version(self, event: StoredEvent) -> Result<StoredEvent, SchemaError> {
+        fn lift<E: EventSchema>(mut event: StoredEvent) -> Result<StoredEvent, SchemaError> {
+            let payload = std::mem::take(&mut event.payload);
+            event.payload = E::upcast(&event.event_type, event.event_version, payload)?;
+            event.event_version = E::current_version(&event.event_type);
+            Ok(event)
+        }
+        match self {
+            AggregateKind::User => lift::<crate::user::UserEvent>(event),
+            AggregateKind::Article => lift::<crate::article::ArticleEvent>(event),
+            AggregateKind::ArticleComments => lift::<crate::comment::CommentEvent>(event),
+            AggregateKind::Favorite => lift::<crate::favorite::FavoriteEvent>(event),
+        }
     }
 }
 
@@ -441,21 +458,24 @@ fn canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// Reads one event's data as an event of `E`, with a problem per bad field.
+/// Reads one event's data as an event of `E`, with a problem per bad field. Data of an older
+/// version is upcast first, so that it is checked (and stored) as the current version; a field
+/// the current version does not know is refused in every version, since upcasters carry
+/// unknown fields through unchanged.
 pub fn read_event<E: EventSchema>(
     kind: AggregateKind,
     event_type: &str,
     version: u32,
     data: &Value,
 ) -> Result<E, Vec<Problem>> {
-    match E::from_stored(event_type, version, data) {
-        Ok(event) => {
-            if version != E::CURRENT_VERSION {
-                // An older version was upcast: its fields are not today's.
-                return Ok(event);
-            }
+    let current = E::current_version(event_type);
+    let lifted = E::upcast(event_type, version, data.clone());
+    match lifted
+        .and_then(|lifted| E::from_stored(event_type, current, &lifted).map(|e| (e, lifted)))
+    {
+        Ok((event, lifted)) => {
             let (_, _, known) = event.to_stored();
-            let unknown: Vec<Problem> = data
+            let unknown: Vec<Problem> = lifted
                 .as_object()
                 .into_iter()
                 .flat_map(|fields| fields.keys())
@@ -479,28 +499,22 @@ pub fn read_event<E: EventSchema>(
         )]),
         Err(SchemaError::Unknown { .. }) => Err(vec![Problem::new(
             "version",
-            format!(
-                "{event_type} has no version {version} (the current one is {})",
-                E::CURRENT_VERSION
-            ),
+            format!("{event_type} has no version {version} (the current one is {current})"),
         )]),
-        Err(SchemaError::Payload { source, .. }) => Err(vec![payload_problem::<E>(
-            event_type, version, data, &source,
-        )]),
+        Err(SchemaError::Payload { source, .. }) => {
+            let lifted = E::upcast(event_type, version, data.clone()).unwrap_or_default();
+            Err(vec![payload_problem::<E>(event_type, &lifted, &source)])
+        }
     }
 }
 
 /// The field a payload error is about, found by reading the data again with its path tracked.
 fn payload_problem<E: EventSchema>(
     event_type: &str,
-    version: u32,
     data: &Value,
     source: &serde_json::Error,
 ) -> Problem {
     let fallback = || Problem::new("data", source.to_string());
-    if version != E::CURRENT_VERSION {
-        return fallback();
-    }
     let tagged = json!({ event_type: data });
     let Err(error) = serde_path_to_error::deserialize::<_, E>(&tagged) else {
         return fallback();
@@ -620,7 +634,7 @@ impl FromIterator<(Fact, bool)> for Facts {
 
 /// An aggregate that accepts posted events: which command each event stands for, and who may
 /// post it. Whether the event is right is decided by the aggregate's `handle`.
-pub trait Postable: Aggregate<Services = (), Event: EventSchema> + Clone {
+pub trait Postable: Snapshotted<Services = (), Event: EventSchema> + Clone {
     /// Refuses `event` on aggregate `aggregate_id` from `actor` before any state is read: the
     /// aggregate, or the name the event acts in, is someone else's (403), or the event's ids
     /// disagree with the aggregate's (422).

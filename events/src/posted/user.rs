@@ -82,8 +82,8 @@ impl Postable for User {
                 "UserPasswordChanged cannot be posted",
             )),
             UserEvent::UserProfileUpdated { bio, image } => update(UserUpdate {
-                bio: Some(bio.clone()),
-                image: Some(image.clone()),
+                bio: Some(bio.clone().unwrap_or_default()),
+                image: Some(image.clone().unwrap_or_default()),
                 ..UserUpdate::default()
             }),
             UserEvent::UserFollowed { followee_id } => {

@@ -37,6 +37,7 @@ fn commit(id: &str, expected: u64, unique_changes: Vec<UniqueChange>) -> Commit 
             metadata: Metadata::default(),
         }],
         unique_changes,
+        snapshot: None,
     }
 }
 

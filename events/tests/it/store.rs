@@ -30,6 +30,7 @@ fn commit(id: &str, expected: u64, events: Vec<NewEvent>) -> Commit {
         expected_sequence: expected,
         events,
         unique_changes: vec![],
+        snapshot: None,
     }
 }
 

@@ -57,6 +57,7 @@ async fn an_event_without_metadata_is_projected_and_so_are_the_next() {
                 metadata: Metadata::default(),
             }],
             unique_changes: event.unique_changes(),
+            snapshot: None,
         })
         .await
         .expect("appended");

@@ -536,10 +536,7 @@ fn steps() -> Vec<Step> {
         delete("a2", &slug("a2")),        // out of the feeds of dave, erin and bob
         user(
             FRANK,
-            UserEvent::UserProfileUpdated {
-                bio: "I follow nobody".into(),
-                image: "https://img/frank.png".into(),
-            },
+            UserEvent::profile_updated("I follow nobody", "https://img/frank.png"),
         ),
         user(CAROL, followed(BOB)),       // carol: b1 b2
         publish("a3"),                    // dave, erin, bob get a3
@@ -1621,10 +1618,7 @@ async fn user_events_other_than_follows_only_move_the_checkpoint() {
             ALICE,
             vec![
                 registered(ALICE),
-                UserEvent::UserProfileUpdated {
-                    bio: "bio".into(),
-                    image: "https://img/alice.png".into(),
-                },
+                UserEvent::profile_updated("bio", "https://img/alice.png"),
                 UserEvent::UserRenamed {
                     username: "alice-renamed".into(),
                     previous_username: ALICE.into(),

@@ -89,14 +89,8 @@ impl Fixture {
                     username: user_id.into(),
                     password_hash: "$argon2id$secret".into(),
                 },
-                UserEvent::UserProfileUpdated {
-                    bio: "first".into(),
-                    image: String::new(),
-                },
-                UserEvent::UserProfileUpdated {
-                    bio: "second".into(),
-                    image: String::new(),
-                },
+                UserEvent::profile_updated("first", ""),
+                UserEvent::profile_updated("second", ""),
             ],
         )
         .await

@@ -273,7 +273,9 @@ async fn a_posted_event_is_appended_at_the_next_sequence() {
     assert_eq!(appended["aggregateId"], id.as_str());
     assert_eq!(appended["sequence"], 2);
     assert_eq!(appended["type"], "UserProfileUpdated");
-    assert_eq!(appended["version"], 1);
+    // Posted as version 1, upcast on the way in: stored and served as version 2.
+    assert_eq!(appended["version"], 2);
+    assert_eq!(appended["data"]["image"], Value::Null, "{appended}");
     assert!(tests::is_timestamp(&appended["recordedAt"]), "{appended}");
     assert_eq!(at(&reply, "User", 2), id);
 
@@ -358,7 +360,7 @@ async fn only_known_types_versions_and_schemas_are_accepted() {
         .await
         .expect_error(422, "events[0].type");
     let mut version = profile_updated(&id, "x");
-    version["version"] = json!(2);
+    version["version"] = json!(3);
     post_events(&api, token, &[version], None)
         .await
         .expect_error(422, "events[0].version");

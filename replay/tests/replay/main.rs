@@ -26,6 +26,9 @@ use serde_json::{json, Value};
 use tests::{Api, TestUser};
 use tokio::sync::{Mutex, OnceCell};
 
+mod scenario;
+mod upcasting;
+
 /// Users of the workload: about 100 events each.
 const DEFAULT_USERS: usize = 20;
 /// Requests in flight while the workload runs.

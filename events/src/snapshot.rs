@@ -106,6 +106,9 @@ pub fn due(covered: u64, sequence: u64) -> bool {
 }
 
 #[cfg(test)]
+mod randomized;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::user::User;

@@ -2,4 +2,5 @@
 //! binary links the whole AWS SDK again, so one per crate keeps the test build short.
 
 mod posted;
+mod snapshots;
 mod store;

@@ -7,7 +7,7 @@ use events::{
 use futures::future::join_all;
 use uuid::Uuid;
 
-async fn store(tag: &str) -> EventStore {
+pub(crate) async fn store(tag: &str) -> EventStore {
     let prefix = local_aws::testkit::unique_prefix(tag);
     let (clients, _) = local_aws::testkit::provisioned(&prefix).await;
     EventStore::new(clients.dynamodb, Tables::with_prefix(&prefix))
@@ -34,7 +34,7 @@ fn commit(id: &str, expected: u64, events: Vec<NewEvent>) -> Commit {
     }
 }
 
-fn register(id: &str, email: &str, name: &str) -> UserCommand {
+pub(crate) fn register(id: &str, email: &str, name: &str) -> UserCommand {
     UserCommand::Register {
         user_id: id.into(),
         email: Email::parse(email).expect("email"),

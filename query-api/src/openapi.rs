@@ -50,6 +50,31 @@ mod tests {
         assert_eq!(body, DOCUMENT.as_bytes());
     }
 
+    /// A type with upcasters has had several versions: each has its schema in the document,
+    /// named `<type>V<version>`, up to the current one.
+    #[test]
+    fn every_version_of_an_upcast_type_has_its_schema() {
+        use events::EventSchema;
+        let document: Value = serde_json::from_str(DOCUMENT).expect("openapi.json is JSON");
+        let upcasters = [
+            events::user::UserEvent::UPCASTERS,
+            events::article::ArticleEvent::UPCASTERS,
+            events::comment::CommentEvent::UPCASTERS,
+            events::favorite::FavoriteEvent::UPCASTERS,
+        ]
+        .concat();
+        assert!(!upcasters.is_empty());
+        for upcaster in upcasters {
+            for version in [upcaster.from, upcaster.from + 1] {
+                let name = format!("{}V{version}", upcaster.event_type);
+                assert!(
+                    document["components"]["schemas"][&name].is_object(),
+                    "no schema {name} in the document"
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_local_reference_resolves() {
         let document: Value = serde_json::from_str(DOCUMENT).expect("openapi.json is JSON");

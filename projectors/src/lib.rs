@@ -2,6 +2,7 @@
 
 pub mod articles;
 pub mod batch;
+pub mod failures;
 pub mod fanout;
 pub mod feed;
 pub mod runtime;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem, Update};
@@ -15,6 +15,8 @@ use events::views::checkpoints;
 use events::{EventStore, StoredEvent, Tables};
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
+
+use crate::failures::{EventRef, Failed};
 
 /// How many aggregates of one batch are projected at once.
 const CONCURRENT_STREAMS: usize = 8;
@@ -128,6 +130,26 @@ pub fn parse_message(body: &str) -> Result<StoredEvent, ProjectionError> {
     serde_json::from_str(&inner).map_err(unreadable)
 }
 
+/// SQS's `ApproximateReceiveCount` of a delivered message.
+pub fn receive_count(record: &SqsMessage) -> Option<u32> {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+}
+
+/// The batch response that hands `failed` back (each message once).
+pub fn response_of(failed: &[Failed]) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let unique: HashSet<&str> = failed.iter().map(|f| f.message_id.as_str()).collect();
+    for id in unique {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id.to_owned();
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
 /// A failed request as a [`ProjectionError::Unavailable`], told in one line: the error and its
 /// sources, not the SDK's debug dump of the raw response (headers and body).
 pub(crate) fn unavailable<E: std::error::Error>(error: E) -> ProjectionError {
@@ -155,44 +177,70 @@ impl<P: Projector> ProjectorRuntime<P> {
         &self.projector
     }
 
-    /// Handles one SQS batch: each aggregate's messages in sequence order, aggregates in
-    /// parallel. A failed message fails the later messages of its aggregate too (they would
-    /// only fill the same gap and fail the same way); other aggregates go on.
+    /// Handles one SQS batch (see [`ProjectorRuntime::project_batch`]): the failed messages
+    /// are handed back.
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let mut failed: Vec<String> = Vec::new();
-        let mut streams: BTreeMap<String, Vec<(String, StoredEvent)>> = BTreeMap::new();
+        response_of(&self.project_batch(batch).await)
+    }
+
+    /// Applies one SQS batch: each aggregate's messages in sequence order, aggregates in
+    /// parallel. A failed message fails the later messages of its aggregate too (they would
+    /// only fill the same gap and fail the same way); other aggregates go on. Returns the
+    /// messages that failed, each with why.
+    pub async fn project_batch(&self, batch: SqsEvent) -> Vec<Failed> {
+        let mut failed: Vec<Failed> = Vec::new();
+        let mut streams: BTreeMap<String, Vec<(Failed, StoredEvent)>> = BTreeMap::new();
         for record in batch.records {
-            let id = record.message_id.unwrap_or_default();
+            let mut message = Failed {
+                message_id: record.message_id.clone().unwrap_or_default(),
+                event: None,
+                reason: String::new(),
+                receive_count: receive_count(&record),
+            };
             match parse_message(record.body.as_deref().unwrap_or_default()) {
-                Ok(event) => streams
-                    .entry(event.stream_key())
-                    .or_default()
-                    .push((id, event)),
+                Ok(event) => {
+                    message.event = Some(EventRef {
+                        stream: event.stream_key(),
+                        sequence: event.sequence,
+                        event_type: event.event_type.clone(),
+                    });
+                    streams
+                        .entry(event.stream_key())
+                        .or_default()
+                        .push((message, event));
+                }
                 Err(error) => {
-                    tracing::error!(projector = self.projector.name(), message_id = %id, %error, "poison message");
-                    failed.push(id);
+                    tracing::error!(projector = self.projector.name(), message_id = %message.message_id, %error, "poison message");
+                    message.reason = error.to_string();
+                    failed.push(message);
                 }
             }
         }
-        let results: Vec<Vec<String>> = stream::iter(streams.into_values())
+        let results: Vec<Vec<Failed>> = stream::iter(streams.into_values())
             .map(|mut messages| async move {
                 messages.sort_by_key(|(_, event)| event.sequence);
-                let mut failed = Vec::new();
-                for (id, event) in messages {
-                    if !failed.is_empty() {
-                        failed.push(id);
+                let mut failed: Vec<Failed> = Vec::new();
+                for (mut message, event) in messages {
+                    if let Some(first) = failed.first() {
+                        message.reason = format!(
+                            "an earlier event of its stream failed (sequence {}): {}",
+                            first.event.as_ref().map_or(0, |e| e.sequence),
+                            first.reason
+                        );
+                        failed.push(message);
                         continue;
                     }
                     if let Err(error) = self.project(&event).await {
                         tracing::error!(
                             projector = self.projector.name(),
-                            message_id = %id,
+                            message_id = %message.message_id,
                             stream = %event.stream_key(),
                             sequence = event.sequence,
                             %error,
                             "projection failed"
                         );
-                        failed.push(id);
+                        message.reason = error.to_string();
+                        failed.push(message);
                     }
                 }
                 failed
@@ -201,15 +249,7 @@ impl<P: Projector> ProjectorRuntime<P> {
             .collect()
             .await;
         failed.extend(results.into_iter().flatten());
-
-        let mut response = SqsBatchResponse::default();
-        let unique: HashSet<String> = failed.into_iter().collect();
-        for id in unique {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-        response
+        failed
     }
 
     /// Applies `event` exactly once: a duplicate is skipped, a gap before it is filled from the

@@ -13,13 +13,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use common::projections::{Projection, VersionState};
 use search::VersionedSearch;
 
-use crate::runtime::{CatchUp, ProjectionError, Projector, ProjectorRuntime};
+use crate::failures::{self, EventRef, Failed};
+use crate::runtime::{
+    parse_message, receive_count, response_of, CatchUp, ProjectionError, Projector,
+    ProjectorRuntime,
+};
 use crate::{ArticlesProjector, FeedProjector, SearchProjector, UsersProjector};
 
 /// Registry attribute: until when (Unix ms) a freeze holds. A replay that died while the
@@ -100,16 +104,6 @@ impl<P> std::fmt::Debug for VersionedProjector<P> {
     }
 }
 
-fn fail_all(ids: &[String]) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for id in ids {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id.clone();
-        response.batch_item_failures.push(failure);
-    }
-    response
-}
-
 impl<P: Projector + 'static> VersionedProjector<P> {
     /// `projection` with runtimes from `factory`; the registry is in `base`'s checkpoints table.
     pub fn new(
@@ -176,40 +170,47 @@ impl<P: Projector + 'static> VersionedProjector<P> {
         }
     }
 
-    /// Applies one SQS batch to the active version (see the module documentation).
+    /// Applies one SQS batch to the active version (see the module documentation), and
+    /// records why each message it hands back failed ([`crate::failures`]).
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let ids: Vec<String> = batch
-            .records
-            .iter()
-            .map(|r| r.message_id.clone().unwrap_or_default())
-            .collect();
+        // Boxed: the future of a whole batch is deep enough to overflow the compiler's limit in
+        // the Lambda binaries' handlers otherwise.
+        let failed = Box::pin(self.project_batch(batch)).await;
+        if !failed.is_empty() {
+            failures::record(&self.client, &self.registry_table, self.projection, &failed).await;
+        }
+        response_of(&failed)
+    }
+
+    async fn project_batch(&self, batch: SqsEvent) -> Vec<Failed> {
         let name = self.projection.name();
         let before = match self.unfrozen().await {
             Ok(registry) => registry,
             Err(error) => {
                 tracing::error!(projection = name, %error, "registry unreadable; batch handed back");
-                return fail_all(&ids);
+                return all_failed(&batch, &format!("registry unreadable: {error}"));
             }
         };
         if before.frozen_at(now_ms()) {
             tracing::info!(
                 projection = name,
-                messages = ids.len(),
+                messages = batch.records.len(),
                 "frozen for a version switch; batch handed back"
             );
-            return fail_all(&ids);
+            return all_failed(&batch, "frozen for a version switch");
         }
         let active = before.state.active;
         let runtime = match self.runtime(active).await {
             Ok(runtime) => runtime,
             Err(error) => {
                 tracing::error!(projection = name, version = active, %error, "cannot open the active version; batch handed back");
-                return fail_all(&ids);
+                return all_failed(&batch, &format!("cannot open version {active}: {error}"));
             }
         };
-        let response = runtime.handle_sqs(batch).await;
+        let every = all_failed(&batch, "");
+        let failed = runtime.project_batch(batch).await;
         match self.registry().await {
-            Ok(after) if after.state.active == active && !after.frozen_at(now_ms()) => response,
+            Ok(after) if after.state.active == active && !after.frozen_at(now_ms()) => failed,
             Ok(after) => {
                 tracing::info!(
                     projection = name,
@@ -218,14 +219,44 @@ impl<P: Projector + 'static> VersionedProjector<P> {
                     frozen = after.state.frozen,
                     "the version changed during the batch; handed back for the new version"
                 );
-                fail_all(&ids)
+                with_reason(every, "the version changed during the batch")
             }
             Err(error) => {
                 tracing::error!(projection = name, %error, "registry unreadable after the batch; handed back");
-                fail_all(&ids)
+                with_reason(every, &format!("registry unreadable: {error}"))
             }
         }
     }
+}
+
+/// Every message of `batch`, failed for `reason`.
+fn all_failed(batch: &SqsEvent, reason: &str) -> Vec<Failed> {
+    batch
+        .records
+        .iter()
+        .map(|record| Failed {
+            message_id: record.message_id.clone().unwrap_or_default(),
+            event: parse_message(record.body.as_deref().unwrap_or_default())
+                .ok()
+                .map(|event| EventRef {
+                    stream: event.stream_key(),
+                    sequence: event.sequence,
+                    event_type: event.event_type,
+                }),
+            reason: reason.to_owned(),
+            receive_count: receive_count(record),
+        })
+        .collect()
+}
+
+fn with_reason(failed: Vec<Failed>, reason: &str) -> Vec<Failed> {
+    failed
+        .into_iter()
+        .map(|f| Failed {
+            reason: reason.to_owned(),
+            ..f
+        })
+        .collect()
 }
 
 impl VersionedProjector<UsersProjector> {
@@ -311,13 +342,35 @@ mod tests {
     }
 
     #[test]
-    fn failing_a_batch_names_every_message() {
-        let response = fail_all(&["a".into(), "b".into()]);
-        let ids: Vec<&str> = response
+    fn failing_a_batch_names_every_message_once_with_the_reason() {
+        let message = |id: &str, receives: &str| {
+            let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+            record.message_id = Some(id.into());
+            record.body = Some("not an event".into());
+            record
+                .attributes
+                .insert("ApproximateReceiveCount".into(), receives.into());
+            record
+        };
+        let mut batch = SqsEvent::default();
+        batch.records = vec![message("a", "2"), message("b", "5"), message("a", "3")];
+        let failed = all_failed(&batch, "frozen for a version switch");
+        assert_eq!(failed.len(), 3);
+        assert!(failed
+            .iter()
+            .all(|f| f.reason == "frozen for a version switch" && f.event.is_none()));
+        assert_eq!(failed[1].receive_count, Some(5));
+        let response = response_of(&failed);
+        let mut ids: Vec<&str> = response
             .batch_item_failures
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
+        ids.sort_unstable();
         assert_eq!(ids, ["a", "b"]);
+        let renamed = with_reason(failed, "the version changed during the batch");
+        assert!(renamed
+            .iter()
+            .all(|f| f.reason == "the version changed during the batch"));
     }
 }

@@ -16,6 +16,7 @@
 //! the last pass may have missed comes back through its queue and lands in version `n`.
 
 pub mod cursor;
+pub mod dlq;
 pub mod progress;
 pub mod progress_item;
 pub mod rebuild;
@@ -55,6 +56,9 @@ pub enum ReplayError {
     /// The search engine failed.
     #[error("search: {0}")]
     Search(#[from] SearchError),
+    /// SQS failed or could not be reached.
+    #[error("SQS: {0}")]
+    Queue(String),
 }
 
 /// A DynamoDB or provisioning failure, with what was being done.

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use common::projections::Projection;
+use replay::dlq::{self, Dlq};
 use replay::{Progress, RebuildOptions, Replay, ReplayError};
 
 /// Rebuild projections (read models) from the events table, side by side with the live ones.
@@ -55,6 +56,36 @@ enum Command {
     },
     /// Give up the rebuild in progress (its version stays until removed).
     Abort { projection: Projection },
+    /// A projector's dead-letter queue: what could not be applied and why, put it back, or
+    /// delete it (the queues are found by name under CONDUIT_TABLE_PREFIX; the local stack's
+    /// moto through AWS_ENDPOINT_URL_SQS).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Every dead letter: its event, when it was sent, how often and when it failed, and why.
+    List { projection: Projection },
+    /// Put dead letters back on the projector's queue: all of them, or one by message id.
+    /// Safe to repeat after an interruption: the projector applies each event once.
+    Redrive {
+        projection: Projection,
+        /// Every message of the dead-letter queue.
+        #[arg(long, conflicts_with = "message", required_unless_present = "message")]
+        all: bool,
+        /// The message id `dlq list` shows.
+        message: Option<String>,
+    },
+    /// Delete every dead letter (asks first unless --yes).
+    Purge {
+        projection: Projection,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -198,6 +229,7 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
             println!("{projection} version {version} removed");
             Ok(Outcome::Done)
         }
+        Command::Dlq { command } => dlq(&replay, command).await,
         Command::Abort { projection } => {
             match replay::registry::abort(&replay, projection).await? {
                 Some(version) => println!(
@@ -208,4 +240,55 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
             Ok(Outcome::Done)
         }
     }
+}
+
+async fn dlq(replay: &Replay, command: DlqCommand) -> Result<Outcome, ReplayError> {
+    let sqs = aws_sdk_sqs::Client::new(&common::aws::config_from_env().await);
+    let projection = match &command {
+        DlqCommand::List { projection }
+        | DlqCommand::Redrive { projection, .. }
+        | DlqCommand::Purge { projection, .. } => *projection,
+    };
+    let queue = Dlq::resolve(&sqs, &replay.client, &replay.base, projection).await?;
+    match command {
+        DlqCommand::List { .. } => {
+            print!("{}", dlq::render(projection, &queue.list().await?));
+        }
+        DlqCommand::Redrive { message, .. } => {
+            let redriven = queue.redrive(message.as_deref()).await?;
+            for id in &redriven.moved {
+                println!("redriven {id}");
+            }
+            println!(
+                "{projection}: {} message{} back on {}",
+                redriven.moved.len(),
+                if redriven.moved.len() == 1 { "" } else { "s" },
+                queue.queue_url
+            );
+        }
+        DlqCommand::Purge { yes, .. } => {
+            let depth = queue.depth().await?;
+            if !yes
+                && !confirmed(&format!(
+                    "delete the {depth} dead letter(s) of {projection}? [y/N] "
+                ))
+            {
+                println!("nothing deleted");
+                return Ok(Outcome::Done);
+            }
+            println!(
+                "{projection}: {} dead letters deleted",
+                queue.purge().await?
+            );
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// Asks `question` on stderr; true only for an answer of y or yes.
+fn confirmed(question: &str) -> bool {
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
 }

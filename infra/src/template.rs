@@ -468,6 +468,10 @@ pub const LOG_RETENTION_DAYS: u32 = 14;
 /// Alarm when the fan-out's oldest unread stream record is older than this.
 pub const ITERATOR_AGE_ALARM_MS: u32 = 60_000;
 
+/// The template parameter of the projections' lag alarms, and its default.
+pub const LAG_ALARM_PARAMETER: &str = "ProjectionLagAlarmSeconds";
+pub const DEFAULT_LAG_ALARM_SECONDS: u32 = 300;
+
 /// The OpenSearch engine of the search domain.
 pub const OPENSEARCH_ENGINE_VERSION: &str = "OpenSearch_2.19";
 
@@ -560,6 +564,10 @@ pub mod ids {
     /// `<Queue id>Alarm`, e.g. `UsersProjectorDeadLetterQueueAlarm`.
     pub fn queue_alarm(queue_id: &str) -> String {
         format!("{queue_id}Alarm")
+    }
+    /// `UsersProjectorLagAlarm`.
+    pub fn lag_alarm(def: &QueueDef) -> String {
+        format!("{}LagAlarm", pascal(def.name))
     }
     /// `CommandApiFunction`.
     pub fn function(bin: &str) -> String {
@@ -760,6 +768,34 @@ fn queue_alarm(queue_id: &str, what: &str) -> Value {
             "EvaluationPeriods": 1,
             "Threshold": 1,
             "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [reference(ids::ALARM_TOPIC)],
+            "OKActions": [reference(ids::ALARM_TOPIC)],
+        },
+    })
+}
+
+/// The projection a projector queue feeds: `users-projector` → `users`.
+pub fn projection_of(def: &QueueDef) -> &'static str {
+    def.name.strip_suffix("-projector").unwrap_or(def.name)
+}
+
+/// Alarms when the projection's lag (the metric its projector emits each batch, see
+/// `projectors::metrics`) stays above the `ProjectionLagAlarmSeconds` parameter for a minute.
+fn lag_alarm(def: &QueueDef) -> Value {
+    let projection = projection_of(def);
+    json!({
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": format!("The {projection} projection applies events later than the threshold after they were recorded; `replay status` shows its queue and dead letters"),
+            "Namespace": schema::metrics::NAMESPACE,
+            "MetricName": schema::metrics::LAG_SECONDS,
+            "Dimensions": [{ "Name": schema::metrics::PROJECTION, "Value": projection }],
+            "Statistic": "Maximum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": reference(LAG_ALARM_PARAMETER),
+            "ComparisonOperator": "GreaterThanThreshold",
             "TreatMissingData": "notBreaching",
             "AlarmActions": [reference(ids::ALARM_TOPIC)],
             "OKActions": [reference(ids::ALARM_TOPIC)],
@@ -1142,6 +1178,12 @@ fn parameters() -> Value {
             "Default": "t3.small.search",
             "AllowedValues": ["t3.small.search", "t3.medium.search", "m6g.large.search", "r6g.large.search"],
         },
+        LAG_ALARM_PARAMETER: {
+            "Type": "Number",
+            "Description": "Seconds of projection lag (an event applied that long after it was recorded) above which a projection's lag alarm fires",
+            "Default": DEFAULT_LAG_ALARM_SECONDS,
+            "MinValue": 1,
+        },
         "AlarmEmail": {
             "Type": "String",
             "Description": "E-mail address the alarms are sent to (empty: subscribe to the AlarmTopic output yourself)",
@@ -1177,6 +1219,7 @@ pub fn sam_template() -> Value {
             ids::queue_alarm(&ids::dlq(def)),
             queue_alarm(&ids::dlq(def), &format!("{} dead letters", def.name)),
         );
+        put(ids::lag_alarm(def), lag_alarm(def));
     }
     let failures = ids::queue_named(FAN_OUT_FAILURES_QUEUE);
     put(

@@ -5,6 +5,8 @@ pub mod batch;
 pub mod failures;
 pub mod fanout;
 pub mod feed;
+pub mod heads;
+pub mod metrics;
 pub mod runtime;
 pub mod search;
 pub mod users;

@@ -24,6 +24,7 @@ use crate::runtime::{
     parse_message, receive_count, response_of, CatchUp, ProjectionError, Projector,
     ProjectorRuntime,
 };
+use crate::{heads, metrics};
 use crate::{ArticlesProjector, FeedProjector, SearchProjector, UsersProjector};
 
 /// Registry attribute: until when (Unix ms) a freeze holds. A replay that died while the
@@ -170,15 +171,42 @@ impl<P: Projector + 'static> VersionedProjector<P> {
         }
     }
 
-    /// Applies one SQS batch to the active version (see the module documentation), and
-    /// records why each message it hands back failed ([`crate::failures`]).
+    /// Applies one SQS batch to the active version (see the module documentation), records
+    /// why each message it hands back failed ([`crate::failures`]), moves the projection's
+    /// head ([`crate::heads`]) and emits the batch's metrics ([`crate::metrics`]).
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
         // Boxed: the future of a whole batch is deep enough to overflow the compiler's limit in
         // the Lambda binaries' handlers otherwise.
+        let delivered: Vec<(String, String)> = batch
+            .records
+            .iter()
+            .filter_map(|record| {
+                let event = parse_message(record.body.as_deref()?).ok()?;
+                Some((record.message_id.clone()?, event.recorded_at))
+            })
+            .collect();
         let failed = Box::pin(self.project_batch(batch)).await;
         if !failed.is_empty() {
             failures::record(&self.client, &self.registry_table, self.projection, &failed).await;
         }
+        let applied: Vec<&String> = delivered
+            .iter()
+            .filter(|(id, _)| !failed.iter().any(|f| &f.message_id == id))
+            .map(|(_, recorded_at)| recorded_at)
+            .collect();
+        if let Some(newest) = applied.iter().max() {
+            heads::advance(&self.client, &self.registry_table, self.projection, newest).await;
+        }
+        let now = now_ms();
+        let lag = applied
+            .iter()
+            .min()
+            .and_then(|oldest| events::time_format::parse(oldest))
+            .map(|recorded| {
+                let recorded_ms = (recorded.unix_timestamp_nanos() / 1_000_000) as f64;
+                ((now as f64 - recorded_ms) / 1000.0).max(0.0)
+            });
+        metrics::emit(self.projection, lag, failed.len(), now);
         response_of(&failed)
     }
 

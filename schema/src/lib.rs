@@ -452,6 +452,18 @@ pub mod headers {
     pub const BEHIND_HEADER: &str = "conduit-behind";
 }
 
+/// The CloudWatch metrics the projectors emit (as Embedded Metric Format log lines) and the
+/// template alarms on.
+pub mod metrics {
+    pub const NAMESPACE: &str = "ConduitES";
+    /// The dimension: the projection's name (`users`, `articles`, `feed`, `search`).
+    pub const PROJECTION: &str = "Projection";
+    /// Per batch: how long the oldest event applied waited since it was recorded.
+    pub const LAG_SECONDS: &str = "ProjectionLagSeconds";
+    /// Per batch: the messages handed back.
+    pub const FAILURES: &str = "ProjectionFailures";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

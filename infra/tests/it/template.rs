@@ -807,6 +807,32 @@ fn alarms_watch_every_dead_letter_queue_and_the_iterator_age() {
     assert_eq!(age[0]["Statistic"], "Maximum");
     assert_eq!(age[0]["Threshold"], 60_000);
     assert_eq!(age[0]["ComparisonOperator"], "GreaterThanThreshold");
+
+    // Every projection's lag, on the metric its projector emits, over the parameter.
+    for def in PROJECTOR_QUEUES {
+        let projection = infra::template::projection_of(def);
+        let lag: Vec<_> = alarms
+            .iter()
+            .filter(|a| {
+                a["MetricName"] == schema::metrics::LAG_SECONDS
+                    && a["Dimensions"][0]["Value"] == projection
+            })
+            .collect();
+        assert_eq!(lag.len(), 1, "one lag alarm on {projection}");
+        assert_eq!(lag[0]["Namespace"], schema::metrics::NAMESPACE);
+        assert_eq!(lag[0]["Dimensions"][0]["Name"], schema::metrics::PROJECTION);
+        assert_eq!(
+            lag[0]["Threshold"],
+            json!({ "Ref": infra::template::LAG_ALARM_PARAMETER })
+        );
+    }
+    let template = sam_template();
+    let parameter = &template["Parameters"][infra::template::LAG_ALARM_PARAMETER];
+    assert_eq!(parameter["Type"], "Number");
+    assert_eq!(
+        parameter["Default"],
+        infra::template::DEFAULT_LAG_ALARM_SECONDS
+    );
 }
 
 /// The longest stack name whose derived names fit AWS's limits (Lambda function names 64

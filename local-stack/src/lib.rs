@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::QueueAttributeName;
 use common::config::{JwtSettings, TableNames};
 use common::projections::Projection;
 use futures::future::BoxFuture;
@@ -19,7 +20,7 @@ use infra::resources::{
 };
 use local_aws::esm::{DynamoCheckpoints, LogOnFailure, QueueMapping, StreamMapping};
 use local_aws::meter::{DynamoMeter, RequestMeter};
-use local_aws::provision::Provisioned;
+use local_aws::provision::{Provisioned, ProvisionedQueue};
 use local_aws::{Clients, LocalEndpoints};
 use projectors::runtime::{CatchUp, ProjectionError, Projector};
 use projectors::{FanOut, VersionedProjector};
@@ -504,6 +505,15 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         });
     }
 
+    let watch_stop = stopped(receiver.clone());
+    let (sqs, queues) = (clients.sqs.clone(), provisioned.queues.clone());
+    tasks.spawn(async move {
+        tokio::select! {
+            () = watch_dead_letters(sqs, queues) => {}
+            () = watch_stop => {}
+        }
+    });
+
     Ok(RunningStack {
         addr,
         provisioned,
@@ -512,4 +522,42 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         shutdown,
         tasks,
     })
+}
+
+/// How often the local stack looks at the dead-letter queues.
+const DEAD_LETTER_POLL: Duration = Duration::from_secs(5);
+
+/// Prints one line each time a projector's dead-letter queue stops being empty, naming the
+/// projector and the command that shows what is in it.
+async fn watch_dead_letters(sqs: aws_sdk_sqs::Client, queues: Vec<ProvisionedQueue>) {
+    let mut had = vec![0u64; queues.len()];
+    loop {
+        tokio::time::sleep(DEAD_LETTER_POLL).await;
+        for (queue, had) in queues.iter().zip(&mut had) {
+            let depth = sqs
+                .get_queue_attributes()
+                .queue_url(&queue.dlq_url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .ok()
+                .and_then(|out| {
+                    out.attributes?
+                        .get(&QueueAttributeName::ApproximateNumberOfMessages)?
+                        .parse::<u64>()
+                        .ok()
+                });
+            let Some(depth) = depth else { continue };
+            if depth > 0 && *had == 0 {
+                let projection = queue.name.strip_suffix("-projector").unwrap_or(&queue.name);
+                tracing::warn!(
+                    queue = %queue.name,
+                    dead_letters = depth,
+                    "the {} dead-letter queue is not empty: `cargo run -p replay -- dlq list {projection}` shows what failed and why",
+                    queue.name
+                );
+            }
+            *had = depth;
+        }
+    }
 }

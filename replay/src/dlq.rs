@@ -124,20 +124,38 @@ impl Dlq {
     /// About how many messages the dead-letter queue holds (SQS's
     /// `ApproximateNumberOfMessages`).
     pub async fn depth(&self) -> Result<u64, ReplayError> {
+        Ok(self.counts(&self.dlq_url).await?.0)
+    }
+
+    /// The projector's queue, `(visible, in flight)`, and the dead-letter queue's depth.
+    pub async fn depths(&self) -> Result<(u64, u64, u64), ReplayError> {
+        let (visible, in_flight) = self.counts(&self.queue_url).await?;
+        Ok((visible, in_flight, self.depth().await?))
+    }
+
+    /// `ApproximateNumberOfMessages` and `ApproximateNumberOfMessagesNotVisible` of `url`.
+    async fn counts(&self, url: &str) -> Result<(u64, u64), ReplayError> {
         let attributes = self
             .sqs
             .get_queue_attributes()
-            .queue_url(&self.dlq_url)
+            .queue_url(url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
             .map_err(sqs_error("GetQueueAttributes"))?
             .attributes
             .unwrap_or_default();
-        Ok(attributes
-            .get(&QueueAttributeName::ApproximateNumberOfMessages)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0))
+        let count = |name: &QueueAttributeName| {
+            attributes
+                .get(name)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            count(&QueueAttributeName::ApproximateNumberOfMessages),
+            count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 
     /// Every dead letter, each with why it failed; the queue is left as it was.

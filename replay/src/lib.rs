@@ -22,6 +22,7 @@ pub mod progress_item;
 pub mod rebuild;
 pub mod registry;
 pub mod scan;
+pub mod status;
 pub mod verify;
 pub mod versions;
 

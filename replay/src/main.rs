@@ -39,7 +39,8 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
-    /// Show every projection's versions and the rebuilds in progress.
+    /// Show every projection's versions and the rebuilds in progress, then each projector's
+    /// queue, in-flight messages, dead letters and lag.
     Status,
     /// Compare a version of a projection with the active one, item by item.
     Verify {
@@ -193,6 +194,9 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
         }
         Command::Status => {
             print!("{}", replay::versions::status(&replay).await?);
+            let sqs = aws_sdk_sqs::Client::new(&common::aws::config_from_env().await);
+            let statuses = replay::status::status(&replay, &sqs).await?;
+            print!("\n{}", replay::status::render(&statuses));
             Ok(Outcome::Done)
         }
         Command::Verify {

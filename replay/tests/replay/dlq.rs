@@ -388,3 +388,44 @@ async fn a_purge_deletes_every_dead_letter_and_its_reason() {
         .item;
     assert!(item.is_none(), "the failure item is gone: {item:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_dead_letter_and_a_lag_while_stopped_and_none_once_caught_up() {
+    let f = dead_letter("dlqstatus").await;
+    let replay = Replay::in_process(
+        f.clients.dynamodb.clone(),
+        f.base.clone(),
+        local_stack::search_versions(&f.prefix, None),
+    );
+    let articles = |all: Vec<replay::status::ProjectorStatus>| {
+        all.into_iter()
+            .find(|s| s.projection == Projection::Articles)
+            .expect("the articles projector")
+    };
+    // Stopped, with an event waiting (the favorite redelivered once more).
+    send(&f, &f.favorite[0]).await;
+    let stopped = articles(
+        replay::status::status(&replay, &f.clients.sqs)
+            .await
+            .expect("status"),
+    );
+    assert_eq!((stopped.queued, stopped.dead, stopped.active), (1, 1, 1));
+    let head = stopped.head.clone().expect("a head");
+    assert_eq!(
+        head.recorded_at, f.favorite[0].recorded_at,
+        "the newest applied"
+    );
+    assert!(stopped.lag_ms.is_some_and(|lag| lag > 0), "{stopped:?}");
+    let shown = replay::status::render(std::slice::from_ref(&stopped));
+    assert!(shown.contains("replay dlq list articles"), "{shown}");
+
+    drain(&f).await;
+    let caught_up = articles(
+        replay::status::status(&replay, &f.clients.sqs)
+            .await
+            .expect("status"),
+    );
+    assert_eq!((caught_up.queued, caught_up.in_flight), (0, 0));
+    assert_eq!(caught_up.lag_ms, Some(0));
+    assert_eq!(caught_up.dead, 1, "the dead letter stays until redriven");
+}

@@ -534,6 +534,7 @@ async fn a_replay_killed_mid_way_resumes_to_the_same_result(replay: &Replay) {
             .env("CONDUIT_SEARCH", "embedded")
             .env("CONDUIT_SEARCH_DIR", &search_dir)
             .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoints.dynamodb)
+            .env("AWS_ENDPOINT_URL_SQS", &endpoints.moto)
             .env("AWS_REGION", local_aws::LOCAL_REGION)
             .env("AWS_ACCESS_KEY_ID", local_aws::LOCAL_ACCESS_KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", local_aws::LOCAL_SECRET_ACCESS_KEY)
@@ -633,8 +634,19 @@ async fn a_replay_killed_mid_way_resumes_to_the_same_result(replay: &Replay) {
     }
     let status = command(&["status"]).output().await.expect("replay status");
     assert_eq!(status.status.code(), Some(0));
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains("done"), "{status:?}");
+    // Then each projector's queues and lag.
     assert!(
-        String::from_utf8_lossy(&status.stdout).contains("done"),
-        "{status:?}"
+        shown.contains("in flight") && shown.contains("lag"),
+        "{shown}"
     );
+    for projection in Projection::ALL {
+        assert!(
+            shown
+                .lines()
+                .any(|line| line.starts_with(projection.name())),
+            "{projection}: {shown}"
+        );
+    }
 }

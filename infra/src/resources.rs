@@ -141,6 +141,10 @@ pub const FEED_PROJECTOR_QUEUE: QueueDef = QueueDef {
     ..USERS_PROJECTOR_QUEUE
 };
 
+/// Logical name of the queue receiving the descriptions of stream batches the fan-out gave
+/// up on (the stream mapping's on-failure destination).
+pub const FAN_OUT_FAILURES_QUEUE: &str = "fan-out-failures";
+
 /// Every projector queue (add a projector by adding its queue here).
 pub const PROJECTOR_QUEUES: &[QueueDef] = &[
     USERS_PROJECTOR_QUEUE,
@@ -242,6 +246,11 @@ impl Names {
     /// Physical name of a projector queue.
     pub fn queue(&self, def: &QueueDef) -> String {
         format!("{}{}", self.prefix, def.name)
+    }
+
+    /// Physical name of the queue of the stream batches the fan-out gave up on.
+    pub fn fan_out_failures(&self) -> String {
+        format!("{}{}", self.prefix, FAN_OUT_FAILURES_QUEUE)
     }
 
     /// Physical name of a projector queue's dead-letter queue.

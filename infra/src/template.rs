@@ -450,9 +450,7 @@ pub const FUNCTIONS: &[FunctionDef] = &[
     SEARCH_PROJECTOR,
 ];
 
-/// Logical name of the queue receiving the descriptions of stream batches the fan-out gave
-/// up on (the stream mapping's on-failure destination).
-pub const FAN_OUT_FAILURES_QUEUE: &str = "fan-out-failures";
+pub use crate::resources::FAN_OUT_FAILURES_QUEUE;
 
 /// Tables that hold the source of truth: kept when the stack is deleted or the table replaced.
 /// The read models can be rebuilt from the log by replay.

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use anyhow::{anyhow, Context as _};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
 use aws_sdk_sqs::types::QueueAttributeName;
-use infra::resources::{Names, QueueDef, DOMAIN_EVENTS_TOPIC, PROJECTOR_QUEUES};
+use infra::resources::{
+    Names, QueueDef, DLQ_RETENTION_SECS, DOMAIN_EVENTS_TOPIC, PROJECTOR_QUEUES,
+};
 use schema::TABLES;
 
 use crate::Clients;
@@ -43,6 +45,8 @@ pub struct Provisioned {
     pub topic_arn: String,
     /// The projector queues, in the order of [`PROJECTOR_QUEUES`].
     pub queues: Vec<ProvisionedQueue>,
+    /// URL of the queue the fan-out's stream mapping sends the batches it gives up on to.
+    pub fan_out_failures_url: String,
 }
 
 impl Provisioned {
@@ -80,9 +84,19 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Provis
                 .map(|def| ensure_projector_queue(clients, &names, def, &topic_arn)),
         )
         .await?;
-        anyhow::Ok((topic_arn, queues))
+        let (failures_url, _) = ensure_queue(
+            &clients.sqs,
+            &names.fan_out_failures(),
+            &[(
+                QueueAttributeName::MessageRetentionPeriod,
+                DLQ_RETENTION_SECS.to_string(),
+            )],
+        )
+        .await?;
+        anyhow::Ok((topic_arn, queues, failures_url))
     };
-    let (tables, (topic_arn, queues)) = futures::future::try_join(tables, topic_and_queues).await?;
+    let (tables, (topic_arn, queues, fan_out_failures_url)) =
+        futures::future::try_join(tables, topic_and_queues).await?;
 
     let events_stream_arn = TABLES
         .iter()
@@ -101,6 +115,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Provis
         events_stream_arn,
         topic_arn,
         queues,
+        fan_out_failures_url,
     })
 }
 
@@ -173,8 +188,12 @@ pub async fn teardown(clients: &Clients, prefix: &str) -> anyhow::Result<()> {
         .send()
         .await
         .with_context(|| format!("DeleteTopic {topic_arn}"))?;
-    for def in PROJECTOR_QUEUES {
-        for name in [names.queue(def), names.dlq(def)] {
+    let queues = PROJECTOR_QUEUES
+        .iter()
+        .flat_map(|def| [names.queue(def), names.dlq(def)])
+        .chain([names.fan_out_failures()]);
+    {
+        for name in queues {
             if let Some(url) = queue_url(&clients.sqs, &name).await? {
                 clients
                     .sqs

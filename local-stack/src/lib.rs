@@ -18,7 +18,7 @@ use infra::resources::{
     QueueDef, ARTICLES_PROJECTOR_QUEUE, EVENTS_STREAM_MAPPING, FEED_PROJECTOR_QUEUE,
     SEARCH_PROJECTOR_QUEUE, USERS_PROJECTOR_QUEUE,
 };
-use local_aws::esm::{DynamoCheckpoints, LogOnFailure, QueueMapping, StreamMapping};
+use local_aws::esm::{DynamoCheckpoints, QueueMapping, SqsOnFailure, StreamMapping};
 use local_aws::meter::{DynamoMeter, RequestMeter};
 use local_aws::provision::{Provisioned, ProvisionedQueue};
 use local_aws::{Clients, LocalEndpoints};
@@ -436,7 +436,12 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
     stream.max_retry_attempts = EVENTS_STREAM_MAPPING.maximum_retry_attempts;
     stream.bisect_on_error = EVENTS_STREAM_MAPPING.bisect_batch_on_function_error;
     stream.poll_interval = config.stream_poll_interval;
-    stream.on_failure = Arc::new(LogOnFailure);
+    // As the template's OnFailure destination: the batch's description to fan-out-failures.
+    stream.on_failure = Arc::new(SqsOnFailure {
+        sqs: clients.sqs.clone(),
+        queue_url: provisioned.fan_out_failures_url.clone(),
+        function_arn: format!("local:function:{}", infra::template::FAN_OUT.bin),
+    });
     let streams = clients.streams.clone();
     let stream_stop = stopped(receiver.clone());
     let backpressure = Arc::new(Backpressure {

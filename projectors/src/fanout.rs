@@ -79,6 +79,27 @@ impl FanOut {
         response
     }
 
+    /// Publishes `events` again (a redrive of a stream batch the fan-out gave up on), as
+    /// [`FanOut::handle`] publishes them: the same messages, the same batching. An error names
+    /// how many were not accepted; publishing them again is safe (the projectors skip
+    /// duplicates).
+    pub async fn republish(&self, events: &[StoredEvent]) -> Result<(), String> {
+        let entries = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| message(i.to_string(), event).map(|entry| (i, entry)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let publishes = batches(&entries)
+            .into_iter()
+            .map(|chunk| self.publish(chunk));
+        let refused: usize = join_all(publishes).await.iter().map(Vec::len).sum();
+        if refused == 0 {
+            Ok(())
+        } else {
+            Err(format!("{refused} of {} events not published", events.len()))
+        }
+    }
+
     /// Publishes one chunk; returns the record indexes that were not accepted.
     async fn publish(&self, chunk: &[(usize, PublishBatchRequestEntry)]) -> Vec<usize> {
         let result = self

@@ -211,13 +211,7 @@ impl Dlq {
 
     /// Deletes `letter` from the dead-letter queue, then its failure item.
     async fn delete(&self, letter: &DeadLetter) -> Result<(), ReplayError> {
-        self.sqs
-            .delete_message()
-            .queue_url(&self.dlq_url)
-            .receipt_handle(&letter.receipt_handle)
-            .send()
-            .await
-            .map_err(sqs_error("DeleteMessage"))?;
+        delete_message(&self.sqs, &self.dlq_url, &letter.receipt_handle).await?;
         self.dynamodb
             .delete_item()
             .table_name(&self.failures_table)
@@ -237,28 +231,9 @@ impl Dlq {
 
     /// Receives every message of the dead-letter queue, each held for [`HOLD`].
     async fn receive_all(&self) -> Result<Vec<DeadLetter>, ReplayError> {
-        let mut letters: Vec<DeadLetter> = Vec::new();
-        let mut empty = 0;
-        while empty < EMPTY_RECEIVES {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.dlq_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(HOLD.as_secs() as i32)
-                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-                .send()
-                .await
-                .map_err(sqs_error("ReceiveMessage"))?;
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
-                empty += 1;
-                continue;
-            }
-            empty = 0;
-            for message in messages {
-                letters.push(self.letter(message).await?);
-            }
+        let mut letters = Vec::new();
+        for message in receive_all(&self.sqs, &self.dlq_url).await? {
+            letters.push(self.letter(message).await?);
         }
         Ok(letters)
     }
@@ -317,29 +292,81 @@ impl Dlq {
 
     /// Makes `letters` visible again at once.
     async fn release(&self, letters: &[DeadLetter]) -> Result<(), ReplayError> {
-        for chunk in letters.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, letter)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&letter.receipt_handle)
-                        .visibility_timeout(0)
-                        .build()
-                        .expect("id and receipt handle are set")
-                })
-                .collect();
-            self.sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.dlq_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(sqs_error("ChangeMessageVisibilityBatch"))?;
-        }
-        Ok(())
+        let handles: Vec<&str> = letters.iter().map(|l| l.receipt_handle.as_str()).collect();
+        release(&self.sqs, &self.dlq_url, &handles).await
     }
+}
+
+/// Receives every message of the queue at `url`, each held for [`HOLD`].
+pub(crate) async fn receive_all(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Vec<Message>, ReplayError> {
+    let mut all = Vec::new();
+    let mut empty = 0;
+    while empty < EMPTY_RECEIVES {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(HOLD.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .send()
+            .await
+            .map_err(sqs_error("ReceiveMessage"))?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            empty += 1;
+        } else {
+            empty = 0;
+            all.extend(messages);
+        }
+    }
+    Ok(all)
+}
+
+/// Makes the messages of `receipt_handles` visible again at once.
+pub(crate) async fn release(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    receipt_handles: &[&str],
+) -> Result<(), ReplayError> {
+    for chunk in receipt_handles.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, handle)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(*handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        sqs.change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(sqs_error("ChangeMessageVisibilityBatch"))?;
+    }
+    Ok(())
+}
+
+/// Deletes the message of `receipt_handle` from the queue at `url`.
+pub(crate) async fn delete_message(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    receipt_handle: &str,
+) -> Result<(), ReplayError> {
+    sqs.delete_message()
+        .queue_url(url)
+        .receipt_handle(receipt_handle)
+        .send()
+        .await
+        .map_err(sqs_error("DeleteMessage"))?;
+    Ok(())
 }
 
 /// `letters` of `projection` as `replay dlq list` prints them: one paragraph each.
@@ -385,6 +412,8 @@ fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn sqs_error<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> ReplayError {
+pub(crate) fn sqs_error<E: std::error::Error>(
+    operation: &'static str,
+) -> impl FnOnce(E) -> ReplayError {
     move |e| ReplayError::Queue(format!("{operation}: {}", common::error::one_line(&e)))
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use common::projections::Projection;
 use replay::dlq::{self, Dlq};
+use replay::fan_out_failures::FanOutFailures;
 use replay::{Progress, RebuildOptions, Replay, ReplayError};
 
 /// Rebuild projections (read models) from the events table, side by side with the live ones.
@@ -69,11 +70,16 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum DlqCommand {
     /// Every dead letter: its event, when it was sent, how often and when it failed, and why.
-    List { projection: Projection },
+    /// `fan-out`: the stream batches the fan-out gave up on.
+    List {
+        /// users, articles, feed, search or fan-out.
+        source: Source,
+    },
     /// Put dead letters back on the projector's queue: all of them, or one by message id.
+    /// `fan-out`: publish the events of every failed stream batch again, read from the log.
     /// Safe to repeat after an interruption: the projector applies each event once.
     Redrive {
-        projection: Projection,
+        source: Source,
         /// Every message of the dead-letter queue.
         #[arg(long, conflicts_with = "message", required_unless_present = "message")]
         all: bool,
@@ -82,11 +88,40 @@ enum DlqCommand {
     },
     /// Delete every dead letter (asks first unless --yes).
     Purge {
-        projection: Projection,
+        source: Source,
         /// Do not ask.
         #[arg(long)]
         yes: bool,
     },
+}
+
+/// Whose dead letters: a projector's, or the fan-out's.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Projector(Projection),
+    FanOut,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Projector(projection) => write!(f, "{projection}"),
+            Source::FanOut => f.write_str("fan-out"),
+        }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "fan-out" {
+            return Ok(Source::FanOut);
+        }
+        s.parse::<Projection>().map(Source::Projector).map_err(|_| {
+            format!("unknown source {s:?}: expected users, articles, feed, search or fan-out")
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -247,11 +282,24 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
 }
 
 async fn dlq(replay: &Replay, command: DlqCommand) -> Result<Outcome, ReplayError> {
-    let sqs = aws_sdk_sqs::Client::new(&common::aws::config_from_env().await);
-    let projection = match &command {
-        DlqCommand::List { projection }
-        | DlqCommand::Redrive { projection, .. }
-        | DlqCommand::Purge { projection, .. } => *projection,
+    let config = common::aws::config_from_env().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let source = match &command {
+        DlqCommand::List { source }
+        | DlqCommand::Redrive { source, .. }
+        | DlqCommand::Purge { source, .. } => *source,
+    };
+    let projection = match source {
+        Source::Projector(projection) => projection,
+        Source::FanOut => {
+            let clients = replay::fan_out_failures::Clients {
+                sqs,
+                sns: aws_sdk_sns::Client::new(&config),
+                streams: aws_sdk_dynamodbstreams::Client::new(&config),
+                dynamodb: replay.client.clone(),
+            };
+            return fan_out_dlq(&clients, &replay.base, command).await;
+        }
     };
     let queue = Dlq::resolve(&sqs, &replay.client, &replay.base, projection).await?;
     match command {
@@ -283,6 +331,47 @@ async fn dlq(replay: &Replay, command: DlqCommand) -> Result<Outcome, ReplayErro
             println!(
                 "{projection}: {} dead letters deleted",
                 queue.purge().await?
+            );
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+async fn fan_out_dlq(
+    clients: &replay::fan_out_failures::Clients,
+    base: &common::config::TableNames,
+    command: DlqCommand,
+) -> Result<Outcome, ReplayError> {
+    let failures = FanOutFailures::resolve(clients, base).await?;
+    match command {
+        DlqCommand::List { .. } => {
+            print!(
+                "{}",
+                replay::fan_out_failures::render(&failures.list().await?)
+            );
+        }
+        DlqCommand::Redrive {
+            message: Some(_), ..
+        } => {
+            return Err(ReplayError::Invalid(
+                "the fan-out's failures are redriven all at once: `replay dlq redrive fan-out --all`"
+                    .into(),
+            ));
+        }
+        DlqCommand::Redrive { .. } => {
+            println!(
+                "fan-out: {} events published again",
+                failures.redrive().await?
+            );
+        }
+        DlqCommand::Purge { yes, .. } => {
+            if !yes && !confirmed("delete every stream batch the fan-out gave up on? [y/N] ") {
+                println!("nothing deleted");
+                return Ok(Outcome::Done);
+            }
+            println!(
+                "fan-out: {} failure descriptions deleted",
+                failures.purge().await?
             );
         }
     }

@@ -97,3 +97,82 @@ impl OnFailure for MemoryOnFailure {
         Box::pin(async { Ok(()) })
     }
 }
+
+/// Sends each failure to an SQS queue as Lambda sends it to an SQS on-failure destination:
+/// `requestContext`, `responseContext`, `version`, `timestamp` and `DDBStreamBatchInfo` (the
+/// records themselves are not in it: a redrive reads them from the stream).
+#[derive(Debug, Clone)]
+pub struct SqsOnFailure {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    /// `requestContext.functionArn`.
+    pub function_arn: String,
+}
+
+/// The on-failure record Lambda writes for `failure`, at `timestamp` (RFC 3339).
+pub fn destination_record(
+    failure: &StreamBatchFailure,
+    function_arn: &str,
+    timestamp: &str,
+) -> serde_json::Value {
+    let arrival = |record: Option<&Record>| {
+        record
+            .and_then(|r| r.dynamodb.as_ref())
+            .and_then(|d| d.approximate_creation_date_time)
+            .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+    };
+    serde_json::json!({
+        "requestContext": {
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "functionArn": function_arn,
+            "condition": failure.condition,
+            "approximateInvokeCount": failure.approximate_invoke_count,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": failure.last_error,
+        },
+        "version": "1.0",
+        "timestamp": timestamp,
+        "DDBStreamBatchInfo": {
+            "shardId": failure.shard_id,
+            "startSequenceNumber": failure.start_sequence_number,
+            "endSequenceNumber": failure.end_sequence_number,
+            "approximateArrivalOfFirstRecord": arrival(failure.records.first()),
+            "approximateArrivalOfLastRecord": arrival(failure.records.last()),
+            "batchSize": failure.batch_size,
+            "streamArn": failure.stream_arn,
+        },
+    })
+}
+
+impl OnFailure for SqsOnFailure {
+    fn on_failure<'a>(
+        &'a self,
+        failure: &'a StreamBatchFailure,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let record = destination_record(failure, &self.function_arn, &now);
+            tracing::error!(
+                condition = failure.condition,
+                shard_id = %failure.shard_id,
+                start_sequence_number = %failure.start_sequence_number,
+                end_sequence_number = %failure.end_sequence_number,
+                last_error = %failure.last_error,
+                "stream records given up on; sent to the failures queue"
+            );
+            self.sqs
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(record.to_string())
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("SendMessage: {}", common::error::one_line(&e)))?;
+            Ok(())
+        })
+    }
+}

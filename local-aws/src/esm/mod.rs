@@ -30,7 +30,8 @@ pub use checkpoint::{
     CheckpointStore, DynamoCheckpoints, MemoryCheckpoints, SEQUENCE_NUMBER_ATTRIBUTE,
 };
 pub use failure::{
-    LogOnFailure, MemoryOnFailure, OnFailure, StreamBatchFailure, RECORD_NOT_CONVERTIBLE,
+    destination_record, LogOnFailure, MemoryOnFailure, OnFailure, SqsOnFailure, StreamBatchFailure,
+    RECORD_NOT_CONVERTIBLE,
     RETRY_ATTEMPTS_EXHAUSTED,
 };
 pub use json::{

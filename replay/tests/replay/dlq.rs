@@ -429,3 +429,121 @@ async fn status_shows_the_dead_letter_and_a_lag_while_stopped_and_none_once_caug
     assert_eq!(caught_up.lag_ms, Some(0));
     assert_eq!(caught_up.dead, 1, "the dead letter stays until redriven");
 }
+
+/// The fan-out gives up on a stream batch (its function fails every try): the batch's
+/// description reaches `fan-out-failures`, `dlq list fan-out` shows it with the error, and
+/// its redrive publishes the event again, read from the log, to the projectors' queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_batch_the_fan_out_gave_up_on_is_listed_and_published_again() {
+    common::telemetry::init();
+    let prefix = local_aws::testkit::unique_prefix("dlqfanout");
+    let (clients, provisioned) = local_aws::testkit::provisioned(&prefix).await;
+    let base = TableNames::with_prefix(&prefix);
+    let repository = Repository::new(EventStore::new(
+        clients.dynamodb.clone(),
+        Tables::with_prefix(&prefix),
+    ));
+    let user = "fan-out-user";
+    repository
+        .execute::<events::user::User>(
+            user,
+            events::user::UserCommand::Register {
+                user_id: user.into(),
+                email: events::user::Email::parse("fo@example.com").expect("email"),
+                username: events::user::Username::parse("fanout").expect("username"),
+                password_hash: "hash".into(),
+            },
+            Metadata::default(),
+        )
+        .await
+        .expect("register");
+
+    let mut mapping = local_aws::esm::StreamMapping::new(
+        provisioned.events_stream_arn.clone(),
+        std::sync::Arc::new(local_aws::esm::MemoryCheckpoints::new()),
+    );
+    mapping.max_retry_attempts = 1;
+    mapping.on_failure = std::sync::Arc::new(local_aws::esm::SqsOnFailure {
+        sqs: clients.sqs.clone(),
+        queue_url: provisioned.fan_out_failures_url.clone(),
+        function_arn: "local:function:fan-out".into(),
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let streams = clients.streams.clone();
+    let task = tokio::spawn(mapping.run(
+        streams,
+        |_batch| async { Err::<_, &str>("the topic is down") },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let failures = replay::fan_out_failures::FanOutFailures::resolve(
+        &replay::fan_out_failures::Clients {
+            sqs: clients.sqs.clone(),
+            sns: clients.sns.clone(),
+            streams: clients.streams.clone(),
+            dynamodb: clients.dynamodb.clone(),
+        },
+        &base,
+    )
+    .await
+    .expect("the failures queue");
+    let started = Instant::now();
+    let listed = loop {
+        let listed = failures.list().await.expect("dlq list fan-out");
+        if !listed.is_empty() {
+            break listed;
+        }
+        assert!(started.elapsed() < BOUND, "no failure reached the queue");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = stop.send(());
+    task.await.expect("the stream mapping");
+    assert_eq!(listed.len(), 1);
+    let failure = &listed[0];
+    assert_eq!(failure.condition, "RetryAttemptsExhausted");
+    assert!(failure.error.contains("the topic is down"), "{failure:?}");
+    assert_eq!(failure.batch_size, 1);
+    assert_eq!(failure.start_sequence_number, failure.end_sequence_number);
+    let shown = replay::fan_out_failures::render(&listed);
+    assert!(shown.contains(&failure.shard_id), "{shown}");
+
+    assert_eq!(failures.redrive().await.expect("dlq redrive fan-out"), 1);
+    assert!(failures.list().await.expect("dlq list fan-out").is_empty());
+    // The event is on the users projector's queue (its subscription takes User events).
+    let users = provisioned.queue("users-projector").expect("users queue");
+    let started = Instant::now();
+    let message = loop {
+        let received = clients
+            .sqs
+            .receive_message()
+            .queue_url(&users.url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default();
+        if let Some(message) = received.into_iter().next() {
+            break message;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "the event was not published again"
+        );
+    };
+    let event =
+        projectors::runtime::parse_message(message.body().unwrap_or_default()).expect("an event");
+    assert_eq!(
+        (
+            event.aggregate_id.as_str(),
+            event.sequence,
+            event.event_type.as_str()
+        ),
+        (user, 1, "UserRegistered")
+    );
+    assert!(
+        !message.body().unwrap_or_default().contains("\"hash\""),
+        "published without secrets, as the fan-out does"
+    );
+}

@@ -20,7 +20,7 @@ use infra::resources::{
 };
 use local_aws::esm::{DynamoCheckpoints, QueueMapping, SqsOnFailure, StreamMapping};
 use local_aws::meter::{DynamoMeter, RequestMeter};
-use local_aws::provision::{Provisioned, ProvisionedQueue};
+use local_aws::provision::Provisioned;
 use local_aws::{Clients, LocalEndpoints};
 use projectors::runtime::{CatchUp, ProjectionError, Projector};
 use projectors::{FanOut, VersionedProjector};
@@ -511,7 +511,25 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
     }
 
     let watch_stop = stopped(receiver.clone());
-    let (sqs, queues) = (clients.sqs.clone(), provisioned.queues.clone());
+    let sqs = clients.sqs.clone();
+    let mut queues: Vec<Watched> = provisioned
+        .queues
+        .iter()
+        .map(|q| Watched {
+            queue: format!("the {} dead-letter queue", q.name),
+            source: q
+                .name
+                .strip_suffix("-projector")
+                .unwrap_or(&q.name)
+                .to_owned(),
+            url: q.dlq_url.clone(),
+        })
+        .collect();
+    queues.push(Watched {
+        queue: infra::resources::FAN_OUT_FAILURES_QUEUE.to_owned(),
+        source: "fan-out".to_owned(),
+        url: provisioned.fan_out_failures_url.clone(),
+    });
     tasks.spawn(async move {
         tokio::select! {
             () = watch_dead_letters(sqs, queues) => {}
@@ -529,19 +547,28 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
     })
 }
 
+/// A queue the local stack watches for dead letters.
+struct Watched {
+    /// How the line names it.
+    queue: String,
+    /// The `replay dlq` source that shows it.
+    source: String,
+    url: String,
+}
+
 /// How often the local stack looks at the dead-letter queues.
 const DEAD_LETTER_POLL: Duration = Duration::from_secs(5);
 
-/// Prints one line each time a projector's dead-letter queue stops being empty, naming the
-/// projector and the command that shows what is in it.
-async fn watch_dead_letters(sqs: aws_sdk_sqs::Client, queues: Vec<ProvisionedQueue>) {
+/// Prints one line each time a dead-letter queue (a projector's, or the fan-out's failures)
+/// stops being empty, naming it and the command that shows what is in it.
+async fn watch_dead_letters(sqs: aws_sdk_sqs::Client, queues: Vec<Watched>) {
     let mut had = vec![0u64; queues.len()];
     loop {
         tokio::time::sleep(DEAD_LETTER_POLL).await;
-        for (queue, had) in queues.iter().zip(&mut had) {
+        for (watched, had) in queues.iter().zip(&mut had) {
             let depth = sqs
                 .get_queue_attributes()
-                .queue_url(&queue.dlq_url)
+                .queue_url(&watched.url)
                 .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
                 .send()
                 .await
@@ -554,12 +581,11 @@ async fn watch_dead_letters(sqs: aws_sdk_sqs::Client, queues: Vec<ProvisionedQue
                 });
             let Some(depth) = depth else { continue };
             if depth > 0 && *had == 0 {
-                let projection = queue.name.strip_suffix("-projector").unwrap_or(&queue.name);
                 tracing::warn!(
-                    queue = %queue.name,
-                    dead_letters = depth,
-                    "the {} dead-letter queue is not empty: `cargo run -p replay -- dlq list {projection}` shows what failed and why",
-                    queue.name
+                    messages = depth,
+                    "{} is not empty: `cargo run -p replay -- dlq list {}` shows what failed and why",
+                    watched.queue,
+                    watched.source
                 );
             }
             *had = depth;

@@ -31,8 +31,7 @@ pub use checkpoint::{
 };
 pub use failure::{
     destination_record, LogOnFailure, MemoryOnFailure, OnFailure, SqsOnFailure, StreamBatchFailure,
-    RECORD_NOT_CONVERTIBLE,
-    RETRY_ATTEMPTS_EXHAUSTED,
+    RECORD_NOT_CONVERTIBLE, RETRY_ATTEMPTS_EXHAUSTED,
 };
 pub use json::{
     dynamodb_event, dynamodb_event_record, dynamodb_record_json, sqs_event, sqs_event_message,

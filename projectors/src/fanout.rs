@@ -96,7 +96,10 @@ impl FanOut {
         if refused == 0 {
             Ok(())
         } else {
-            Err(format!("{refused} of {} events not published", events.len()))
+            Err(format!(
+                "{refused} of {} events not published",
+                events.len()
+            ))
         }
     }
 

@@ -1,8 +1,9 @@
 //! The Conduit-ES benchmark: one run starts in-memory emulators, measures the machine's limits
-//! (raw DynamoDB Local and SNS→SQS calls), then the API, projection lag, replay, cost per call
-//! and the Lambda binaries, and writes every figure beside its baseline as Markdown, JSON and
-//! SVG charts into one folder. `./dev bench` runs it at full scale; `--smoke` runs it tiny
-//! (the test command does, so that it never rots).
+//! (raw DynamoDB Local and SNS→SQS calls), then the API, projection lag, replay, cost per call,
+//! the Lambda binaries, the feed's fan-out and commands against long streams, and writes every
+//! figure beside its baseline as Markdown, JSON and SVG charts into one folder. `./dev bench`
+//! runs it at full scale; `--smoke` runs it tiny (the test command does, so that it never
+//! rots).
 
 pub mod api;
 pub mod baselines;
@@ -18,6 +19,7 @@ pub mod replay_rate;
 pub mod report;
 pub mod stack;
 pub mod stats;
+pub mod streams;
 pub mod summary;
 
 use std::path::PathBuf;
@@ -57,6 +59,11 @@ pub struct Scale {
     /// small fan-out budget it repeats them with (none: not repeated).
     pub feed_followers: usize,
     pub feed_budget_ms: Option<u64>,
+    /// Events in each stream the stream-length section sends commands to (before its first
+    /// command; the shortest is the baseline of the others), and the commands sent to each,
+    /// one after another.
+    pub stream_lengths: Vec<usize>,
+    pub stream_samples: usize,
     /// The sections to measure (all of them unless a run asks for fewer).
     pub sections: Vec<Section>,
 }
@@ -71,21 +78,24 @@ pub enum Section {
     Replay,
     Lambdas,
     Feed,
+    Streams,
 }
 
 impl Section {
-    pub const ALL: [Section; 5] = [
+    pub const ALL: [Section; 6] = [
         Section::Baselines,
         Section::Api,
         Section::Replay,
         Section::Lambdas,
         Section::Feed,
+        Section::Streams,
     ];
 }
 
 impl Scale {
     /// What the issue asks: 1,000 users and 10,000 articles, concurrency 1 and 16, mixed at
-    /// 1, 8 and 32, lag at 10, 50 and 100 writes/s, replay of 100,000 events.
+    /// 1, 8 and 32, lag at 10, 50 and 100 writes/s, replay of 100,000 events, commands on
+    /// streams of 1, 1,000 and 10,000 events.
     pub fn full() -> Self {
         Self {
             users: 1_000,
@@ -103,6 +113,8 @@ impl Scale {
             lambda_starts: 10,
             feed_followers: 10_000,
             feed_budget_ms: Some(500),
+            stream_lengths: vec![1, 1_000, 10_000],
+            stream_samples: 200,
             sections: Section::ALL.to_vec(),
         }
     }
@@ -125,6 +137,9 @@ impl Scale {
             lambda_starts: 1,
             feed_followers: 30,
             feed_budget_ms: None,
+            // Long enough for snapshots: 150 events are written with two (at 90 or 91, and 150).
+            stream_lengths: vec![1, 20, 150],
+            stream_samples: 5,
             sections: Section::ALL.to_vec(),
         }
     }
@@ -229,6 +244,16 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
         );
         checkpoint(config, &mut report, started)?;
     }
+
+    if wanted(Section::Streams) {
+        step(8, "command latency against stream length");
+        report.streams = Some(
+            streams::measure(&endpoints, scale)
+                .await
+                .context("measuring commands against stream length")?,
+        );
+        checkpoint(config, &mut report, started)?;
+    }
     Ok(report)
 }
 
@@ -278,7 +303,7 @@ fn draw(report: &Report, dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// The numbered sections of the report.
-const REPORT_SECTIONS: usize = 7;
+const REPORT_SECTIONS: usize = 8;
 
 /// Prints which section of the report runs now (its number there), on stderr.
 pub fn step(n: usize, what: &str) {

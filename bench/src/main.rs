@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Measures the machine's limits, the API, projection lag, replay, cost per call and the
-/// Lambda binaries, and writes report.md, report.json and SVG charts into one folder.
+/// Measures the machine's limits, the API, projection lag, replay, cost per call, the Lambda
+/// binaries, the feed's fan-out and commands against long streams, and writes report.md, report.json and SVG charts into one folder.
 #[derive(Parser, Debug)]
 #[command(name = "bench")]
 struct Args {
@@ -36,13 +36,16 @@ struct Args {
     /// Events in the replayed log (overrides the scale).
     #[arg(long)]
     replay_events: Option<usize>,
+    /// Commands sent to each stream of the stream-length section (overrides the scale).
+    #[arg(long)]
+    stream_samples: Option<usize>,
     /// Measure only these sections (comma-separated); `api` (API, lag and cost on one loaded
     /// stack) needs `baselines` [default: all].
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<bench::Section>,
     /// Measure nothing: redraw report.md and the charts of the folder given from its
     /// report.json (after a change to how the report looks).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["smoke", "out", "users", "articles", "replay_events", "only"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["smoke", "out", "users", "articles", "replay_events", "stream_samples", "only"])]
     render: Option<PathBuf>,
 }
 
@@ -73,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(events) = args.replay_events {
         scale.replay_events = events;
+    }
+    if let Some(samples) = args.stream_samples {
+        scale.stream_samples = samples;
     }
     if !args.only.is_empty() {
         scale.sections = args.only.clone();

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::charts::Chart;
-use crate::report::{FeedSection, Report, SummaryRow};
+use crate::report::{FeedSection, Report, StreamsSection, SummaryRow};
 use crate::stats::{Latency, VsBaseline};
 
 /// The whole report; `charts` are linked by file name (they sit in the same folder).
@@ -270,6 +270,72 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     }
     if let Some(feed) = &report.feed {
         md.push_str(&feed_section(feed));
+    }
+    if let Some(streams) = &report.streams {
+        md.push_str(&streams_section(streams));
+    }
+    md
+}
+
+/// Section 8, commands against the length of their aggregate's stream.
+fn streams_section(streams: &StreamsSection) -> String {
+    let mut md = String::from("## 8. Command latency against stream length\n\n");
+    let _ = writeln!(
+        md,
+        "{} commands one after another on each stream, through the API. The streams were \
+         lengthened straight in the event store ({} events in {:.1} s, commits of up to {} \
+         events with the snapshot a command would write: one once {} events followed the \
+         last), then projected ({:.1} s). Each command appends an event: a stream holds its \
+         length plus the commands before. Read units are the API's (every table), and of \
+         them the loads' (`events` and `snapshots`: a comment also loads its article and its \
+         author); the ratios are to the same stream at the shortest length.\n",
+        streams.samples,
+        streams.seeded_events,
+        streams.seed_seconds,
+        streams.commit_events,
+        streams.snapshot_every,
+        streams.settle_seconds
+    );
+    md.push_str("| command | stream | events before | n | errors | p50 ms | p99 ms | wait p50 ms | p50 less wait ms | p50 vs shortest | read units | of which loads | read units vs shortest | requests | snapshot at | snapshot bytes |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for row in &streams.rows {
+        let requests = row
+            .api_requests
+            .iter()
+            .map(|(operation, n)| format!("{operation} ×{}", count(*n)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            row.command,
+            row.stream,
+            row.length,
+            row.latency.n,
+            row.errors,
+            row.latency.p50_ms,
+            row.latency.p99_ms,
+            row.wait_p50_ms,
+            row.own_p50_ms,
+            row.p50_vs_shortest.ratio_text(),
+            row.read_units,
+            row.load_read_units,
+            row.read_units_vs_shortest.ratio_text(),
+            if requests.is_empty() { "-" } else { &requests },
+            row.snapshot_sequence
+                .map_or("-".to_owned(), |sequence| sequence.to_string()),
+            row.snapshot_bytes.map_or("-".to_owned(), |bytes| bytes.to_string()),
+        );
+    }
+    md.push('\n');
+    for row in streams.rows.iter().filter(|row| row.first_error.is_some()) {
+        let _ = writeln!(
+            md,
+            "> {} on {} events, first error: {}\n",
+            row.command,
+            row.length,
+            row.first_error.as_deref().unwrap_or_default()
+        );
     }
     md
 }

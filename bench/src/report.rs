@@ -1,8 +1,8 @@
 //! The report: every section's figures, each beside its baseline, written as JSON and Markdown.
 //!
 //! The section types are filled by their modules ([`crate::baselines`], [`crate::api`],
-//! [`crate::lag`], [`crate::replay_rate`], [`crate::cost`], [`crate::lambdas`]); raw samples
-//! are kept (not serialized) for the charts.
+//! [`crate::lag`], [`crate::replay_rate`], [`crate::cost`], [`crate::lambdas`],
+//! [`crate::feed`], [`crate::streams`]); raw samples are kept (not serialized) for the charts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,6 +23,8 @@ pub struct Report {
     pub lambdas: Option<LambdaSection>,
     #[serde(default)]
     pub feed: Option<FeedSection>,
+    #[serde(default)]
+    pub streams: Option<StreamsSection>,
     /// The headline figures, each with its baseline (see [`crate::summary`]).
     pub summary: Vec<SummaryRow>,
 }
@@ -359,4 +361,57 @@ pub struct FeedFanout {
     /// Entries per second beside raw `BatchWriteItem` items per second at the projector's
     /// requests in flight.
     pub vs: VsBaseline,
+}
+
+/// 8. Commands against the length of their aggregate's stream (see [`crate::streams`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StreamsSection {
+    /// Commands sent to each stream, one after another (each appends an event).
+    pub samples: usize,
+    /// Events per commit that lengthened the streams, and how many events after the last
+    /// snapshot a commit writes a new one.
+    pub commit_events: usize,
+    pub snapshot_every: u64,
+    /// Registering the users and publishing the articles through the API.
+    pub register_seconds: f64,
+    /// Events appended straight to the store, and how long that took.
+    pub seeded_events: usize,
+    pub seed_seconds: f64,
+    /// From the last of them until the pipeline had projected everything.
+    pub settle_seconds: f64,
+    pub rows: Vec<StreamRow>,
+}
+
+/// One command, sent again and again to one stream.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StreamRow {
+    /// `PUT /api/user` or `POST /api/articles/{slug}/comments`.
+    pub command: String,
+    /// The stream's aggregate and what its events are.
+    pub stream: String,
+    /// Events in the stream before the first command.
+    pub length: usize,
+    /// The commands answered with their success status (the others are not in it).
+    pub latency: Latency,
+    /// p50 of their wait for the read models (`Server-Timing`), part of `latency`, and p50
+    /// of each command's time without its wait (loading, deciding, appending, answering).
+    pub wait_p50_ms: f64,
+    pub own_p50_ms: f64,
+    pub errors: usize,
+    #[serde(default)]
+    pub first_error: Option<String>,
+    /// The API's DynamoDB read units per command, every table.
+    pub read_units: f64,
+    /// Of which on the `events` and `snapshots` tables: loading the aggregates the command
+    /// reads (a comment also loads its article and its author).
+    pub load_read_units: f64,
+    /// The API's DynamoDB requests per command, by operation.
+    pub api_requests: BTreeMap<String, f64>,
+    /// The stream's snapshot after the commands: the last event it covers and its size (the
+    /// state's JSON); `None` if the stream has none.
+    pub snapshot_sequence: Option<u64>,
+    pub snapshot_bytes: Option<usize>,
+    /// p50 and read units beside those of the same stream at the shortest length.
+    pub p50_vs_shortest: VsBaseline,
+    pub read_units_vs_shortest: VsBaseline,
 }

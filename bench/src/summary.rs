@@ -135,6 +135,35 @@ pub fn rows(report: &Report) -> Vec<SummaryRow> {
             );
         }
     }
+    if let Some(streams) = &report.streams {
+        // Each stream at its longest, beside itself at its shortest.
+        let mut longest: Vec<&crate::report::StreamRow> = Vec::new();
+        for row in &streams.rows {
+            match longest.iter_mut().find(|kept| kept.stream == row.stream) {
+                Some(kept) if kept.length < row.length => *kept = row,
+                Some(_) => {}
+                None => longest.push(row),
+            }
+        }
+        for row in longest {
+            let what = format!(
+                "{} on a stream of {} events ({})",
+                row.command, row.length, row.stream
+            );
+            push(
+                format!("{what}: p50"),
+                row.latency.p50_ms,
+                "ms",
+                Some(row.p50_vs_shortest.clone()),
+            );
+            push(
+                format!("{what}: read units"),
+                row.read_units,
+                "per command",
+                Some(row.read_units_vs_shortest.clone()),
+            );
+        }
+    }
     if let Some(lambdas) = &report.lambdas {
         let hello = lambdas.hello.as_ref();
         let largest = lambdas.functions.iter().max_by_key(|f| f.size_bytes);

@@ -205,18 +205,18 @@ async fn a_run_of_some_sections_measures_those_and_says_which_it_left_out() {
     assert!(replay.events > 0, "{replay:?}");
     assert!(report.baselines.dynamodb.is_empty() && report.baselines.sns_to_sqs.is_empty());
     assert!(report.api.is_none() && report.lag.is_none() && report.cost.is_none());
-    assert!(report.lambdas.is_none());
+    assert!(report.lambdas.is_none() && report.feed.is_none() && report.streams.is_none());
     assert!(
         report
             .meta
             .notes
             .iter()
-            .any(|n| n.contains("left out: baselines, api, lambdas")),
+            .any(|n| n.contains("left out: baselines, api, lambdas, feed, streams")),
         "{:?}",
         report.meta.notes
     );
     let markdown = std::fs::read_to_string(out.join("report.md")).expect("report.md");
-    assert!(markdown.contains("left out: baselines, api, lambdas"));
+    assert!(markdown.contains("left out: baselines, api, lambdas, feed, streams"));
     let _ = std::fs::remove_dir_all(&out);
 
     // The API section divides by the baselines: asking for it alone is refused.

@@ -65,6 +65,7 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
         "cost",
         "lambdas",
         "feed",
+        "streams",
         "summary",
     ] {
         assert!(
@@ -194,6 +195,57 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
         assert!(fanout.vs.ratio.is_some(), "{fanout:?}");
     }
 
+    // 8. Every command on every stream length, each answered; snapshots keep what the longest
+    // streams' commands read near what the shortest ones' read.
+    let streams = report.streams.as_ref().expect("streams");
+    let mut kinds: Vec<(&str, &str)> = streams
+        .rows
+        .iter()
+        .map(|row| (row.command.as_str(), row.stream.as_str()))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let commands: Vec<&str> = kinds.iter().map(|(command, _)| *command).collect();
+    assert_eq!(
+        commands,
+        [
+            "POST /api/articles/{slug}/comments",
+            "POST /api/articles/{slug}/comments",
+            "PUT /api/user"
+        ],
+        "{kinds:?}"
+    );
+    let shortest = scale.stream_lengths.iter().min().expect("lengths");
+    let longest = scale.stream_lengths.iter().max().expect("lengths");
+    for (command, stream) in kinds {
+        let at = |length: usize| {
+            streams
+                .rows
+                .iter()
+                .find(|row| row.command == command && row.stream == stream && row.length == length)
+                .unwrap_or_else(|| panic!("{command} on {stream} was not measured at {length}"))
+        };
+        for &length in &scale.stream_lengths {
+            let row = at(length);
+            assert_eq!(row.errors, 0, "{row:?}");
+            assert_eq!(row.latency.n, scale.stream_samples, "{row:?}");
+            assert!(
+                row.load_read_units > 0.0 && row.read_units >= row.load_read_units,
+                "{row:?}"
+            );
+            assert!(row.p50_vs_shortest.ratio.is_some(), "{row:?}");
+            assert!(row.read_units_vs_shortest.ratio.is_some(), "{row:?}");
+        }
+        let (short, long) = (at(*shortest), at(*longest));
+        assert!(long.snapshot_sequence.is_some(), "{long:?}");
+        assert!(
+            long.read_units <= 3.0 * short.read_units
+                && long.load_read_units <= 3.0 * short.load_read_units,
+            "{command} on {stream}: {longest} events cost more than 3× {shortest}: {long:?} \
+             against {short:?}"
+        );
+    }
+
     // The summary sets its figures beside their baselines.
     assert!(report.summary.len() >= 10, "{:?}", report.summary);
     assert!(markdown.contains("## Summary"));
@@ -204,6 +256,10 @@ async fn a_smoke_run_measures_every_section_and_writes_the_report() {
     assert!(
         markdown.contains("## 7. Feed fan-out to"),
         "report.md has the feed section"
+    );
+    assert!(
+        markdown.contains("## 8. Command latency against stream length"),
+        "report.md has the stream-length section"
     );
     assert!(
         markdown.contains("The API's own DynamoDB requests per call, by operation"),

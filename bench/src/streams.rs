@@ -1,5 +1,6 @@
-//! Command latency against stream length (section 8): what a command costs when its
-//! aggregate's stream already holds 1, 1,000 or 10,000 events, through the HTTP API.
+//! Command latency against stream length (section 8): what a command costs through the HTTP
+//! API when its aggregate's stream already holds 1, 1,000 or 10,000 events
+//! (`scale.stream_lengths`).
 //!
 //! A command loads its aggregate's latest snapshot and the events after it (see
 //! `events::snapshot`), so its cost should not grow with the stream. On a local stack of its
@@ -17,7 +18,7 @@
 //!    (a new bio each time) and `POST /api/articles/{slug}/comments` by the commenter, each
 //!    timed from request to whole answer, with the API's DynamoDB requests and read units.
 //!
-//! Each row is set beside the row of the same command at the shortest length.
+//! Each row is set beside the row of the same kind of stream at the shortest length.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

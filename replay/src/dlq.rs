@@ -100,21 +100,10 @@ impl Dlq {
         projection: Projection,
     ) -> Result<Self, ReplayError> {
         let (queue, dlq) = queue_names(base, projection);
-        let url = |name: String| async move {
-            sqs.get_queue_url()
-                .queue_name(&name)
-                .send()
-                .await
-                .map_err(|e| {
-                    ReplayError::Invalid(format!("queue {name}: {}", common::error::one_line(&e)))
-                })?
-                .queue_url
-                .ok_or_else(|| ReplayError::Invalid(format!("queue {name} has no URL")))
-        };
         Ok(Self {
             projection,
-            queue_url: url(queue).await?,
-            dlq_url: url(dlq).await?,
+            queue_url: queue_url(sqs, &queue).await?,
+            dlq_url: queue_url(sqs, &dlq).await?,
             sqs: sqs.clone(),
             dynamodb: dynamodb.clone(),
             failures_table: base.checkpoints.clone(),
@@ -295,6 +284,22 @@ impl Dlq {
         let handles: Vec<&str> = letters.iter().map(|l| l.receipt_handle.as_str()).collect();
         release(&self.sqs, &self.dlq_url, &handles).await
     }
+}
+
+/// The URL of the queue named `name`.
+pub(crate) async fn queue_url(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+) -> Result<String, ReplayError> {
+    sqs.get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            ReplayError::Invalid(format!("queue {name}: {}", common::error::one_line(&e)))
+        })?
+        .queue_url
+        .ok_or_else(|| ReplayError::Invalid(format!("queue {name} has no URL")))
 }
 
 /// Receives every message of the queue at `url`, each held for [`HOLD`].

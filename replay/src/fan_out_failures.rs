@@ -18,7 +18,7 @@ use infra::resources::{Names, DOMAIN_EVENTS_TOPIC};
 use projectors::FanOut;
 use serde_json::Value;
 
-use crate::dlq::{delete_message, receive_all, release, sqs_error};
+use crate::dlq::{delete_message, queue_url, receive_all, release, sqs_error};
 use crate::{store_error, ReplayError};
 
 /// Empty `GetRecords` answers in a row after which an open shard is taken to hold nothing more.
@@ -66,17 +66,7 @@ impl FanOutFailures {
     pub async fn resolve(clients: &Clients, base: &TableNames) -> Result<Self, ReplayError> {
         let names = Names::new(&base.prefix);
         let queue = names.fan_out_failures();
-        let queue_url = clients
-            .sqs
-            .get_queue_url()
-            .queue_name(&queue)
-            .send()
-            .await
-            .map_err(|e| {
-                ReplayError::Invalid(format!("queue {queue}: {}", common::error::one_line(&e)))
-            })?
-            .queue_url
-            .unwrap_or_default();
+        let queue_url = queue_url(&clients.sqs, &queue).await?;
         let topic = names.topic(&DOMAIN_EVENTS_TOPIC);
         let topic_arn = topic_arn(&clients.sns, &topic).await?;
         Ok(Self {

@@ -14,7 +14,7 @@ use events::article::{
 };
 use events::favorite::{favorite_id, Favorite};
 use events::time_format;
-use events::user::{FieldError, User};
+use events::user::User;
 use events::{RepositoryError, StoreError};
 use rand::Rng;
 use serde::Deserialize;
@@ -61,7 +61,7 @@ struct ValidNewArticle {
     tag_list: Vec<String>,
 }
 
-/// An `UpdateArticle` whose given fields passed; at least one is given.
+/// An `UpdateArticle` whose given fields passed (none given: nothing to change).
 #[derive(Debug, PartialEq)]
 struct ValidUpdate {
     title: Option<Title>,
@@ -103,12 +103,7 @@ fn parse_update(input: UpdateArticle) -> Result<ValidUpdate, ApiError> {
         .body
         .as_deref()
         .and_then(|raw| errors.check(Body::parse(raw)));
-    if input.title.is_none() && input.description.is_none() && input.body.is_none() {
-        errors.0.push(FieldError {
-            field: "article",
-            message: "needs at least one field to change",
-        });
-    }
+    // No field is a valid update that changes nothing, like an edit to the same values.
     errors.into_result()?;
     Ok(ValidUpdate {
         title,
@@ -460,15 +455,17 @@ mod tests {
     }
 
     #[test]
-    fn an_update_without_fields_is_refused() {
-        let fields = unprocessable(parse_update(update(serde_json::json!({}))));
-        assert_eq!(
-            fields["article"],
-            vec!["needs at least one field to change"]
-        );
-        // Unknown fields (tags are not editable) do not count.
-        let fields = unprocessable(parse_update(update(serde_json::json!({"tagList": ["a"]}))));
-        assert!(fields.contains_key("article"));
+    fn an_update_without_fields_changes_nothing() {
+        let none = ValidUpdate {
+            title: None,
+            description: None,
+            body: None,
+        };
+        let empty = parse_update(update(serde_json::json!({}))).expect("accepted");
+        assert_eq!(empty, none);
+        // Unknown fields (tags are not editable) are ignored.
+        let tags = parse_update(update(serde_json::json!({"tagList": ["a"]}))).expect("accepted");
+        assert_eq!(tags, none);
     }
 
     #[test]

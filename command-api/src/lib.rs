@@ -159,5 +159,7 @@ pub fn router(state: AppState) -> Router {
             wait,
             write_wait::wait_for_projections,
         ))
+        .fallback(common::openapi::unrouted)
+        .method_not_allowed_fallback(common::openapi::unrouted)
         .with_state(state)
 }

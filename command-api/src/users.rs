@@ -202,17 +202,8 @@ pub async fn update(
     if let Some(image) = &input.image {
         errors.check(user::check_image(image));
     }
-    let nothing = input.email.is_none()
-        && input.username.is_none()
-        && input.password.is_none()
-        && input.bio.is_none()
-        && input.image.is_none();
-    if nothing {
-        errors.0.push(FieldError {
-            field: "user",
-            message: "needs at least one field to change",
-        });
-    }
+    // No field at all is a valid update that changes nothing (every field is optional in
+    // the contract): the aggregate decides no event, and the answer is the user as it is.
     errors.into_result()?;
 
     let password_hash = match password {

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod config;
 pub mod error;
 pub mod jwt;
+pub mod openapi;
 pub mod projections;
 pub mod responses;
 pub mod tables;

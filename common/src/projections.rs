@@ -389,17 +389,24 @@ impl Position {
         format!("{}#{}", self.aggregate_type, self.aggregate_id)
     }
 
-    /// Every position of a comma-separated header value; `Err` names what is wrong.
+    /// Every position of a comma-separated header value (spaces or tabs around the commas);
+    /// `Err` names what is wrong. The grammar is the `pattern` of `conduit-min-position` in the
+    /// OpenAPI document, exactly: what it allows parses, what it does not is refused.
     pub fn parse_list(value: &str) -> Result<Vec<Position>, String> {
-        let positions: Vec<Position> = value
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        if positions.is_empty() {
+        if value.trim_matches([' ', '\t']).is_empty() {
             return Err("no position given".into());
         }
+        if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
+            return Err("spaces or tabs around the list".into());
+        }
+        let positions: Vec<Position> = value
+            .split(',')
+            .map(|p| p.trim_matches([' ', '\t']))
+            .map(|p| match p {
+                "" => Err("an empty position in the list".to_owned()),
+                p => p.parse(),
+            })
+            .collect::<Result<_, _>>()?;
         if positions.len() > 20 {
             return Err("at most 20 positions".into());
         }
@@ -424,6 +431,14 @@ impl FromStr for Position {
         let bad = || format!("{s:?} is not a position (<AggregateType>#<id>@<sequence>)");
         let (stream, sequence) = s.rsplit_once('@').ok_or_else(bad)?;
         let (aggregate_type, aggregate_id) = stream.split_once('#').ok_or_else(bad)?;
+        // 1 to 19 digits without a leading zero: every such number fits a u64.
+        let digits_ok = !sequence.is_empty()
+            && sequence.len() <= 19
+            && !sequence.starts_with('0')
+            && sequence.bytes().all(|b| b.is_ascii_digit());
+        if !digits_ok {
+            return Err(bad());
+        }
         let sequence: u64 = sequence.parse().map_err(|_| bad())?;
         let name_ok = |t: &str| {
             !t.is_empty() && t.len() <= 100 && t.chars().all(|c| c.is_ascii_alphanumeric())
@@ -484,6 +499,9 @@ mod tests {
             "A b#x@1",
             "A#x y@1",
             "A#x@-1",
+            "A#x@+1",
+            "A#x@01",
+            "A#x@12345678901234567890",
         ] {
             assert!(bad.parse::<Position>().is_err(), "{bad:?}");
         }
@@ -491,7 +509,15 @@ mod tests {
             Position::parse_list("User#a@1, Article#b@2").map(|v| v.len()),
             Ok(2)
         );
-        assert!(Position::parse_list(" , ").is_err());
+        assert_eq!(
+            Position::parse_list("User#a@1 ,\tArticle#b@2").map(|v| v.len()),
+            Ok(2)
+        );
+        for bad in ["", " ", " , ", "User#a@1,", "User#a@1,,Article#b@2"] {
+            assert!(Position::parse_list(bad).is_err(), "{bad:?}");
+        }
+        let many = vec!["User#a@1"; 21].join(",");
+        assert!(Position::parse_list(&many).is_err());
     }
 
     #[test]

@@ -257,5 +257,7 @@ pub fn router(state: AppState) -> Router {
             };
             router.route(route.path, handler)
         })
+        .fallback(common::openapi::unrouted)
+        .method_not_allowed_fallback(common::openapi::unrouted)
         .with_state(state)
 }

@@ -1,6 +1,6 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document of everything the API serves.
 //!
-//! The document is `query-api/openapi.json`, compiled in: the RealWorld contract
+//! The document is `common/openapi.json` ([`common::openapi::DOCUMENT`]), compiled in: the RealWorld contract
 //! (`docs/realworld-openapi.yml`, converted once) plus this project's own endpoints and the
 //! read-your-writes headers. Tests hold it to the contract (`tests/it/openapi.rs`) and to the
 //! routers (`local-stack/tests/it/openapi_routes.rs`).
@@ -9,7 +9,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 
 /// The served document, as written in the repository.
-pub const DOCUMENT: &str = include_str!("../openapi.json");
+pub use common::openapi::DOCUMENT;
 
 /// The document changes only with a deployment: caches may keep it a few minutes.
 const CACHE_FOR: &str = "public, max-age=300";
@@ -72,6 +72,58 @@ mod tests {
                     "no schema {name} in the document"
                 );
             }
+        }
+    }
+
+    /// Each view is documented as its own two paths, from what the code says of it: its
+    /// filter is a parameter of its page and of no other view's, a private view needs a token,
+    /// and only `feeds` pages its items.
+    #[test]
+    fn each_view_is_documented_as_the_code_defines_it() {
+        use crate::views::View;
+        let document: Value = serde_json::from_str(DOCUMENT).expect("openapi.json is JSON");
+        let names = |operation: &Value| -> Vec<String> {
+            operation["parameters"]
+                .as_array()
+                .expect("parameters")
+                .iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let filters: Vec<&str> = View::ALL.iter().filter_map(|v| v.filter()).collect();
+        for view in View::ALL {
+            let page = &document["paths"][format!("/views/{}", view.name())]["get"];
+            let item = &document["paths"][format!("/views/{}/{{id}}", view.name())]["get"];
+            assert!(page.is_object() && item.is_object(), "{}", view.name());
+            let page_parameters = names(page);
+            for filter in &filters {
+                assert_eq!(
+                    page_parameters.iter().any(|p| p == filter),
+                    view.filter() == Some(*filter),
+                    "{}: {filter}",
+                    view.name()
+                );
+            }
+            assert!(page_parameters.contains(&"cursor".to_owned()));
+            assert_eq!(
+                names(item).contains(&"cursor".to_owned()),
+                view == View::Feeds,
+                "{}",
+                view.name()
+            );
+            let open = serde_json::json!([{}, {"Token": []}]);
+            for operation in [page, item] {
+                assert_eq!(
+                    operation["security"] != open,
+                    view.private(),
+                    "{}",
+                    view.name()
+                );
+            }
+            let listed = &document["components"]["schemas"]["ViewName"]["enum"];
+            assert!(listed
+                .as_array()
+                .is_some_and(|names| names.contains(&Value::from(view.name()))));
         }
     }
 

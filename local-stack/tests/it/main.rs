@@ -6,6 +6,7 @@ use std::time::Duration;
 use common::config::JwtSettings;
 use local_stack::StackConfig;
 
+mod fuzz;
 mod openapi_routes;
 mod restart;
 mod stopped_projector;

@@ -1,15 +1,16 @@
 //! `GET /openapi.json`: the document is served as written, and every operation it lists is
-//! routed through the gateway (a route the routers lack answers an empty 404 or 405).
+//! routed through the gateway (what no route takes gets the routers' fallback: a 405 for another
+//! method of a documented path, else a 404 whose error names the `path`).
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use tests::Api;
 
 /// The document as written in the repository.
-const DOCUMENT: &str = include_str!("../../../query-api/openapi.json");
+const DOCUMENT: &str = include_str!("../../../common/openapi.json");
 
 fn document() -> Value {
-    serde_json::from_str(DOCUMENT).expect("query-api/openapi.json is JSON")
+    serde_json::from_str(DOCUMENT).expect("common/openapi.json is JSON")
 }
 
 #[tokio::test]
@@ -31,7 +32,6 @@ async fn the_document_is_served_as_written() {
 fn placeholder(name: &str) -> &'static str {
     match name {
         "aggregateType" => "User",
-        "view" => "tags",
         "id" => "1",
         _ => "openapi-nothing-by-this-name",
     }
@@ -51,7 +51,7 @@ fn concrete(path: &str) -> String {
 }
 
 /// Without a token and with an empty body, nothing is changed: every write is refused (401 or
-/// 422), and the handler that refuses it says why in a JSON body, which a missing route lacks.
+/// 422), or changes nothing; the handler that answers is the operation's, not the fallback.
 #[tokio::test]
 async fn every_documented_operation_is_routed() {
     let api = Api::new();
@@ -68,7 +68,7 @@ async fn every_documented_operation_is_routed() {
             let reply = api.send(request).await;
 
             assert!(
-                reply.body.is_object(),
+                reply.body.is_object() && reply.body["errors"].get("path").is_none(),
                 "{method} {path}: {} with {}: not routed?",
                 reply.status,
                 reply.shown_body()
@@ -78,4 +78,35 @@ async fn every_documented_operation_is_routed() {
         }
     }
     assert!(checked > 19, "only {checked} operations in the document");
+}
+
+/// What no route takes: another method of a documented path is a 405 that lists the path's
+/// methods in `Allow` (on whichever side the gateway sends it to), an undocumented path a 404.
+#[tokio::test]
+async fn an_undocumented_method_is_405_with_allow_and_an_unknown_path_404() {
+    let api = Api::new();
+    for (method, path, allow) in [
+        (Method::TRACE, "/tags", "GET, HEAD"),
+        (Method::PUT, "/tags", "GET, HEAD"),
+        (
+            Method::PATCH,
+            "/articles/some-slug",
+            "GET, HEAD, PUT, DELETE",
+        ),
+        (Method::GET, "/users", "POST"),
+        (Method::DELETE, "/user", "GET, HEAD, PUT"),
+    ] {
+        let reply = api.send(api.request(method.clone(), path, None)).await;
+        assert_eq!(
+            reply.status.as_u16(),
+            405,
+            "{method} {path}: {}",
+            reply.shown_body()
+        );
+        assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
+        assert!(reply.body["errors"]["method"].is_array(), "{method} {path}");
+    }
+    let reply = api.get("/no-such-thing", None).await;
+    assert_eq!(reply.status.as_u16(), 404);
+    assert!(reply.body["errors"]["path"].is_array());
 }

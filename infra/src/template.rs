@@ -30,7 +30,8 @@ use crate::resources::{
 /// What invokes a function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
-    /// Routes `<method> /api/{proxy+}` of the HTTP API, one per method.
+    /// Routes `<method> /api/{proxy+}` of the HTTP API, one per method (`ANY`: every method no
+    /// other route names).
     Http(&'static [&'static str]),
     /// The event source mapping [`EVENTS_STREAM_MAPPING`] on the events table's stream.
     Stream(&'static StreamMappingDef),
@@ -110,7 +111,9 @@ pub const COMMAND_API: FunctionDef = FunctionDef {
     // Argon2 password hashing is CPU-bound and Lambda's CPU share grows with memory.
     memory_mb: 1024,
     timeout_secs: 10,
-    trigger: Trigger::Http(&["POST", "PUT", "DELETE"]),
+    // Every method but GET and HEAD (the more specific routes of the query side): the writes,
+    // and any other method, which the router answers with 405 and `Allow` as locally.
+    trigger: Trigger::Http(&["ANY"]),
     jwt: true,
     publishes_events: false,
     search: SearchAccess::None,
@@ -162,7 +165,7 @@ pub const QUERY_API: FunctionDef = FunctionDef {
     description: "Conduit-ES read side: GET /api/*, reads read models only",
     memory_mb: 256,
     timeout_secs: 10,
-    trigger: Trigger::Http(&["GET"]),
+    trigger: Trigger::Http(&["GET", "HEAD"]),
     jwt: true,
     publishes_events: false,
     search: SearchAccess::Read,

@@ -101,14 +101,14 @@ fn present(value: Option<String>) -> Option<String> {
 
 /// The `(limit, offset)` of a page of articles (`GET /articles`, `GET /articles/feed`).
 /// `limit`: an integer of at least 1, default 20, clamped to 100. `offset`: an integer from 0
-/// to 10,000, default 0. An empty parameter is an absent one. Both problems are reported at
-/// once (422).
+/// to 10,000, default 0. An empty one (`?limit=`) is not an integer: the document says
+/// integer, and only a string filter may be empty. Both problems are reported at once (422).
 pub(crate) fn paging(
     limit: Option<String>,
     offset: Option<String>,
 ) -> Result<(usize, usize), ApiError> {
     let mut problems = std::collections::BTreeMap::new();
-    let limit = match present(limit).map(|raw| integer(&raw)) {
+    let limit = match limit.map(|raw| integer(&raw)) {
         None => DEFAULT_LIMIT,
         Some(None) => {
             problems.insert("limit".to_owned(), vec!["must be an integer".to_owned()]);
@@ -120,7 +120,7 @@ pub(crate) fn paging(
         }
         Some(Some(n)) => n.min(MAX_LIMIT as i128) as usize,
     };
-    let offset = match present(offset).map(|raw| integer(&raw)) {
+    let offset = match offset.map(|raw| integer(&raw)) {
         None => 0,
         Some(None) => {
             problems.insert("offset".to_owned(), vec!["must be an integer".to_owned()]);
@@ -384,8 +384,6 @@ mod tests {
     fn defaults_and_clamping() {
         let filter = parse(None, None).expect("valid");
         assert_eq!((filter.limit, filter.offset), (DEFAULT_LIMIT, 0));
-        let filter = parse(Some(""), Some("")).expect("empty means absent");
-        assert_eq!((filter.limit, filter.offset), (DEFAULT_LIMIT, 0));
         let filter = parse(Some("1"), Some("10000")).expect("valid");
         assert_eq!((filter.limit, filter.offset), (1, 10_000));
         assert_eq!(parse(Some("101"), None).expect("clamped").limit, MAX_LIMIT);
@@ -400,10 +398,10 @@ mod tests {
 
     #[test]
     fn invalid_limits_and_offsets_are_422_naming_the_field() {
-        for bad in ["0", "-1", "abc", "1.5", " 5", "-", "0x10"] {
+        for bad in ["", "0", "-1", "abc", "1.5", " 5", "-", "0x10"] {
             assert_eq!(problems(parse(Some(bad), None)), ["limit"], "{bad:?}");
         }
-        for bad in ["-1", "x", "10001", "99999999999999999999999"] {
+        for bad in ["", "-1", "x", "10001", "99999999999999999999999"] {
             assert_eq!(problems(parse(None, Some(bad))), ["offset"], "{bad:?}");
         }
         assert_eq!(problems(parse(Some("0"), Some("-1"))), ["limit", "offset"]);

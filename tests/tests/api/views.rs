@@ -428,7 +428,7 @@ async fn an_unknown_view_is_404() {
 #[tokio::test]
 async fn a_limit_out_of_one_to_a_hundred_is_422() {
     let api = Api::new();
-    for limit in ["0", "101", "-1", "x", "1.5", "99999999999999999999"] {
+    for limit in ["", "0", "101", "-1", "x", "1.5", "99999999999999999999"] {
         api.get(&format!("/views/profiles?limit={limit}"), None)
             .await
             .expect_error(422, "limit");
@@ -437,7 +437,6 @@ async fn a_limit_out_of_one_to_a_hundred_is_422() {
         "profiles",
         &api.get("/views/profiles?limit=100", None).await,
     );
-    page_of("profiles", &api.get("/views/profiles?limit=", None).await);
     // A filter another view has is refused, not ignored.
     api.get("/views/profiles?articleId=a", None)
         .await

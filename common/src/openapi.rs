@@ -41,7 +41,7 @@ static PATHS: LazyLock<Vec<Documented>> = LazyLock::new(|| {
             if methods.contains(&Method::GET) {
                 methods.push(Method::HEAD);
             }
-            // In the order of RFC 9110's list, whatever order the document's keys came in.
+            // One fixed order (GET and HEAD first), whatever order the document's keys came in.
             let order = [
                 Method::GET,
                 Method::HEAD,

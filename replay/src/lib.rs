@@ -18,6 +18,7 @@
 pub mod cursor;
 pub mod dlq;
 pub mod fan_out_failures;
+pub mod oldest;
 pub mod progress;
 pub mod progress_item;
 pub mod rebuild;

@@ -229,9 +229,12 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
         }
         Command::Status => {
             print!("{}", replay::versions::status(&replay).await?);
-            let sqs = aws_sdk_sqs::Client::new(&common::aws::config_from_env().await);
-            let statuses = replay::status::status(&replay, &sqs).await?;
-            print!("\n{}", replay::status::render(&statuses));
+            let config = common::aws::config_from_env().await;
+            let sqs = aws_sdk_sqs::Client::new(&config);
+            let cloudwatch =
+                replay::oldest::readable_here().then(|| aws_sdk_cloudwatch::Client::new(&config));
+            let status = replay::status::status(&replay, &sqs, cloudwatch.as_ref()).await?;
+            print!("\n{}", replay::status::render(&status));
             Ok(Outcome::Done)
         }
         Command::Verify {

@@ -103,4 +103,21 @@ async fn the_fuzzer_finds_nothing_the_document_does_not_say() {
         "schemathesis found failures ({}):\n{stdout}\n{stderr}",
         output.status
     );
+    // A green run that tested less than the whole document would prove little.
+    let document: serde_json::Value =
+        serde_json::from_str(common::openapi::DOCUMENT).expect("the document");
+    let operations: usize = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| item.as_object().map_or(0, |methods| methods.len()))
+        .sum();
+    assert!(
+        stdout.contains(&format!("Tested: {operations}\n")),
+        "schemathesis did not test all {operations} operations:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("Stateful (in "),
+        "the stateful phase did not run:\n{stdout}"
+    );
 }

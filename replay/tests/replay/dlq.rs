@@ -397,18 +397,29 @@ async fn status_shows_the_dead_letter_and_a_lag_while_stopped_and_none_once_caug
         f.base.clone(),
         local_stack::search_versions(&f.prefix, None),
     );
-    let articles = |all: Vec<replay::status::ProjectorStatus>| {
-        all.into_iter()
+    let articles = |all: &replay::status::Status| {
+        all.projectors
+            .iter()
             .find(|s| s.projection == Projection::Articles)
             .expect("the articles projector")
+            .clone()
     };
+    // CloudWatch (a stub at the wire: no emulator has it) says the articles queue's oldest
+    // message is 42 s old; the queues are asked for in `Projection::ALL` order.
+    let articles_query = Projection::ALL
+        .iter()
+        .position(|p| *p == Projection::Articles)
+        .expect("articles");
+    let (url, _) = crate::cloudwatch::stub(vec![(format!("q{articles_query}"), 42.0)]).await;
+    let cloudwatch = crate::cloudwatch::client(&url);
     // Stopped, with an event waiting (the favorite redelivered once more).
     send(&f, &f.favorite[0]).await;
-    let stopped = articles(
-        replay::status::status(&replay, &f.clients.sqs)
-            .await
-            .expect("status"),
-    );
+    let status = replay::status::status(&replay, &f.clients.sqs, Some(&cloudwatch))
+        .await
+        .expect("status");
+    assert_eq!(status.ages_missing, None);
+    let stopped = articles(&status);
+    assert_eq!(stopped.oldest_s, Some(42.0));
     assert_eq!((stopped.queued, stopped.dead, stopped.active), (1, 1, 1));
     let head = stopped.head.clone().expect("a head");
     assert_eq!(
@@ -416,15 +427,24 @@ async fn status_shows_the_dead_letter_and_a_lag_while_stopped_and_none_once_caug
         "the newest applied"
     );
     assert!(stopped.lag_ms.is_some_and(|lag| lag > 0), "{stopped:?}");
-    let shown = replay::status::render(std::slice::from_ref(&stopped));
+    let shown = replay::status::render(&status);
     assert!(shown.contains("replay dlq list articles"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("articles") && l.contains(" 42 s ")),
+        "{shown}"
+    );
 
     drain(&f).await;
-    let caught_up = articles(
-        replay::status::status(&replay, &f.clients.sqs)
-            .await
-            .expect("status"),
-    );
+    // Without CloudWatch (the local stack) the rest of the status stands, and says why.
+    let status = replay::status::status(&replay, &f.clients.sqs, None)
+        .await
+        .expect("status");
+    assert!(status.ages_missing.is_some());
+    assert!(replay::status::render(&status).contains("oldest: not shown"));
+    let caught_up = articles(&status);
+    assert_eq!(caught_up.oldest_s, None);
     assert_eq!((caught_up.queued, caught_up.in_flight), (0, 0));
     assert_eq!(caught_up.lag_ms, Some(0));
     assert_eq!(caught_up.dead, 1, "the dead letter stays until redriven");

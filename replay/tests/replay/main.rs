@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use tests::{Api, TestUser};
 use tokio::sync::{Mutex, OnceCell};
 
+mod cloudwatch;
 mod dlq;
 mod scenario;
 mod upcasting;

@@ -103,14 +103,28 @@ async fn the_fuzzer_finds_nothing_the_document_does_not_say() {
         "schemathesis found failures ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    // A green run that tested less than the whole document would prove little.
+    // A green run that tested less than the whole document would prove little. (Loaded from
+    // a URL, schemathesis leaves out the operation that serves the document, `GET
+    // /openapi.json`, which the API tests check.)
     let document: serde_json::Value =
         serde_json::from_str(common::openapi::DOCUMENT).expect("the document");
     let operations: usize = document["paths"]
         .as_object()
         .expect("paths")
-        .values()
-        .map(|item| item.as_object().map_or(0, |methods| methods.len()))
+        .iter()
+        .filter(|(path, _)| *path != "/openapi.json")
+        .filter_map(|(_, item)| item.as_object())
+        .map(|item| {
+            // A path item also holds shared `parameters`, a `summary` and the like.
+            item.keys()
+                .filter(|key| {
+                    [
+                        "get", "put", "post", "delete", "patch", "head", "options", "trace",
+                    ]
+                    .contains(&key.as_str())
+                })
+                .count()
+        })
         .sum();
     assert!(
         stdout.contains(&format!("Tested: {operations}\n")),

@@ -41,7 +41,8 @@ enum Command {
         verify: bool,
     },
     /// Show every projection's versions and the rebuilds in progress, then each projector's
-    /// queue, in-flight messages, age of the oldest message (from CloudWatch, on AWS), dead letters and lag.
+    /// queue, in-flight messages, age of the oldest message (from CloudWatch, on AWS), dead
+    /// letters and lag.
     Status,
     /// Compare a version of a projection with the active one, item by item.
     Verify {

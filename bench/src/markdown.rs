@@ -190,12 +190,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         md.push_str("| call | requests | operations |\n|---|---|---|\n");
         for row in &cost.calls {
             let total: f64 = row.api_requests.values().sum();
-            let operations = row
-                .api_requests
-                .iter()
-                .map(|(operation, n)| format!("{operation} ×{}", count(*n)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let operations = by_operation(&row.api_requests);
             let _ = writeln!(
                 md,
                 "| `{}` | {} | {} |",
@@ -299,12 +294,7 @@ fn streams_section(streams: &StreamsSection) -> String {
     md.push_str("| command | stream | events before | n | errors | p50 ms | p99 ms | wait p50 ms | p50 less wait ms | p50 vs shortest | read units | of which loads | read units vs shortest | requests | snapshot at | snapshot bytes |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for row in &streams.rows {
-        let requests = row
-            .api_requests
-            .iter()
-            .map(|(operation, n)| format!("{operation} ×{}", count(*n)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let requests = by_operation(&row.api_requests);
         let _ = writeln!(
             md,
             "| `{}` | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.2} | {:.2} | {} | {} | {} | {} |",
@@ -448,6 +438,15 @@ fn number(value: f64) -> String {
     } else {
         format!("{value:.5}")
     }
+}
+
+/// Requests per call by DynamoDB operation, as `Query ×2, BatchGetItem ×1`.
+fn by_operation(requests: &std::collections::BTreeMap<String, f64>) -> String {
+    requests
+        .iter()
+        .map(|(operation, n)| format!("{operation} ×{}", count(*n)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A per-call count: whole numbers as they are, others with one decimal (`2`, `2.5`).

@@ -32,18 +32,7 @@ async fn the_fuzzer_finds_nothing_the_document_does_not_say() {
         .expect("the stack");
     let api = stack.api_url();
     let http = reqwest::Client::new();
-    let registered: serde_json::Value = http
-        .post(format!("{api}/users"))
-        .json(&serde_json::json!({"user": {
-            "username": "fuzzer", "email": "fuzzer@example.com", "password": "fuzzer-password"
-        }}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("json");
-    let token = registered["user"]["token"].as_str().expect("a token");
+    let token = crate::register(&http, &api, "fuzzer").await;
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -27,3 +27,25 @@ pub(crate) fn test_config(prefix: &str) -> StackConfig {
         pipeline_meter: None,
     }
 }
+
+/// Registers `username` (email `<username>@example.com`) through the stack's API at `api`;
+/// the user's token.
+pub(crate) async fn register(http: &reqwest::Client, api: &str, username: &str) -> String {
+    let registered: serde_json::Value = http
+        .post(format!("{api}/users"))
+        .json(&serde_json::json!({"user": {
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": format!("pw-{username}"),
+        }}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    registered["user"]["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned()
+}

@@ -67,19 +67,7 @@ async fn events_written_while_the_stack_was_down_are_projected_after_a_restart()
     let first = local_stack::start(config(&prefix))
         .await
         .expect("first start");
-    let registered: serde_json::Value = http
-        .post(format!("{}/users", first.api_url()))
-        .json(&serde_json::json!({"user": {"username": "sleeper", "email": "sleeper@example.com", "password": "pw-sleeper"}}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("json");
-    let token = registered["user"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = crate::register(&http, &first.api_url(), "sleeper").await;
     let tag = format!("kept-{prefix}");
     let published: serde_json::Value = http
         .post(format!("{}/articles", first.api_url()))

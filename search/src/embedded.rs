@@ -6,7 +6,9 @@
 //! write queues itself, and whoever holds the writer applies every queued write, commits once
 //! and reloads the reader, so a write is visible to the next search once it returns. A commit
 //! costs about 15 ms whatever it holds, so concurrent writers (the search projector applies
-//! up to 8 articles at once) share one instead of queueing for one each.
+//! up to 8 articles at once) share one instead of queueing for one each. A bulk (a replay's
+//! whole index) holds the writer for its length, commits every [`BULK_COMMIT_DOCS`] documents
+//! and reloads the reader once, at the end. Both follow one rule for versions: [`Inner::apply`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,13 +24,20 @@ use tantivy::{
     Term, TERMINATED,
 };
 
-use crate::{ArticleDoc, ArticleQuery, Filter, Hit, SearchError, SearchPage, Written, MAX_TAGS};
+use crate::{
+    ArticleDoc, ArticleQuery, BulkOutcome, BulkWrite, Filter, Hit, SearchError, SearchPage,
+    Written, MAX_TAGS,
+};
 
 const KIND_ARTICLE: &str = "article";
 const KIND_TOMBSTONE: &str = "tombstone";
 const SORT_KEY: &str = "sortKey";
 /// tantivy's minimum indexing arena for one thread; articles are small.
 const WRITER_MEMORY_BYTES: usize = 15_000_000;
+/// How many documents a bulk adds between two commits. A commit costs the same whatever it
+/// holds, and the writer flushes its arena into segments by itself in between; the commits
+/// only bound what a failure would roll back.
+const BULK_COMMIT_DOCS: usize = 10_000;
 
 /// The fields of the tantivy schema.
 #[derive(Clone, Copy)]
@@ -57,12 +66,24 @@ impl Fields {
     }
 }
 
-/// A write waiting for the next group commit.
-struct Pending {
+/// One write ready for the writer: the article's document, or its tombstone.
+struct Write {
     article_id: String,
     version: u64,
     document: TantivyDocument,
+}
+
+/// A write waiting for the next group commit.
+struct Pending {
+    write: Write,
     done: mpsc::Sender<Result<Written, SearchError>>,
+}
+
+/// Writes made with one writer since the reader was last reloaded. The searcher does not see
+/// them, so the version each of their articles got is kept here.
+struct Batch {
+    searcher: Searcher,
+    latest: HashMap<String, u64>,
 }
 
 struct Inner {
@@ -214,19 +235,33 @@ impl EmbeddedIndex {
 
     /// See [`crate::SearchIndex::upsert`].
     pub async fn upsert(&self, doc: &ArticleDoc, version: u64) -> Result<Written, SearchError> {
-        let document = self.inner.article_document(doc, version)?;
-        self.write(doc.article_id.clone(), version, document).await
+        let write = self.inner.upsert(doc, version)?;
+        self.write(write).await
     }
 
     /// See [`crate::SearchIndex::delete`]: the article is replaced by a tombstone.
     pub async fn delete(&self, article_id: &str, version: u64) -> Result<Written, SearchError> {
-        let f = self.inner.fields;
-        let tombstone = doc!(
-            f.article_id => article_id,
-            f.version => version,
-            f.kind => KIND_TOMBSTONE,
-        );
-        self.write(article_id.to_owned(), version, tombstone).await
+        self.write(self.inner.tombstone(article_id, version)).await
+    }
+
+    /// See [`crate::SearchIndex::bulk`]: one writer, a commit every [`BULK_COMMIT_DOCS`]
+    /// documents and one at the end, then one reload of the reader.
+    pub async fn bulk(&self, writes: Vec<BulkWrite>) -> Result<BulkOutcome, SearchError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let writes = writes
+                .into_iter()
+                .map(|write| match write {
+                    BulkWrite::Upsert { doc, version } => inner.upsert(&doc, version),
+                    BulkWrite::Delete {
+                        article_id,
+                        version,
+                    } => Ok(inner.tombstone(&article_id, version)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            inner.bulk(writes, BULK_COMMIT_DOCS)
+        })
+        .await
     }
 
     /// See [`crate::SearchIndex::search`].
@@ -242,14 +277,9 @@ impl EmbeddedIndex {
         blocking(move || inner.tags()).await
     }
 
-    async fn write(
-        &self,
-        article_id: String,
-        version: u64,
-        document: TantivyDocument,
-    ) -> Result<Written, SearchError> {
+    async fn write(&self, write: Write) -> Result<Written, SearchError> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || inner.write(&article_id, version, document)).await
+        blocking(move || inner.write(write)).await
     }
 }
 
@@ -273,6 +303,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read_only() -> SearchError {
+    SearchError::Rejected("the search index was opened read-only".into())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -303,21 +337,35 @@ impl Inner {
         Ok(document)
     }
 
-    /// Queues the write, then commits every queued write unless another writer already took
-    /// this one into its commit; returns this write's outcome either way.
-    fn write(
-        &self,
-        article_id: &str,
-        version: u64,
-        document: TantivyDocument,
-    ) -> Result<Written, SearchError> {
-        let (done, outcome) = mpsc::channel();
-        lock(&self.pending).push(Pending {
+    /// The write of an upsert: the article's document. Fails on a document that cannot be
+    /// indexed, before anything is written.
+    fn upsert(&self, doc: &ArticleDoc, version: u64) -> Result<Write, SearchError> {
+        Ok(Write {
+            article_id: doc.article_id.clone(),
+            version,
+            document: self.article_document(doc, version)?,
+        })
+    }
+
+    /// The write of a delete: a tombstone that keeps the version.
+    fn tombstone(&self, article_id: &str, version: u64) -> Write {
+        let f = self.fields;
+        Write {
             article_id: article_id.to_owned(),
             version,
-            document,
-            done,
-        });
+            document: doc!(
+                f.article_id => article_id,
+                f.version => version,
+                f.kind => KIND_TOMBSTONE,
+            ),
+        }
+    }
+
+    /// Queues the write, then commits every queued write unless another writer already took
+    /// this one into its commit; returns this write's outcome either way.
+    fn write(&self, write: Write) -> Result<Written, SearchError> {
+        let (done, outcome) = mpsc::channel();
+        lock(&self.pending).push(Pending { write, done });
         {
             let mut writer = lock(&self.writer);
             let group = std::mem::take(&mut *lock(&self.pending));
@@ -325,10 +373,8 @@ impl Inner {
                 Some(writer) if !group.is_empty() => self.commit_group(writer, group),
                 Some(_) => {}
                 None => {
-                    for write in group {
-                        let _ = write.done.send(Err(SearchError::Rejected(
-                            "the search index was opened read-only".into(),
-                        )));
+                    for pending in group {
+                        let _ = pending.done.send(Err(read_only()));
                     }
                 }
             }
@@ -339,43 +385,26 @@ impl Inner {
             .map_err(|_| SearchError::Unavailable("the search writer dropped a write".into()))?
     }
 
-    /// Applies `group` in order (a write older than the index's version of its article, or
-    /// than an earlier write of the group, is stale), commits once, reloads the reader, and
+    /// Applies `group` in order (see [`Self::apply`]), commits once, reloads the reader, and
     /// tells each write its outcome.
     fn commit_group(&self, writer: &mut IndexWriter<TantivyDocument>, group: Vec<Pending>) {
-        let searcher = self.reader.searcher();
-        let mut latest: HashMap<String, u64> = HashMap::new();
+        let mut batch = self.batch();
         let mut outcomes: Vec<(mpsc::Sender<_>, Result<Written, SearchError>)> = Vec::new();
         let mut applied = Vec::new();
-        for write in group {
-            let current = match latest.get(&write.article_id) {
-                Some(version) => Ok(Some(*version)),
-                None => self.current_version(&searcher, &write.article_id),
-            };
-            match current {
-                Err(e) => outcomes.push((write.done, Err(e))),
-                Ok(Some(current)) if current >= write.version => {
-                    outcomes.push((write.done, Ok(Written::Stale)));
-                }
-                Ok(_) => {
-                    writer.delete_term(Term::from_field_text(
-                        self.fields.article_id,
-                        &write.article_id,
-                    ));
-                    if let Err(e) = writer.add_document(write.document) {
-                        // Nothing is committed yet: drop the whole group's queued changes.
-                        let error = engine("writing")(e);
-                        self.roll_back(writer);
-                        for done in applied.into_iter().chain([write.done]) {
-                            let _ = done.send(Err(error.clone()));
-                        }
-                        for (done, outcome) in outcomes {
-                            let _ = done.send(outcome);
-                        }
-                        return;
+        for pending in group {
+            match self.apply(writer, &mut batch, pending.write) {
+                Ok(Ok(Written::Applied)) => applied.push(pending.done),
+                Ok(outcome) => outcomes.push((pending.done, outcome)),
+                Err(error) => {
+                    // Nothing is committed yet: drop the whole group's queued changes.
+                    self.roll_back(writer);
+                    for done in applied.into_iter().chain([pending.done]) {
+                        let _ = done.send(Err(error.clone()));
                     }
-                    latest.insert(write.article_id, write.version);
-                    applied.push(write.done);
+                    for (done, outcome) in outcomes {
+                        let _ = done.send(outcome);
+                    }
+                    return;
                 }
             }
         }
@@ -396,6 +425,87 @@ impl Inner {
         for (done, outcome) in outcomes {
             let _ = done.send(outcome);
         }
+    }
+
+    /// Applies `writes` in order (see [`Self::apply`]) with the writer held throughout,
+    /// committing every `commit_every` added documents and at the end, and reloads the reader
+    /// once. A failure rolls back what is not committed yet; what is stays, and the reader is
+    /// reloaded all the same, so later writes see its versions.
+    fn bulk(&self, writes: Vec<Write>, commit_every: usize) -> Result<BulkOutcome, SearchError> {
+        let mut writer = lock(&self.writer);
+        let writer = writer.as_mut().ok_or_else(read_only)?;
+        let mut batch = self.batch();
+        let mut outcome = BulkOutcome::default();
+        let mut uncommitted = 0;
+        let mut committed_any = false;
+        let applied = (|| {
+            for write in writes {
+                let written = self.apply(writer, &mut batch, write)??;
+                outcome.count(written);
+                if written == Written::Applied {
+                    uncommitted += 1;
+                }
+                if uncommitted >= commit_every {
+                    writer.commit().map_err(engine("committing"))?;
+                    committed_any = true;
+                    uncommitted = 0;
+                }
+            }
+            if uncommitted > 0 {
+                writer.commit().map_err(engine("committing"))?;
+                committed_any = true;
+            }
+            Ok(())
+        })();
+        if applied.is_err() {
+            self.roll_back(writer);
+        }
+        if committed_any {
+            self.reader
+                .reload()
+                .map_err(engine("reloading the reader"))?;
+        }
+        applied.map(|()| outcome)
+    }
+
+    /// A batch starting from what the reader sees now.
+    fn batch(&self) -> Batch {
+        Batch {
+            searcher: self.reader.searcher(),
+            latest: HashMap::new(),
+        }
+    }
+
+    /// Adds `write` unless its article already has a version >= its own, in `batch` or else in
+    /// the index: the versioning both a group commit and a bulk follow. The outer error is the
+    /// writer's (its uncommitted changes must be rolled back); the inner one is this write's
+    /// version lookup (nothing was written).
+    fn apply(
+        &self,
+        writer: &mut IndexWriter<TantivyDocument>,
+        batch: &mut Batch,
+        write: Write,
+    ) -> Result<Result<Written, SearchError>, SearchError> {
+        let current = match batch.latest.get(&write.article_id) {
+            Some(version) => Some(*version),
+            None => match self.current_version(&batch.searcher, &write.article_id) {
+                Ok(version) => version,
+                Err(e) => return Ok(Err(e)),
+            },
+        };
+        if current.is_some_and(|current| current >= write.version) {
+            return Ok(Ok(Written::Stale));
+        }
+        // Deletes every earlier doc of the article, those added uncommitted before it included.
+        writer.delete_term(Term::from_field_text(
+            self.fields.article_id,
+            &write.article_id,
+        ));
+        writer
+            .add_document(write.document)
+            .map_err(engine("writing"))?;
+        batch.latest.insert(write.article_id, write.version);
+        Ok(Ok(Written::Applied))
     }
 
     /// Drops the queued deletes and adds, so a later commit cannot apply half of a group.

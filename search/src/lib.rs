@@ -172,6 +172,57 @@ pub enum Written {
     Stale,
 }
 
+/// One write of a [`SearchIndex::bulk`] request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BulkWrite {
+    /// What [`SearchIndex::upsert`] does: writes `doc` at `version` unless a version >=
+    /// `version` is already there.
+    Upsert {
+        /// The article as the read model holds it.
+        doc: ArticleDoc,
+        /// Its aggregate's event sequence.
+        version: u64,
+    },
+    /// What [`SearchIndex::delete`] does: removes the article at `version` unless a version
+    /// >= `version` is already there.
+    Delete {
+        /// The article aggregate's id.
+        article_id: String,
+        /// Its aggregate's event sequence.
+        version: u64,
+    },
+}
+
+impl BulkWrite {
+    /// The id of the article this write is about.
+    pub fn article_id(&self) -> &str {
+        match self {
+            BulkWrite::Upsert { doc, .. } => &doc.article_id,
+            BulkWrite::Delete { article_id, .. } => article_id,
+        }
+    }
+}
+
+/// What a [`SearchIndex::bulk`] request did: one count per outcome, `applied + stale` being
+/// the number of writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BulkOutcome {
+    /// Writes that took effect ([`Written::Applied`]).
+    pub applied: u64,
+    /// Writes that changed nothing, a version >= theirs being there ([`Written::Stale`]).
+    pub stale: u64,
+}
+
+impl BulkOutcome {
+    /// Counts one write's outcome.
+    pub(crate) fn count(&mut self, written: Written) {
+        match written {
+            Written::Applied => self.applied += 1,
+            Written::Stale => self.stale += 1,
+        }
+    }
+}
+
 /// Why the search read model could not serve a call.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SearchError {
@@ -233,6 +284,21 @@ impl SearchIndex {
         match self {
             SearchIndex::OpenSearch(index) => index.delete(article_id, version).await,
             SearchIndex::Embedded(index) => index.delete(article_id, version).await,
+        }
+    }
+
+    /// Applies `writes` as [`Self::upsert`] and [`Self::delete`] one by one in this order
+    /// would (same versions, stale writes change nothing, so a repeated bulk is all stale),
+    /// in few requests or commits; a read after it returns sees every write.
+    ///
+    /// Every document is checked before anything is written ([`SearchError::InvalidDocument`]
+    /// writes nothing). A failure half-way may leave the writes before it applied: a retry of
+    /// the same bulk is safe, those being stale then.
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = self.backend(), writes = writes.len()))]
+    pub async fn bulk(&self, writes: Vec<BulkWrite>) -> Result<BulkOutcome, SearchError> {
+        match self {
+            SearchIndex::OpenSearch(index) => index.bulk(writes).await,
+            SearchIndex::Embedded(index) => index.bulk(writes).await,
         }
     }
 

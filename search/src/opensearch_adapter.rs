@@ -7,25 +7,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opensearch::auth::Credentials;
-use opensearch::http::headers::HeaderMap;
+use opensearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use opensearch::http::request::JsonBody;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::{Method, StatusCode, Url};
 use opensearch::indices::{IndicesCreateParts, IndicesExistsAliasParts, IndicesPutAliasParts};
 use opensearch::params::VersionType;
-use opensearch::{DeleteParts, IndexParts, OpenSearch, SearchParts};
+use opensearch::{BulkParts, DeleteParts, IndexParts, OpenSearch, SearchParts};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    ArticleDoc, ArticleQuery, Filter, Hit, SearchError, SearchPage, Written, MAX_LIMIT, MAX_OFFSET,
-    MAX_TAGS,
+    ArticleDoc, ArticleQuery, BulkOutcome, BulkWrite, Filter, Hit, SearchError, SearchPage,
+    Written, MAX_LIMIT, MAX_OFFSET, MAX_TAGS,
 };
 
 /// How long one request may take before it counts as [`SearchError::Unavailable`].
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The SigV4 service name of Amazon OpenSearch Service domains.
 const SIGV4_SERVICE: &str = "es";
+/// Most actions one `_bulk` request carries.
+pub const BULK_MAX_ACTIONS: usize = 1_000;
+/// Most bytes of NDJSON one `_bulk` request carries (5 MiB, far below the engine's HTTP
+/// payload limits), unless one action alone is larger: it then goes alone.
+pub const BULK_MAX_BYTES: usize = 5 * 1024 * 1024;
 
 /// The OpenSearch adapter. Cheap to clone (the HTTP client is shared).
 #[derive(Clone, Debug)]
@@ -46,6 +51,88 @@ enum Answer {
     NotFound(Value),
     /// 400 `resource_already_exists_exception`.
     AlreadyExists,
+}
+
+/// What an answer to indexing an article means: [`Written`], or the answer if none.
+fn indexed(answer: Answer) -> Result<Written, Answer> {
+    match answer {
+        Answer::Ok(_) => Ok(Written::Applied),
+        Answer::VersionConflict => Ok(Written::Stale),
+        other => Err(other),
+    }
+}
+
+/// What an answer to deleting an article means: [`Written`], or the answer if none.
+fn deleted(answer: Answer) -> Result<Written, Answer> {
+    match answer {
+        Answer::Ok(_) => Ok(Written::Applied),
+        Answer::VersionConflict => Ok(Written::Stale),
+        // The document was never indexed; OpenSearch still records the delete's version.
+        Answer::NotFound(body) if body["result"] == "not_found" => Ok(Written::Applied),
+        other => Err(other),
+    }
+}
+
+/// One action of a `_bulk` request.
+struct BulkAction {
+    article_id: String,
+    /// `delete`, else `index`.
+    delete: bool,
+    /// The action line, and the document's for an `index`, each ending in a newline.
+    ndjson: Vec<u8>,
+}
+
+impl BulkAction {
+    /// The action of `write`: the same id, version and document as a single upsert or delete.
+    fn of(write: &BulkWrite) -> Result<BulkAction, SearchError> {
+        let (action, article_id, version, source) = match write {
+            BulkWrite::Upsert { doc, version } => (
+                "index",
+                &doc.article_id,
+                *version,
+                Some(document_body(doc)?),
+            ),
+            BulkWrite::Delete {
+                article_id,
+                version,
+            } => ("delete", article_id, *version, None),
+        };
+        let metadata = json!({ action: {
+            "_id": article_id,
+            "version": external_version(version)?,
+            "version_type": "external"
+        }});
+        let mut ndjson = String::new();
+        for line in std::iter::once(metadata).chain(source) {
+            // A `Value` displays as compact JSON: one line.
+            ndjson.push_str(&line.to_string());
+            ndjson.push('\n');
+        }
+        Ok(BulkAction {
+            article_id: article_id.clone(),
+            delete: action == "delete",
+            ndjson: ndjson.into_bytes(),
+        })
+    }
+}
+
+/// `actions` cut into requests of at most [`BULK_MAX_ACTIONS`] actions and, unless one action
+/// alone is larger, [`BULK_MAX_BYTES`] bytes, in order.
+fn bulk_requests(actions: &[BulkAction]) -> Vec<&[BulkAction]> {
+    let mut requests = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (at, action) in actions.iter().enumerate() {
+        let full = at - start == BULK_MAX_ACTIONS || bytes + action.ndjson.len() > BULK_MAX_BYTES;
+        if at > start && full {
+            requests.push(&actions[start..at]);
+            (start, bytes) = (at, 0);
+        }
+        bytes += action.ndjson.len();
+    }
+    if start < actions.len() {
+        requests.push(&actions[start..]);
+    }
+    requests
 }
 
 impl OpenSearchIndex {
@@ -205,11 +292,8 @@ impl OpenSearchIndex {
                 None,
             )
             .await;
-        match answer("indexing an article", sent).await? {
-            Answer::Ok(_) => Ok(Written::Applied),
-            Answer::VersionConflict => Ok(Written::Stale),
-            other => Err(unexpected("indexing an article", other)),
-        }
+        indexed(answer("indexing an article", sent).await?)
+            .map_err(|other| unexpected("indexing an article", other))
     }
 
     /// See [`crate::SearchIndex::delete`]: `DELETE /<alias>/_doc/<id>?version=<v>&version_type=external`.
@@ -221,13 +305,90 @@ impl OpenSearchIndex {
             .version_type(VersionType::External)
             .send()
             .await;
-        match answer("deleting an article", sent).await? {
-            Answer::Ok(_) => Ok(Written::Applied),
-            Answer::VersionConflict => Ok(Written::Stale),
-            // The document was never indexed; OpenSearch still records the delete's version.
-            Answer::NotFound(body) if body["result"] == "not_found" => Ok(Written::Applied),
-            other => Err(unexpected("deleting an article", other)),
+        deleted(answer("deleting an article", sent).await?)
+            .map_err(|other| unexpected("deleting an article", other))
+    }
+
+    /// See [`crate::SearchIndex::bulk`]: `POST /<alias>/_bulk` of NDJSON `index` and `delete`
+    /// actions with `version` and `version_type: external`, as many requests as
+    /// [`BULK_MAX_ACTIONS`] and [`BULK_MAX_BYTES`] make, one after the other. An item's 409
+    /// version conflict is stale; the first item that fails otherwise fails the bulk.
+    pub async fn bulk(&self, writes: Vec<BulkWrite>) -> Result<BulkOutcome, SearchError> {
+        let actions = writes
+            .iter()
+            .map(BulkAction::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(writes);
+        let mut outcome = BulkOutcome::default();
+        for request in bulk_requests(&actions) {
+            self.bulk_request(request, &mut outcome).await?;
         }
+        Ok(outcome)
+    }
+
+    async fn bulk_request(
+        &self,
+        actions: &[BulkAction],
+        outcome: &mut BulkOutcome,
+    ) -> Result<(), SearchError> {
+        const CONTEXT: &str = "writing articles in bulk";
+        let body: Vec<u8> = actions
+            .iter()
+            .flat_map(|action| action.ndjson.iter().copied())
+            .collect();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        let path = BulkParts::Index(&self.alias).url();
+        let sent = self
+            .client
+            .send(Method::Post, &path, headers, None::<&()>, Some(body), None)
+            .await;
+        let body = match answer(CONTEXT, sent).await? {
+            Answer::Ok(body) => body,
+            other => return Err(unexpected(CONTEXT, other)),
+        };
+        let response: BulkResponse = parse(CONTEXT, body)?;
+        if response.items.len() != actions.len() {
+            return Err(SearchError::Unavailable(format!(
+                "OpenSearch, {CONTEXT}: {} items answered for {} actions",
+                response.items.len(),
+                actions.len()
+            )));
+        }
+        for (action, item) in actions.iter().zip(response.items) {
+            let context = format!(
+                "{} article {}",
+                if action.delete {
+                    "deleting"
+                } else {
+                    "indexing"
+                },
+                action.article_id
+            );
+            // `{"index": {"_id": …, "status": 201, …}}`: one key, the action.
+            let result = item.into_iter().next().map(|(_, result)| result);
+            let status = result
+                .as_ref()
+                .and_then(|result| result["status"].as_u64())
+                .and_then(|status| u16::try_from(status).ok())
+                .and_then(|status| StatusCode::from_u16(status).ok());
+            let (Some(result), Some(status)) = (result, status) else {
+                return Err(SearchError::Unavailable(format!(
+                    "OpenSearch, {context}: a bulk item without a status"
+                )));
+            };
+            let answer = classify(&context, status, result)?;
+            let written = if action.delete {
+                deleted(answer)
+            } else {
+                indexed(answer)
+            };
+            outcome.count(written.map_err(|other| unexpected(&context, other))?);
+        }
+        Ok(())
     }
 
     /// See [`crate::SearchIndex::search`].
@@ -375,6 +536,12 @@ async fn answer(
     })?;
     // HEAD answers and some errors have no JSON body.
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    classify(context, status, body)
+}
+
+/// Classifies one answer, of a request or of one item of a `_bulk` request, by its status and
+/// error type.
+fn classify(context: &str, status: StatusCode, body: Value) -> Result<Answer, SearchError> {
     let error_type = body["error"]["type"].as_str().unwrap_or_default();
     if status.is_success() {
         return Ok(Answer::Ok(body));
@@ -405,8 +572,9 @@ fn unexpected(context: &str, answer: Answer) -> SearchError {
         Answer::VersionConflict => "409 version_conflict_engine_exception".to_owned(),
         Answer::AlreadyExists => "400 resource_already_exists_exception".to_owned(),
         Answer::NotFound(body) => format!(
-            "404 {}",
-            body["error"]["type"].as_str().unwrap_or("not found")
+            "404 {} {}",
+            body["error"]["type"].as_str().unwrap_or("not found"),
+            body["error"]["reason"].as_str().unwrap_or_default()
         ),
     };
     SearchError::Rejected(format!("OpenSearch, {context}: {what}"))
@@ -416,6 +584,12 @@ fn parse<T: serde::de::DeserializeOwned>(context: &str, body: Value) -> Result<T
     serde_json::from_value(body).map_err(|e| {
         SearchError::Unavailable(format!("OpenSearch, {context}: unexpected answer: {e}"))
     })
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    /// One per action, in the order sent: `{"<action>": {"_id": …, "status": …, …}}`.
+    items: Vec<serde_json::Map<String, Value>>,
 }
 
 #[derive(Deserialize)]

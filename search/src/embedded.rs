@@ -661,6 +661,50 @@ mod tests {
         }
     }
 
+    fn segments(index: &EmbeddedIndex) -> Vec<(u32, u32)> {
+        index
+            .inner
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|segment| (segment.num_docs(), segment.num_deleted_docs()))
+            .collect()
+    }
+
+    /// Each commit of the single writer makes one segment of what it adds (merges start at 8
+    /// segments), so the segments show where a bulk committed.
+    #[tokio::test]
+    async fn a_bulk_commits_every_so_many_documents_and_at_the_end() {
+        let index = EmbeddedIndex::in_ram().unwrap();
+        let write = |id: &str, version| index.inner.upsert(&article(id, &["t"]), version).unwrap();
+        let writes = vec![
+            write("a1", 1),
+            write("a2", 1),
+            write("a1", 1), // stale: adds nothing, so counts towards no commit
+            write("a3", 1),
+            write("a1", 2), // replaces a1 of the first commit
+            write("a4", 1),
+        ];
+        let outcome = index.inner.bulk(writes, 2).unwrap();
+        assert_eq!(
+            outcome,
+            BulkOutcome {
+                applied: 5,
+                stale: 1
+            }
+        );
+        let mut committed = segments(&index);
+        committed.sort();
+        // Commits after a1 a2, after a3 a1, and at the end after a4.
+        assert_eq!(committed, [(1, 0), (1, 1), (2, 0)]);
+
+        let small = EmbeddedIndex::in_ram().unwrap();
+        let writes = (0..7).map(|i| write(&format!("b{i}"), 1)).collect();
+        small.inner.bulk(writes, BULK_COMMIT_DOCS).unwrap();
+        assert_eq!(segments(&small), [(7, 0)], "one commit for a small bulk");
+    }
+
     /// Deletes inside a segment that keeps live docs: tantivy still has the deleted docs'
     /// postings (and counts them in doc_freq) until a merge. A segment whose docs are all
     /// deleted is dropped at commit, which is why this needs several docs in one commit.

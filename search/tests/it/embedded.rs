@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use search::{
-    sort_key, ArticleDoc, ArticleQuery, EmbeddedIndex, SearchConfig, SearchError, SearchIndex,
-    Written, MAX_TAGS,
+    fnv1a_64, sort_key, ArticleDoc, ArticleQuery, BulkOutcome, BulkWrite, EmbeddedIndex,
+    SearchConfig, SearchError, SearchIndex, Written, MAX_TAGS,
 };
 
 fn article(id: &str, author: &str, tags: &[&str], created_at: &str) -> ArticleDoc {
@@ -342,4 +342,219 @@ async fn the_configuration_opens_an_index_per_prefix_under_the_directory() {
         .await
         .unwrap();
     assert!(dir.0.join("p1-articles-v1").join("meta.json").exists());
+}
+
+/// Writes of 25 articles with versions out of order, ids repeated, deletes, and writes that
+/// are stale against the index or against an earlier write of the same list. Each version
+/// carries its own author and tags, so which one wins shows in every answer.
+fn mixed_writes() -> Vec<BulkWrite> {
+    let mut writes = Vec::new();
+    for n in 0..240u64 {
+        let hash = fnv1a_64(&n.to_le_bytes());
+        let id = format!("a{}", hash % 25);
+        let version = 1 + (hash >> 8) % 12;
+        let write = if (hash >> 16) % 5 == 0 {
+            BulkWrite::Delete {
+                article_id: id,
+                version,
+            }
+        } else {
+            let tags = [format!("v{version}"), format!("t{}", (hash >> 24) % 4)];
+            let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+            let created = format!("2024-01-{:02}T00:00:00.000Z", 1 + (hash >> 32) % 28);
+            let doc = article(&id, &format!("u{version}"), &tags, &created);
+            BulkWrite::Upsert { doc, version }
+        };
+        writes.push(write);
+    }
+    writes
+}
+
+/// Everything a reader can ask: every page of all articles, per tag and per author, and the tags.
+async fn answers(index: &SearchIndex) -> Vec<String> {
+    let mut answers = vec![format!("{:?}", index.tags().await.unwrap())];
+    let mut queries = vec![all(100), all(0)];
+    for tag in ["t0", "t1", "t2", "t3", "v12", "v1"] {
+        queries.push(ArticleQuery {
+            tag: Some(tag.into()),
+            ..all(100)
+        });
+    }
+    for author in ["u1", "u6", "u12"] {
+        queries.push(ArticleQuery {
+            author_id: Some(author.into()),
+            ..all(100)
+        });
+    }
+    for offset in [0, 5, 10, 20] {
+        queries.push(ArticleQuery { offset, ..all(5) });
+    }
+    for query in queries {
+        answers.push(format!(
+            "{query:?} {:?}",
+            index.search(&query).await.unwrap()
+        ));
+    }
+    answers
+}
+
+async fn one_by_one(index: &SearchIndex, writes: &[BulkWrite]) -> BulkOutcome {
+    let mut outcome = BulkOutcome::default();
+    for write in writes {
+        let written = match write {
+            BulkWrite::Upsert { doc, version } => index.upsert(doc, *version).await,
+            BulkWrite::Delete {
+                article_id,
+                version,
+            } => index.delete(article_id, *version).await,
+        };
+        match written.unwrap() {
+            Written::Applied => outcome.applied += 1,
+            Written::Stale => outcome.stale += 1,
+        }
+    }
+    outcome
+}
+
+#[tokio::test]
+async fn a_bulk_leaves_what_the_same_writes_one_by_one_leave() {
+    let (bulk, single) = (in_ram(), in_ram());
+    // Both start from the same articles, so that some writes are stale against the index.
+    let earlier: Vec<BulkWrite> = mixed_writes().into_iter().step_by(7).take(20).collect();
+    one_by_one(&bulk, &earlier).await;
+    one_by_one(&single, &earlier).await;
+
+    let writes = mixed_writes();
+    let expected = one_by_one(&single, &writes).await;
+    let outcome = bulk.bulk(writes.clone()).await.unwrap();
+    assert_eq!(outcome, expected);
+    assert!(
+        outcome.applied > 20 && outcome.stale > 100,
+        "the sample exercises both outcomes: {outcome:?}"
+    );
+    let answers_of_bulk = answers(&bulk).await;
+    assert_eq!(answers_of_bulk, answers(&single).await);
+    assert!(
+        answers_of_bulk[0].contains("v12"),
+        "the sample ends with live articles: {answers_of_bulk:?}"
+    );
+
+    // The same bulk again is all stale and changes nothing.
+    assert_eq!(
+        bulk.bulk(writes.clone()).await.unwrap(),
+        BulkOutcome {
+            applied: 0,
+            stale: writes.len() as u64
+        }
+    );
+    assert_eq!(answers(&bulk).await, answers_of_bulk);
+}
+
+#[tokio::test]
+async fn a_bulk_follows_the_order_of_its_writes() {
+    let index = in_ram();
+    let created = "2024-01-01T00:00:00.000Z";
+    let outcome = index
+        .bulk(vec![
+            BulkWrite::Upsert {
+                doc: article("a1", "u2", &["two"], created),
+                version: 2,
+            },
+            // Older than the write before it: stale.
+            BulkWrite::Upsert {
+                doc: article("a1", "u1", &["one"], created),
+                version: 1,
+            },
+            // A delete that overtook the article's creation, then the creation.
+            BulkWrite::Delete {
+                article_id: "a2".into(),
+                version: 3,
+            },
+            BulkWrite::Upsert {
+                doc: article("a2", "u1", &["late"], created),
+                version: 1,
+            },
+            // Written, then deleted, in the same bulk.
+            BulkWrite::Upsert {
+                doc: article("a3", "u3", &["gone"], created),
+                version: 1,
+            },
+            BulkWrite::Delete {
+                article_id: "a3".into(),
+                version: 2,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        BulkOutcome {
+            applied: 4,
+            stale: 2
+        }
+    );
+    assert_eq!(ids(&index, &all(10)).await, ["a1"]);
+    assert_eq!(authors(&index).await, ["u2"]);
+    assert_eq!(index.tags().await.unwrap(), ["two"]);
+    // The versions stay: a later single write older than them is stale.
+    let old = article("a3", "u3", &["gone"], created);
+    assert_eq!(index.upsert(&old, 1).await.unwrap(), Written::Stale);
+}
+
+#[tokio::test]
+async fn a_bulk_with_a_document_that_cannot_be_indexed_writes_nothing() {
+    let index = in_ram();
+    let created = "2024-01-01T00:00:00.000Z";
+    let error = index
+        .bulk(vec![
+            BulkWrite::Upsert {
+                doc: article("a1", "u1", &["x"], created),
+                version: 1,
+            },
+            BulkWrite::Upsert {
+                doc: article("a2", "u1", &["x"], "yesterday"),
+                version: 1,
+            },
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SearchError::InvalidDocument(_)),
+        "{error:?}"
+    );
+    assert_eq!(index.search(&all(10)).await.unwrap().total, 0);
+    assert_eq!(
+        index.bulk(vec![]).await.unwrap(),
+        BulkOutcome::default(),
+        "an empty bulk is fine"
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_is_committed_to_its_directory_and_refused_read_only() {
+    let dir = TempDir::new("bulk");
+    let writes: Vec<BulkWrite> = (0..30)
+        .map(|i| BulkWrite::Upsert {
+            doc: article(
+                &format!("a{i}"),
+                "u1",
+                &["bulk"],
+                "2024-01-01T00:00:00.000Z",
+            ),
+            version: 1,
+        })
+        .collect();
+    {
+        let index = SearchIndex::Embedded(EmbeddedIndex::open_dir(&dir.0).unwrap());
+        let outcome = index.bulk(writes.clone()).await.unwrap();
+        assert_eq!((outcome.applied, outcome.stale), (30, 0));
+        // Another process's view: the last commit.
+        let read_only = SearchIndex::Embedded(EmbeddedIndex::open_dir_read_only(&dir.0).unwrap());
+        assert_eq!(read_only.search(&all(0)).await.unwrap().total, 30);
+        let error = read_only.bulk(writes.clone()).await.unwrap_err();
+        assert!(matches!(error, SearchError::Rejected(_)), "{error:?}");
+    }
+    let index = SearchIndex::Embedded(EmbeddedIndex::open_dir(&dir.0).unwrap());
+    assert_eq!(index.search(&all(0)).await.unwrap().total, 30);
+    assert_eq!(index.bulk(writes).await.unwrap().stale, 30);
 }

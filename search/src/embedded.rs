@@ -460,12 +460,13 @@ impl Inner {
         if applied.is_err() {
             self.roll_back(writer);
         }
-        if committed_any {
-            self.reader
-                .reload()
-                .map_err(engine("reloading the reader"))?;
-        }
-        applied.map(|()| outcome)
+        let reloaded = if committed_any {
+            self.reader.reload().map_err(engine("reloading the reader"))
+        } else {
+            Ok(())
+        };
+        // The first failure is the one worth reporting.
+        applied.and(reloaded).map(|()| outcome)
     }
 
     /// A batch starting from what the reader sees now.

@@ -193,16 +193,6 @@ pub enum BulkWrite {
     },
 }
 
-impl BulkWrite {
-    /// The id of the article this write is about.
-    pub fn article_id(&self) -> &str {
-        match self {
-            BulkWrite::Upsert { doc, .. } => &doc.article_id,
-            BulkWrite::Delete { article_id, .. } => article_id,
-        }
-    }
-}
-
 /// What a [`SearchIndex::bulk`] request did: one count per outcome, `applied + stale` being
 /// the number of writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

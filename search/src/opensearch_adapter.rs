@@ -312,7 +312,9 @@ impl OpenSearchIndex {
     /// See [`crate::SearchIndex::bulk`]: `POST /<alias>/_bulk` of NDJSON `index` and `delete`
     /// actions with `version` and `version_type: external`, as many requests as
     /// [`BULK_MAX_ACTIONS`] and [`BULK_MAX_BYTES`] make, one after the other. An item's 409
-    /// version conflict is stale; the first item that fails otherwise fails the bulk.
+    /// version conflict is stale; the first item that fails otherwise fails the bulk. The
+    /// last request asks for a refresh, so searches see the whole bulk once it returns (the
+    /// index has one shard, which that refresh covers).
     pub async fn bulk(&self, writes: Vec<BulkWrite>) -> Result<BulkOutcome, SearchError> {
         let actions = writes
             .iter()
@@ -320,8 +322,10 @@ impl OpenSearchIndex {
             .collect::<Result<Vec<_>, _>>()?;
         drop(writes);
         let mut outcome = BulkOutcome::default();
-        for request in bulk_requests(&actions) {
-            self.bulk_request(request, &mut outcome).await?;
+        let requests = bulk_requests(&actions);
+        let last = requests.len().saturating_sub(1);
+        for (at, request) in requests.into_iter().enumerate() {
+            self.bulk_request(request, at == last, &mut outcome).await?;
         }
         Ok(outcome)
     }
@@ -329,6 +333,7 @@ impl OpenSearchIndex {
     async fn bulk_request(
         &self,
         actions: &[BulkAction],
+        refresh: bool,
         outcome: &mut BulkOutcome,
     ) -> Result<(), SearchError> {
         const CONTEXT: &str = "writing articles in bulk";
@@ -344,7 +349,14 @@ impl OpenSearchIndex {
         let path = BulkParts::Index(&self.alias).url();
         let sent = self
             .client
-            .send(Method::Post, &path, headers, None::<&()>, Some(body), None)
+            .send(
+                Method::Post,
+                &path,
+                headers,
+                refresh.then_some(&[("refresh", "true")]),
+                Some(body),
+                None,
+            )
             .await;
         let body = match answer(CONTEXT, sent).await? {
             Answer::Ok(body) => body,

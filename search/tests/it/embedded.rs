@@ -370,9 +370,9 @@ fn mixed_writes() -> Vec<BulkWrite> {
     writes
 }
 
-/// Everything a reader can ask: every page of all articles, per tag and per author, and the tags.
+/// What readers ask: the tags, and pages of all articles, per tag and per author.
 async fn answers(index: &SearchIndex) -> Vec<String> {
-    let mut answers = vec![format!("{:?}", index.tags().await.unwrap())];
+    let mut answers = vec![format!("{:?}", index.tags().await.expect("tags"))];
     let mut queries = vec![all(100), all(0)];
     for tag in ["t0", "t1", "t2", "t3", "v12", "v1"] {
         queries.push(ArticleQuery {
@@ -392,7 +392,7 @@ async fn answers(index: &SearchIndex) -> Vec<String> {
     for query in queries {
         answers.push(format!(
             "{query:?} {:?}",
-            index.search(&query).await.unwrap()
+            index.search(&query).await.expect("search")
         ));
     }
     answers
@@ -408,7 +408,7 @@ async fn one_by_one(index: &SearchIndex, writes: &[BulkWrite]) -> BulkOutcome {
                 version,
             } => index.delete(article_id, *version).await,
         };
-        match written.unwrap() {
+        match written.expect("a single write") {
             Written::Applied => outcome.applied += 1,
             Written::Stale => outcome.stale += 1,
         }

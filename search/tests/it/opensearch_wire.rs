@@ -12,7 +12,11 @@ use axum::Router;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use search::{ArticleDoc, ArticleQuery, Hit, OpenSearchIndex, SearchError, SearchIndex, Written};
+use search::opensearch_adapter::{BULK_MAX_ACTIONS, BULK_MAX_BYTES};
+use search::{
+    ArticleDoc, ArticleQuery, BulkOutcome, BulkWrite, Hit, OpenSearchIndex, SearchError,
+    SearchIndex, Written,
+};
 
 const ALIAS: &str = "t1-articles";
 const INDEX: &str = "t1-articles-v1";
@@ -23,7 +27,7 @@ struct Recorded {
     method: Method,
     path: String,
     query: Option<String>,
-    /// `None` when the request had no body.
+    /// `None` when the request had no body, or an NDJSON one (see [`Recorded::ndjson`]).
     body: Option<Value>,
     raw_body: Vec<u8>,
     headers: HeaderMap,
@@ -56,7 +60,11 @@ impl Stub {
             "http://{}",
             listener.local_addr().expect("the stub address")
         );
-        let app = Router::new().fallback(answer).with_state(state.clone());
+        // OpenSearch takes bodies far larger than axum's default limit of 2 MB.
+        let app = Router::new()
+            .fallback(answer)
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("the stub serves");
         });
@@ -98,7 +106,8 @@ async fn answer(
         method,
         path: uri.path().to_owned(),
         query: uri.query().map(str::to_owned),
-        body: (!body.is_empty()).then(|| serde_json::from_slice(&body).expect("a JSON body")),
+        body: (!body.is_empty() && headers["content-type"] != "application/x-ndjson")
+            .then(|| serde_json::from_slice(&body).expect("a JSON body")),
         raw_body: body.to_vec(),
         headers,
     });
@@ -109,6 +118,19 @@ async fn answer(
     match body {
         Some(body) => (status, axum::Json(body)).into_response(),
         None => status.into_response(),
+    }
+}
+
+impl Recorded {
+    /// The lines of an NDJSON body, each parsed; fails unless every line, the last included,
+    /// ends with a newline.
+    fn ndjson(&self) -> Vec<Value> {
+        let text = std::str::from_utf8(&self.raw_body).expect("UTF-8");
+        let lines = text.strip_suffix('\n').expect("a final newline");
+        lines
+            .split('\n')
+            .map(|line| serde_json::from_str(line).expect("one JSON value a line"))
+            .collect()
     }
 }
 
@@ -649,4 +671,331 @@ async fn unsigned_requests_carry_no_authorization() {
     let stub = Stub::start(vec![write_result("a1", 3, "created", 201)]).await;
     stub.index().upsert(&article(), 3).await.unwrap();
     assert!(!stub.single_request().headers.contains_key("authorization"));
+}
+
+fn upsert(id: &str, version: u64) -> BulkWrite {
+    let mut doc = article();
+    doc.article_id = id.into();
+    BulkWrite::Upsert { doc, version }
+}
+
+fn delete(id: &str, version: u64) -> BulkWrite {
+    BulkWrite::Delete {
+        article_id: id.into(),
+        version,
+    }
+}
+
+/// One item of a `_bulk` answer: `{"<action>": {…, "status": …}}`.
+fn bulk_item(action: &str, id: &str, status: u16, result: &str) -> Value {
+    json!({action: {"_index": INDEX, "_id": id, "_version": 1, "result": result, "status": status,
+        "_shards": {"total": 2, "successful": 1, "failed": 0}, "_seq_no": 7, "_primary_term": 1}})
+}
+
+fn bulk_error_item(action: &str, id: &str, status: u16, kind: &str, reason: &str) -> Value {
+    json!({action: {"_index": INDEX, "_id": id, "status": status,
+        "error": {"type": kind, "reason": reason, "index": INDEX, "shard": "0"}}})
+}
+
+fn bulk_answer(items: Vec<Value>) -> Scripted {
+    let errors = items.iter().any(|item| {
+        item.as_object()
+            .into_iter()
+            .flatten()
+            .any(|(_, r)| r.get("error").is_some())
+    });
+    (
+        200,
+        Some(json!({"took": 30, "errors": errors, "items": items})),
+    )
+}
+
+/// What OpenSearch answers when every write of `writes` applies.
+fn all_applied(writes: &[BulkWrite]) -> Scripted {
+    bulk_answer(
+        writes
+            .iter()
+            .map(|write| match write {
+                BulkWrite::Upsert { doc, .. } => {
+                    bulk_item("index", &doc.article_id, 201, "created")
+                }
+                BulkWrite::Delete { article_id, .. } => {
+                    bulk_item("delete", article_id, 200, "deleted")
+                }
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn bulk_sends_index_and_delete_actions_with_external_versions_as_ndjson() {
+    let writes = vec![upsert("a1", 3), delete("a2", 5), upsert("a3", 1)];
+    let stub = Stub::start(vec![all_applied(&writes)]).await;
+    let outcome = stub.index().bulk(writes).await.unwrap();
+    assert_eq!(
+        outcome,
+        BulkOutcome {
+            applied: 3,
+            stale: 0
+        }
+    );
+
+    let request = stub.single_request();
+    assert_eq!(
+        (
+            &request.method,
+            request.path.as_str(),
+            request.query.as_deref()
+        ),
+        (&Method::POST, "/t1-articles/_bulk", Some("refresh=true"))
+    );
+    assert_eq!(request.headers["content-type"], "application/x-ndjson");
+    // The same document body as a single upsert sends.
+    let source = |id: &str| {
+        json!({
+            "articleId": id, "authorId": "u1", "slug": "how-to-train-your-dragon",
+            "title": "How to train your dragon", "description": "Ever wonder how?",
+            "tagList": ["dragons", "training"],
+            "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-02T10:00:00.500Z",
+            "sortKey": search::sort_key(id, 1_704_067_200_000).unwrap()
+        })
+    };
+    assert_eq!(
+        request.ndjson(),
+        vec![
+            json!({"index": {"_id": "a1", "version": 3, "version_type": "external"}}),
+            source("a1"),
+            json!({"delete": {"_id": "a2", "version": 5, "version_type": "external"}}),
+            json!({"index": {"_id": "a3", "version": 1, "version_type": "external"}}),
+            source("a3"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bulk_sends_at_most_a_thousand_actions_a_request_in_order() {
+    let writes: Vec<BulkWrite> = (0..2_500)
+        .map(|i| {
+            if i % 10 == 0 {
+                delete(&format!("a{i}"), 2)
+            } else {
+                upsert(&format!("a{i}"), 1)
+            }
+        })
+        .collect();
+    let answers = writes.chunks(BULK_MAX_ACTIONS).map(all_applied).collect();
+    let stub = Stub::start(answers).await;
+    let outcome = stub.index().bulk(writes).await.unwrap();
+    assert_eq!(
+        outcome,
+        BulkOutcome {
+            applied: 2_500,
+            stale: 0
+        }
+    );
+
+    let requests = stub.requests();
+    let actions: Vec<usize> = requests
+        .iter()
+        .map(|request| {
+            request
+                .ndjson()
+                .iter()
+                .filter(|line| line.get("index").is_some() || line.get("delete").is_some())
+                .count()
+        })
+        .collect();
+    assert_eq!(actions, [1_000, 1_000, 500]);
+    // Only the last request asks for the refresh that makes the whole bulk searchable.
+    let queries: Vec<Option<&str>> = requests.iter().map(|r| r.query.as_deref()).collect();
+    assert_eq!(queries, [None, None, Some("refresh=true")]);
+    let ids: Vec<String> = requests
+        .iter()
+        .flat_map(Recorded::ndjson)
+        .filter_map(|line| {
+            let action = line.get("index").or_else(|| line.get("delete"))?;
+            Some(action["_id"].as_str()?.to_owned())
+        })
+        .collect();
+    let expected: Vec<String> = (0..2_500).map(|i| format!("a{i}")).collect();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn bulk_keeps_each_request_under_the_byte_limit() {
+    // 12 articles of about 1 MB: 5 fit in 5 MiB, so 5 + 5 + 2.
+    let big = |id: &str| {
+        let mut doc = article();
+        doc.article_id = id.into();
+        doc.description = "x".repeat(1_000_000);
+        BulkWrite::Upsert { doc, version: 1 }
+    };
+    let writes: Vec<BulkWrite> = (0..12).map(|i| big(&format!("a{i}"))).collect();
+    let answers = [0..5, 5..10, 10..12]
+        .into_iter()
+        .map(|range| all_applied(&writes[range]))
+        .collect();
+    let stub = Stub::start(answers).await;
+    assert_eq!(stub.index().bulk(writes).await.unwrap().applied, 12);
+    let requests = stub.requests();
+    let sizes: Vec<(usize, bool)> = requests
+        .iter()
+        .map(|request| {
+            (
+                request.ndjson().len() / 2,
+                request.raw_body.len() <= BULK_MAX_BYTES,
+            )
+        })
+        .collect();
+    assert_eq!(sizes, [(5, true), (5, true), (2, true)]);
+}
+
+#[tokio::test]
+async fn bulk_counts_version_conflicts_as_stale_and_a_missing_delete_as_a_single_delete_does() {
+    let stub = Stub::start(vec![bulk_answer(vec![
+        bulk_item("index", "a1", 201, "created"),
+        bulk_error_item(
+            "index",
+            "a2",
+            409,
+            "version_conflict_engine_exception",
+            "[a2]: version conflict, current version [4] is higher or equal to the one provided [3]",
+        ),
+        bulk_error_item(
+            "delete",
+            "a3",
+            409,
+            "version_conflict_engine_exception",
+            "[a3]: version conflict, current version [9] is higher or equal to the one provided [2]",
+        ),
+        bulk_item("delete", "a4", 404, "not_found"),
+    ])])
+    .await;
+    let outcome = stub
+        .index()
+        .bulk(vec![
+            upsert("a1", 3),
+            upsert("a2", 3),
+            delete("a3", 2),
+            delete("a4", 5),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        BulkOutcome {
+            applied: 2,
+            stale: 2
+        }
+    );
+    // The single delete of a missing document is applied too (see
+    // `delete_is_versioned_and_maps_every_outcome`).
+    let stub = Stub::start(vec![write_result("a4", 5, "not_found", 404)]).await;
+    assert_eq!(
+        stub.index().delete("a4", 5).await.unwrap(),
+        Written::Applied
+    );
+}
+
+#[tokio::test]
+async fn bulk_fails_on_the_first_other_item_error_naming_it_and_sends_no_more() {
+    let writes: Vec<BulkWrite> = (0..1_200).map(|i| upsert(&format!("a{i}"), 1)).collect();
+    let mut items: Vec<Value> = (0..BULK_MAX_ACTIONS)
+        .map(|i| bulk_item("index", &format!("a{i}"), 201, "created"))
+        .collect();
+    items[7] = bulk_error_item(
+        "index",
+        "a7",
+        400,
+        "mapper_parsing_exception",
+        "failed to parse field [createdAt] of type [date]",
+    );
+    items[9] = bulk_error_item("index", "a9", 400, "illegal_argument_exception", "later");
+    let stub = Stub::start(vec![bulk_answer(items)]).await;
+    let error = stub.index().bulk(writes).await.unwrap_err();
+    assert!(
+        matches!(&error, SearchError::Rejected(m)
+            if m.contains("a7") && m.contains("mapper_parsing_exception")
+                && m.contains("failed to parse field [createdAt]") && !m.contains("a9")),
+        "{error:?}"
+    );
+    assert_eq!(stub.requests().len(), 1, "the second request is not sent");
+}
+
+#[tokio::test]
+async fn bulk_maps_request_failures_like_every_other_call() {
+    let stub = Stub::start(vec![
+        (
+            503,
+            Some(error_body(
+                503,
+                "unavailable_shards_exception",
+                "primary shard is not active",
+            )),
+        ),
+        (
+            403,
+            Some(error_body(
+                403,
+                "security_exception",
+                "no permissions for [indices:data/write/bulk]",
+            )),
+        ),
+        (413, None),
+        // An item throttled by the engine is worth retrying, as a throttled request is.
+        bulk_answer(vec![bulk_error_item(
+            "index",
+            "a1",
+            429,
+            "es_rejected_execution_exception",
+            "rejected execution of coordinating operation",
+        )]),
+        // An answer that does not account for every action.
+        bulk_answer(vec![]),
+    ])
+    .await;
+    let index = stub.index();
+    for expected in [
+        "unavailable",
+        "rejected",
+        "rejected",
+        "unavailable",
+        "unavailable",
+    ] {
+        let error = index.bulk(vec![upsert("a1", 1)]).await.unwrap_err();
+        let kind = match error {
+            SearchError::Unavailable(_) => "unavailable",
+            SearchError::Rejected(_) => "rejected",
+            SearchError::InvalidDocument(_) => "invalid",
+        };
+        assert_eq!(kind, expected, "{error:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_with_a_document_that_cannot_be_indexed_sends_nothing() {
+    let stub = Stub::start(vec![]).await;
+    let mut bad = article();
+    bad.article_id = "a2".into();
+    bad.created_at = "1 Jan 2024".into();
+    let error = stub
+        .index()
+        .bulk(vec![
+            upsert("a1", 1),
+            BulkWrite::Upsert {
+                doc: bad,
+                version: 1,
+            },
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SearchError::InvalidDocument(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        stub.index().bulk(vec![]).await.unwrap(),
+        BulkOutcome::default()
+    );
+    assert!(stub.requests().is_empty());
 }

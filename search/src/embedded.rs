@@ -7,8 +7,9 @@
 //! and reloads the reader, so a write is visible to the next search once it returns. A commit
 //! costs about 15 ms whatever it holds, so concurrent writers (the search projector applies
 //! up to 8 articles at once) share one instead of queueing for one each. A bulk (a replay's
-//! whole index) holds the writer for its length, commits every [`BULK_COMMIT_DOCS`] documents
-//! and reloads the reader once, at the end. Both follow one rule for versions: [`Inner::apply`].
+//! whole index) holds the writer for its length, commits every `BULK_COMMIT_DOCS` (10,000)
+//! documents and at the end, and reloads the reader once. Both follow one rule for versions:
+//! `Inner::apply`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -244,7 +245,7 @@ impl EmbeddedIndex {
         self.write(self.inner.tombstone(article_id, version)).await
     }
 
-    /// See [`crate::SearchIndex::bulk`]: one writer, a commit every [`BULK_COMMIT_DOCS`]
+    /// See [`crate::SearchIndex::bulk`]: one writer, a commit every `BULK_COMMIT_DOCS` (10,000)
     /// documents and one at the end, then one reload of the reader.
     pub async fn bulk(&self, writes: Vec<BulkWrite>) -> Result<BulkOutcome, SearchError> {
         let inner = Arc::clone(&self.inner);

@@ -136,6 +136,20 @@ pub async fn delete(ddb_client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow
     }
 }
 
+/// Waits until table `name` is gone (AWS takes a while to delete one; DynamoDB Local none).
+pub async fn wait_deleted(ddb_client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
+    let mut delay = std::time::Duration::from_millis(20);
+    while describe_table(ddb_client, name).await?.is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            bail!("table {name} is still being deleted after 5 minutes");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+    }
+    Ok(())
+}
+
 async fn wait_active(
     ddb_client: &aws_sdk_dynamodb::Client,
     name: &str,

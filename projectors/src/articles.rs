@@ -13,12 +13,7 @@
 //!   are purged; from then on comment and favorite effects check it and are dropped, so nothing
 //!   projected late resurrects the article.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, TransactWriteItem, Update,
-    WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use events::article::ArticleEvent;
@@ -27,7 +22,8 @@ use events::favorite::FavoriteEvent;
 use events::views::{article_bodies, articles, comments, favorites, Item};
 use events::{EventSchema, StoredEvent};
 
-use crate::runtime::{unavailable, ProjectionError, Projector, ProjectorRuntime};
+use crate::ops::{Condition, ForEach, Key, Op, Plan, ReadModel, State};
+use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
 use events::views::{n, s};
 
 /// The attributes of the `articles` item the article's own events own; a tombstone has none
@@ -236,10 +232,6 @@ impl Change {
     }
 }
 
-fn build_error<E: std::fmt::Debug>(error: E) -> ProjectionError {
-    ProjectionError::Unavailable(format!("request could not be built: {error:?}"))
-}
-
 fn is_tombstone(item: &Item) -> bool {
     item.contains_key(articles::DELETED)
 }
@@ -260,321 +252,221 @@ impl ArticlesProjector {
         ProjectorRuntime::over_tables(Self::new(client, tables), client, tables)
     }
 
-    /// The transactional writes of `change` (made by the event at `sequence`), for an article
-    /// that is not deleted. No I/O.
-    fn actions(
-        &self,
-        sequence: u64,
-        change: &Change,
-    ) -> Result<Vec<TransactWriteItem>, ProjectionError> {
-        let actions = match change {
+    fn article_key(article_id: &str) -> Key {
+        Key::new(articles::ARTICLE_ID, s(article_id))
+    }
+
+    /// The plan of `change` (made by the event at `sequence`) for an article that is not
+    /// deleted. No I/O.
+    fn plan_of(&self, sequence: u64, change: &Change) -> Plan {
+        match change {
             // The body's put needs no condition of its own: on a deleted article the update's
-            // condition cancels the whole transaction.
-            Change::Article { article_id, fields } => vec![
-                self.upsert_article(article_id, sequence, fields)?,
-                self.put_body(article_id, sequence, &fields.body)?,
-            ],
-            Change::ArticleDeleted { article_id } => vec![
-                self.tombstone(article_id, sequence)?,
-                self.delete_body(article_id)?,
-            ],
+            // condition fails the whole commit.
+            Change::Article { article_id, fields } => Plan::commit(vec![
+                self.upsert_article(article_id, sequence, fields),
+                Op::put(
+                    &self.bodies_table,
+                    Key::new(article_bodies::ARTICLE_ID, s(article_id)),
+                    vec![
+                        (article_bodies::BODY, s(&fields.body)),
+                        (article_bodies::LAST_SEQ, n(sequence)),
+                    ],
+                ),
+            ]),
+            // The mark comes first, outside the commit: from then on comment and favorite
+            // commits of the article fail their condition, so the purge that follows misses
+            // nothing. Every step is idempotent: a redelivery after a crash repeats them.
+            Change::ArticleDeleted { article_id } => Plan {
+                first: vec![Op::Update {
+                    table: self.articles_table.clone(),
+                    key: Self::article_key(article_id),
+                    set: vec![(articles::DELETED, AttributeValue::Bool(true))],
+                    remove: Vec::new(),
+                    add: None,
+                    condition: None,
+                }],
+                for_each: vec![
+                    self.purge(
+                        &self.comments_table,
+                        article_id,
+                        Key::new(comments::ARTICLE_ID, s(article_id))
+                            .with_sort(comments::COMMENT_ID, n(0)),
+                    ),
+                    self.purge(
+                        &self.favorites_table,
+                        article_id,
+                        Key::new(favorites::ARTICLE_ID, s(article_id))
+                            .with_sort(favorites::USER_ID, s("")),
+                    ),
+                ],
+                commit: vec![
+                    self.tombstone(article_id, sequence),
+                    Op::Delete {
+                        table: self.bodies_table.clone(),
+                        key: Key::new(article_bodies::ARTICLE_ID, s(article_id)),
+                    },
+                ],
+            },
             Change::CommentAdded {
                 article_id,
                 comment_id,
                 author_id,
                 body,
                 created_at,
-            } => {
-                let put = Put::builder()
-                    .table_name(&self.comments_table)
-                    .item(comments::ARTICLE_ID, s(article_id))
-                    .item(comments::COMMENT_ID, n(*comment_id))
-                    .item(comments::AUTHOR_ID, s(author_id))
-                    .item(comments::BODY, s(body))
-                    .item(comments::CREATED_AT, s(created_at))
-                    .item(comments::UPDATED_AT, s(created_at))
-                    .item(comments::SEQ, n(sequence))
-                    .build()
-                    .map_err(build_error)?;
-                vec![
-                    TransactWriteItem::builder().put(put).build(),
-                    self.article_is_live(article_id)?,
-                ]
-            }
+            } => Plan::commit(vec![
+                Op::put(
+                    &self.comments_table,
+                    Key::new(comments::ARTICLE_ID, s(article_id))
+                        .with_sort(comments::COMMENT_ID, n(*comment_id)),
+                    vec![
+                        (comments::AUTHOR_ID, s(author_id)),
+                        (comments::BODY, s(body)),
+                        (comments::CREATED_AT, s(created_at)),
+                        (comments::UPDATED_AT, s(created_at)),
+                        (comments::SEQ, n(sequence)),
+                    ],
+                ),
+                Op::Check {
+                    table: self.articles_table.clone(),
+                    key: Self::article_key(article_id),
+                    condition: Condition::NotExists(articles::DELETED),
+                },
+            ]),
             Change::CommentDeleted {
                 article_id,
                 comment_id,
-            } => {
-                let delete = Delete::builder()
-                    .table_name(&self.comments_table)
-                    .key(comments::ARTICLE_ID, s(article_id))
-                    .key(comments::COMMENT_ID, n(*comment_id))
-                    .build()
-                    .map_err(build_error)?;
-                vec![TransactWriteItem::builder().delete(delete).build()]
-            }
+            } => Plan::commit(vec![Op::Delete {
+                table: self.comments_table.clone(),
+                key: Key::new(comments::ARTICLE_ID, s(article_id))
+                    .with_sort(comments::COMMENT_ID, n(*comment_id)),
+            }]),
             Change::Favorited {
                 article_id,
                 user_id,
-            } => {
-                let put = Put::builder()
-                    .table_name(&self.favorites_table)
-                    .item(favorites::ARTICLE_ID, s(article_id))
-                    .item(favorites::USER_ID, s(user_id))
-                    .item(favorites::SEQ, n(sequence))
-                    .build()
-                    .map_err(build_error)?;
-                vec![
-                    TransactWriteItem::builder().put(put).build(),
-                    self.count_favorite(article_id, 1)?,
-                ]
-            }
+            } => Plan::commit(vec![
+                Op::put(
+                    &self.favorites_table,
+                    self.favorite_key(article_id, user_id),
+                    vec![(favorites::SEQ, n(sequence))],
+                ),
+                self.count_favorite(article_id, 1),
+            ]),
             Change::Unfavorited {
                 article_id,
                 user_id,
-            } => {
-                let delete = Delete::builder()
-                    .table_name(&self.favorites_table)
-                    .key(favorites::ARTICLE_ID, s(article_id))
-                    .key(favorites::USER_ID, s(user_id))
-                    .build()
-                    .map_err(build_error)?;
-                vec![
-                    TransactWriteItem::builder().delete(delete).build(),
-                    self.count_favorite(article_id, -1)?,
-                ]
-            }
-        };
-        Ok(actions)
+            } => Plan::commit(vec![
+                Op::Delete {
+                    table: self.favorites_table.clone(),
+                    key: self.favorite_key(article_id, user_id),
+                },
+                self.count_favorite(article_id, -1),
+            ]),
+        }
+    }
+
+    fn favorite_key(&self, article_id: &str, user_id: &str) -> Key {
+        Key::new(favorites::ARTICLE_ID, s(article_id)).with_sort(favorites::USER_ID, s(user_id))
+    }
+
+    /// Deletes every item of the article in `table` (partition key `articleId`, sort key as
+    /// `key` has it).
+    fn purge(&self, table: &str, article_id: &str, key: Key) -> ForEach {
+        let (table_name, shape) = (table.to_owned(), key.clone());
+        ForEach {
+            table: table.to_owned(),
+            partition: (comments::ARTICLE_ID, s(article_id)),
+            key,
+            write: Box::new(move |item| {
+                Some(Op::Delete {
+                    table: table_name.clone(),
+                    key: shape.of_item(item)?,
+                })
+            }),
+        }
     }
 
     /// `SET` every field of the article but its body, and `lastSeq`; `favoritesCount` is left
     /// as it is (a favorite may have been counted before the article was projected).
-    fn upsert_article(
-        &self,
-        article_id: &str,
-        sequence: u64,
-        fields: &ArticleFields,
-    ) -> Result<TransactWriteItem, ProjectionError> {
-        let values = [
-            (articles::SLUG, s(&fields.slug)),
-            (articles::TITLE, s(&fields.title)),
-            (articles::DESCRIPTION, s(&fields.description)),
-            (
-                articles::TAG_LIST,
-                AttributeValue::L(fields.tag_list.iter().map(s).collect()),
-            ),
-            (articles::AUTHOR_ID, s(&fields.author_id)),
-            (articles::CREATED_AT, s(&fields.created_at)),
-            (articles::UPDATED_AT, s(&fields.updated_at)),
-            (articles::LAST_SEQ, n(sequence)),
-        ];
-        let mut update = Update::builder()
-            .table_name(&self.articles_table)
-            .key(articles::ARTICLE_ID, s(article_id))
-            .condition_expression("attribute_not_exists(#deleted)")
-            .expression_attribute_names("#deleted", articles::DELETED);
-        let mut assignments = Vec::with_capacity(values.len());
-        for (i, (name, value)) in values.into_iter().enumerate() {
-            assignments.push(format!("#f{i} = :v{i}"));
-            update = update
-                .expression_attribute_names(format!("#f{i}"), name)
-                .expression_attribute_values(format!(":v{i}"), value);
+    fn upsert_article(&self, article_id: &str, sequence: u64, fields: &ArticleFields) -> Op {
+        Op::Update {
+            table: self.articles_table.clone(),
+            key: Self::article_key(article_id),
+            set: vec![
+                (articles::SLUG, s(&fields.slug)),
+                (articles::TITLE, s(&fields.title)),
+                (articles::DESCRIPTION, s(&fields.description)),
+                (
+                    articles::TAG_LIST,
+                    AttributeValue::L(fields.tag_list.iter().map(s).collect()),
+                ),
+                (articles::AUTHOR_ID, s(&fields.author_id)),
+                (articles::CREATED_AT, s(&fields.created_at)),
+                (articles::UPDATED_AT, s(&fields.updated_at)),
+                (articles::LAST_SEQ, n(sequence)),
+            ],
+            remove: Vec::new(),
+            add: None,
+            condition: Some(Condition::NotExists(articles::DELETED)),
         }
-        let update = update
-            .update_expression(format!("SET {}", assignments.join(", ")))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The article's body item, whole.
-    fn put_body(
-        &self,
-        article_id: &str,
-        sequence: u64,
-        body: &str,
-    ) -> Result<TransactWriteItem, ProjectionError> {
-        let put = Put::builder()
-            .table_name(&self.bodies_table)
-            .item(article_bodies::ARTICLE_ID, s(article_id))
-            .item(article_bodies::BODY, s(body))
-            .item(article_bodies::LAST_SEQ, n(sequence))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// Deletes the article's body item (nothing to do if it is gone already).
-    fn delete_body(&self, article_id: &str) -> Result<TransactWriteItem, ProjectionError> {
-        let delete = Delete::builder()
-            .table_name(&self.bodies_table)
-            .key(article_bodies::ARTICLE_ID, s(article_id))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
-    }
-
-    /// What is left of a deleted article: its key, `deleted` and `lastSeq`.
-    fn tombstone(
-        &self,
-        article_id: &str,
-        sequence: u64,
-    ) -> Result<TransactWriteItem, ProjectionError> {
-        let mut update = Update::builder()
-            .table_name(&self.articles_table)
-            .key(articles::ARTICLE_ID, s(article_id))
-            .expression_attribute_names("#deleted", articles::DELETED)
-            .expression_attribute_names("#lastSeq", articles::LAST_SEQ)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":seq", n(sequence));
-        // The count goes too: nothing can move it any more, and nothing should read it.
-        let removed: Vec<&str> = ARTICLE_FIELDS
-            .iter()
-            .copied()
-            .chain([articles::FAVORITES_COUNT])
-            .collect();
-        let mut names = Vec::with_capacity(removed.len());
-        for (i, name) in removed.into_iter().enumerate() {
-            names.push(format!("#r{i}"));
-            update = update.expression_attribute_names(format!("#r{i}"), name);
+    /// What is left of a deleted article: its key, `deleted` and `lastSeq`. The count goes
+    /// too: nothing can move it any more, and nothing should read it.
+    fn tombstone(&self, article_id: &str, sequence: u64) -> Op {
+        Op::Update {
+            table: self.articles_table.clone(),
+            key: Self::article_key(article_id),
+            set: vec![
+                (articles::DELETED, AttributeValue::Bool(true)),
+                (articles::LAST_SEQ, n(sequence)),
+            ],
+            remove: ARTICLE_FIELDS
+                .iter()
+                .copied()
+                .chain([articles::FAVORITES_COUNT])
+                .collect(),
+            add: None,
+            condition: None,
         }
-        let update = update
-            .update_expression(format!(
-                "SET #deleted = :true, #lastSeq = :seq REMOVE {}",
-                names.join(", ")
-            ))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// Cancels the transaction if the article was deleted meanwhile.
-    fn article_is_live(&self, article_id: &str) -> Result<TransactWriteItem, ProjectionError> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.articles_table)
-            .key(articles::ARTICLE_ID, s(article_id))
-            .condition_expression("attribute_not_exists(#deleted)")
-            .expression_attribute_names("#deleted", articles::DELETED)
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// `ADD` `by` to the article's favorites count, unless the article was deleted meanwhile.
-    fn count_favorite(
+    fn count_favorite(&self, article_id: &str, by: i64) -> Op {
+        Op::Update {
+            table: self.articles_table.clone(),
+            key: Self::article_key(article_id),
+            set: Vec::new(),
+            remove: Vec::new(),
+            add: Some((articles::FAVORITES_COUNT, by)),
+            condition: Some(Condition::NotExists(articles::DELETED)),
+        }
+    }
+}
+
+impl ReadModel for ArticlesProjector {
+    async fn plan<S: State>(
         &self,
-        article_id: &str,
-        by: i64,
-    ) -> Result<TransactWriteItem, ProjectionError> {
-        let update = Update::builder()
-            .table_name(&self.articles_table)
-            .key(articles::ARTICLE_ID, s(article_id))
-            .update_expression("ADD #count :by")
-            .condition_expression("attribute_not_exists(#deleted)")
-            .expression_attribute_names("#count", articles::FAVORITES_COUNT)
-            .expression_attribute_names("#deleted", articles::DELETED)
-            .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// Whether the article is a tombstone, read strongly consistent.
-    async fn is_deleted(&self, article_id: &str) -> Result<bool, ProjectionError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.articles_table)
-            .key(articles::ARTICLE_ID, s(article_id))
-            .projection_expression("#deleted")
-            .expression_attribute_names("#deleted", articles::DELETED)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output.item().is_some_and(is_tombstone))
-    }
-
-    /// Marks the article deleted, outside any transaction: from then on comment and favorite
-    /// transactions of it fail their condition, so the purge that follows misses nothing.
-    async fn mark_deleted(&self, article_id: &str) -> Result<(), ProjectionError> {
-        self.client
-            .update_item()
-            .table_name(&self.articles_table)
-            .key(articles::ARTICLE_ID, s(article_id))
-            .update_expression("SET #deleted = :true")
-            .expression_attribute_names("#deleted", articles::DELETED)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    /// Deletes every comment and favorite of the article. Idempotent.
-    async fn purge(&self, article_id: &str) -> Result<(), ProjectionError> {
-        let mut deletes = Vec::new();
-        for (table, sort_key) in [
-            (&self.comments_table, comments::COMMENT_ID),
-            (&self.favorites_table, favorites::USER_ID),
-        ] {
-            for key in self.keys_of(table, sort_key, article_id).await? {
-                let request = DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .map_err(build_error)?;
-                deletes.push((
-                    table.clone(),
-                    WriteRequest::builder().delete_request(request).build(),
-                ));
+        event: &StoredEvent,
+        state: &S,
+    ) -> Result<Plan, ProjectionError> {
+        let change = Change::of(event)?;
+        if change.needs_live_article() {
+            let article = state
+                .get(
+                    &self.articles_table,
+                    &Self::article_key(change.article_id()),
+                )
+                .await?;
+            if article.as_ref().is_some_and(is_tombstone) {
+                // Too late: the article is gone. Only the checkpoint moves.
+                tracing::debug!(
+                    article_id = change.article_id(),
+                    "dropped: the article was deleted"
+                );
+                return Ok(Plan::default());
             }
         }
-        let count = deletes.len();
-        for chunk in deletes.chunks(crate::batch::BATCH_WRITE_LIMIT) {
-            let mut requests: HashMap<String, Vec<WriteRequest>> = HashMap::new();
-            for (table, request) in chunk {
-                requests
-                    .entry(table.clone())
-                    .or_default()
-                    .push(request.clone());
-            }
-            crate::batch::write(&self.client, requests).await?;
-        }
-        if count > 0 {
-            tracing::info!(
-                article_id,
-                count,
-                "purged comments and favorites of a deleted article"
-            );
-        }
-        Ok(())
-    }
-
-    /// The keys of the items of one article in `table` (partition key `articleId`).
-    async fn keys_of(
-        &self,
-        table: &str,
-        sort_key: &str,
-        article_id: &str,
-    ) -> Result<Vec<Item>, ProjectionError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk")
-            .projection_expression("#pk, #sk")
-            .expression_attribute_names("#pk", comments::ARTICLE_ID)
-            .expression_attribute_names("#sk", sort_key)
-            .expression_attribute_values(":pk", s(article_id))
-            .into_paginator()
-            .send();
-        let mut keys = Vec::new();
-        while let Some(page) = pages.next().await {
-            keys.extend(page.map_err(unavailable)?.items().iter().cloned());
-        }
-        Ok(keys)
+        Ok(self.plan_of(event.sequence, &change))
     }
 }
 
@@ -596,29 +488,14 @@ impl Projector for ArticlesProjector {
         &self,
         event: &StoredEvent,
     ) -> Result<Vec<TransactWriteItem>, ProjectionError> {
-        let change = Change::of(event)?;
-        match &change {
-            Change::ArticleDeleted { article_id } => {
-                // Both steps are idempotent: a redelivery after a crash just repeats them.
-                self.mark_deleted(article_id).await?;
-                self.purge(article_id).await?;
-            }
-            _ if change.needs_live_article() && self.is_deleted(change.article_id()).await? => {
-                // Too late: the article is gone. Only the checkpoint moves.
-                tracing::info!(
-                    article_id = change.article_id(),
-                    "dropped: the article was deleted"
-                );
-                return Ok(Vec::new());
-            }
-            _ => {}
-        }
-        self.actions(event.sequence, &change)
+        crate::ops::live_effects(self, &self.client, event).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use events::favorite::favorite_id;
     use serde_json::json;
@@ -684,8 +561,25 @@ mod tests {
         )
     }
 
-    fn update_of(action: &TransactWriteItem) -> &Update {
-        action.update().expect("an update")
+    /// An update's `set`, `remove`, `add` and condition.
+    type Parts<'a> = (
+        &'a [(&'static str, AttributeValue)],
+        &'a [&'static str],
+        Option<(&'static str, i64)>,
+        Option<Condition>,
+    );
+
+    fn update_parts(op: &Op) -> Parts<'_> {
+        match op {
+            Op::Update {
+                set,
+                remove,
+                add,
+                condition,
+                ..
+            } => (set, remove, *add, *condition),
+            other => panic!("not an update: {other:?}"),
+        }
     }
 
     #[test]
@@ -695,32 +589,35 @@ mod tests {
             panic!("{change:?}")
         };
         assert_eq!(fields.updated_at, AT);
-        let actions = projector().actions(1, &change).expect("actions");
-        assert_eq!(actions.len(), 2);
-        let update = update_of(&actions[0]);
-        assert_eq!(update.table_name(), "p-articles");
-        assert_eq!(update.key().get("articleId"), Some(&s("a1")));
-        assert_eq!(
-            update.condition_expression(),
-            Some("attribute_not_exists(#deleted)")
-        );
-        let names = update.expression_attribute_names().expect("names");
-        let values = update.expression_attribute_values().expect("values");
-        let set: HashMap<&str, &AttributeValue> = (0..)
-            .map_while(|i| Some((names.get(&format!("#f{i}"))?, &values[&format!(":v{i}")])))
-            .map(|(name, value)| (name.as_str(), value))
-            .collect();
+        let plan = projector().plan_of(1, &change);
+        assert!(plan.first.is_empty() && plan.for_each.is_empty());
+        assert_eq!(plan.commit.len(), 2);
+        let (set, remove, add, condition) = update_parts(&plan.commit[0]);
+        let set: HashMap<&str, &AttributeValue> = set.iter().map(|(k, v)| (*k, v)).collect();
         assert_eq!(set.len(), 8);
         assert_eq!(set["tagList"], &AttributeValue::L(Vec::new()));
         assert_eq!(set["updatedAt"], &s(AT));
         assert_eq!(set["lastSeq"], &n(1));
         assert!(!set.contains_key(article_bodies::BODY), "the body is apart");
-        assert!(!names.values().any(|name| name == articles::FAVORITES_COUNT));
+        assert!(!set.contains_key(articles::FAVORITES_COUNT));
+        assert!(remove.is_empty() && add.is_none());
+        assert_eq!(condition, Some(Condition::NotExists(articles::DELETED)));
+        // Live, the same update in the transaction.
+        let action = plan.commit[0].transact().expect("action");
+        let update = action.update().expect("an update");
+        assert_eq!(update.table_name(), "p-articles");
+        assert_eq!(update.key().get("articleId"), Some(&s("a1")));
         assert!(update.update_expression().starts_with("SET "));
-        let body = actions[1].put().expect("the body's put");
-        assert_eq!(body.table_name(), "p-article-bodies");
         assert_eq!(
-            body.item(),
+            update.condition_expression(),
+            Some("attribute_not_exists(#c)")
+        );
+        let Op::Put { table, item, .. } = &plan.commit[1] else {
+            panic!("the body's put");
+        };
+        assert_eq!(table, "p-article-bodies");
+        assert_eq!(
+            item,
             &HashMap::from([
                 ("articleId".to_owned(), s("a1")),
                 ("body".to_owned(), s("Believe")),
@@ -765,36 +662,58 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_deletion_leaves_a_tombstone_without_the_article_fields_and_deletes_the_body() {
-        let deleted = stored(
+    fn deleted(sequence: u64) -> StoredEvent {
+        stored(
             "Article",
             "a1",
-            3,
+            sequence,
             ArticleEvent::ArticleDeleted {
                 author_id: "u1".into(),
                 slug: "dragons".into(),
                 deleted_at: LATER.into(),
             },
-        );
-        let change = Change::of(&deleted).expect("decodes");
+        )
+    }
+
+    fn comment(sequence: u64, comment_id: u64) -> StoredEvent {
+        stored(
+            "ArticleComments",
+            "a1",
+            sequence,
+            CommentEvent::CommentAdded {
+                article_id: "a1".into(),
+                comment_id,
+                author_id: "u3".into(),
+                body: "Nice".into(),
+                created_at: AT.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_deletion_marks_purges_then_leaves_a_tombstone_and_deletes_the_body() {
+        let change = Change::of(&deleted(3)).expect("decodes");
         assert!(!change.needs_live_article());
-        let actions = projector().actions(3, &change).expect("actions");
-        let update = update_of(&actions[0]);
-        assert!(update
-            .update_expression()
-            .starts_with("SET #deleted = :true, #lastSeq = :seq REMOVE "));
-        let names = update.expression_attribute_names().expect("names");
-        for field in ARTICLE_FIELDS {
-            assert!(names.values().any(|name| name == field), "{field} removed");
+        let plan = projector().plan_of(3, &change);
+        let (set, _, _, condition) = update_parts(&plan.first[0]);
+        assert_eq!(set, [(articles::DELETED, AttributeValue::Bool(true))]);
+        assert_eq!(condition, None);
+        let purged: Vec<&str> = plan.for_each.iter().map(|job| job.table.as_str()).collect();
+        assert_eq!(purged, ["p-comments", "p-favorites"]);
+        let (set, remove, add, condition) = update_parts(&plan.commit[0]);
+        assert_eq!(set.len(), 2);
+        for field in ARTICLE_FIELDS.iter().chain([&articles::FAVORITES_COUNT]) {
+            assert!(remove.contains(field), "{field} removed");
         }
-        assert_eq!(update.condition_expression(), None);
-        assert_eq!(actions.len(), 2);
-        let body = actions[1].delete().expect("the body's delete");
-        assert_eq!(body.table_name(), "p-article-bodies");
-        assert_eq!(
-            body.key(),
-            &HashMap::from([("articleId".to_owned(), s("a1"))])
+        assert!(add.is_none() && condition.is_none());
+        let action = plan.commit[0].transact().expect("action");
+        assert!(action
+            .update()
+            .expect("update")
+            .update_expression()
+            .starts_with("SET #s0 = :s0, #s1 = :s1 REMOVE #r0, "));
+        assert!(
+            matches!(&plan.commit[1], Op::Delete { table, key } if table == "p-article-bodies" && key.item() == HashMap::from([("articleId".to_owned(), s("a1"))]))
         );
     }
 
@@ -803,22 +722,23 @@ mod tests {
         let change = Change::of(&favorited(1)).expect("decodes");
         assert!(change.needs_live_article());
         assert_eq!(change.article_id(), "a1");
-        let actions = projector().actions(1, &change).expect("actions");
-        let put = actions[0].put().expect("put");
-        assert_eq!(put.table_name(), "p-favorites");
-        assert_eq!(put.item().get("userId"), Some(&s("u2")));
-        assert_eq!(put.item().get("seq"), Some(&n(1)));
-        let count = update_of(&actions[1]);
-        assert_eq!(count.update_expression(), "ADD #count :by");
+        let plan = projector().plan_of(1, &change);
+        let Op::Put { table, item, .. } = &plan.commit[0] else {
+            panic!("put");
+        };
+        assert_eq!(table, "p-favorites");
+        assert_eq!(item.get("userId"), Some(&s("u2")));
+        assert_eq!(item.get("seq"), Some(&n(1)));
+        let (_, _, add, condition) = update_parts(&plan.commit[1]);
+        assert_eq!(add, Some((articles::FAVORITES_COUNT, 1)));
+        assert_eq!(condition, Some(Condition::NotExists(articles::DELETED)));
+        let action = plan.commit[1].transact().expect("action");
+        let update = action.update().expect("update");
+        assert_eq!(update.update_expression(), "ADD #a :a");
         assert_eq!(
-            count.condition_expression(),
-            Some("attribute_not_exists(#deleted)")
-        );
-        assert_eq!(
-            count
+            update
                 .expression_attribute_values()
-                .expect("values")
-                .get(":by"),
+                .and_then(|v| v.get(":a")),
             Some(&AttributeValue::N("1".into()))
         );
 
@@ -832,47 +752,28 @@ mod tests {
                 unfavorited_at: LATER.into(),
             },
         );
-        let actions = projector()
-            .actions(2, &Change::of(&unfavorited).expect("decodes"))
-            .expect("actions");
-        assert!(actions[0].delete().is_some());
+        let plan = projector().plan_of(2, &Change::of(&unfavorited).expect("decodes"));
+        assert!(matches!(&plan.commit[0], Op::Delete { .. }));
         assert_eq!(
-            update_of(&actions[1])
-                .expression_attribute_values()
-                .expect("values")
-                .get(":by"),
-            Some(&AttributeValue::N("-1".into()))
+            update_parts(&plan.commit[1]).2,
+            Some((articles::FAVORITES_COUNT, -1))
         );
     }
 
     #[test]
     fn a_comment_is_put_only_while_the_article_is_live() {
-        let added = stored(
-            "ArticleComments",
-            "a1",
-            4,
-            CommentEvent::CommentAdded {
-                article_id: "a1".into(),
-                comment_id: 2,
-                author_id: "u3".into(),
-                body: "Nice".into(),
-                created_at: AT.into(),
-            },
-        );
-        let actions = projector()
-            .actions(4, &Change::of(&added).expect("decodes"))
-            .expect("actions");
-        let put = actions[0].put().expect("put");
-        assert_eq!(put.table_name(), "p-comments");
-        assert_eq!(put.item().get("commentId"), Some(&n(2)));
-        assert_eq!(put.item().get("updatedAt"), Some(&s(AT)));
-        assert_eq!(put.item().get("seq"), Some(&n(4)));
-        let check = actions[1].condition_check().expect("condition check");
+        let plan = projector().plan_of(4, &Change::of(&comment(4, 2)).expect("decodes"));
+        let Op::Put { table, item, .. } = &plan.commit[0] else {
+            panic!("put");
+        };
+        assert_eq!(table, "p-comments");
+        assert_eq!(item.get("commentId"), Some(&n(2)));
+        assert_eq!(item.get("updatedAt"), Some(&s(AT)));
+        assert_eq!(item.get("seq"), Some(&n(4)));
+        let action = plan.commit[1].transact().expect("action");
+        let check = action.condition_check().expect("condition check");
         assert_eq!(check.table_name(), "p-articles");
-        assert_eq!(
-            check.condition_expression(),
-            "attribute_not_exists(#deleted)"
-        );
+        assert_eq!(check.condition_expression(), "attribute_not_exists(#c)");
 
         let removed = stored(
             "ArticleComments",
@@ -887,12 +788,49 @@ mod tests {
         );
         let change = Change::of(&removed).expect("decodes");
         assert!(!change.needs_live_article());
-        let actions = projector().actions(5, &change).expect("actions");
-        assert_eq!(actions.len(), 1);
-        assert_eq!(
-            actions[0].delete().expect("delete").key().get("commentId"),
-            Some(&n(2))
+        let plan = projector().plan_of(5, &change);
+        assert_eq!(plan.commit.len(), 1);
+        assert!(
+            matches!(&plan.commit[0], Op::Delete { key, .. } if key.item().get("commentId") == Some(&n(2)))
         );
+    }
+
+    /// Folds `events` (each aggregate's in sequence order) in memory.
+    async fn fold(events: &[StoredEvent]) -> crate::ops::Memory {
+        let projector = projector();
+        let mut memory = crate::ops::Memory::default();
+        for event in events {
+            let plan = projector.plan(event, &memory).await.expect("plan");
+            memory.apply_plan(&plan).expect("applies");
+        }
+        memory
+    }
+
+    #[tokio::test]
+    async fn in_memory_the_aggregates_converge_in_any_order_and_a_deletion_purges_its_article() {
+        let article = [published(), deleted(2)];
+        let others = [favorited(1), comment(1, 1)];
+        let first: Vec<StoredEvent> = article.iter().chain(&others).cloned().collect();
+        let last: Vec<StoredEvent> = others.iter().chain(&article).cloned().collect();
+        let (a, b) = (fold(&first).await, fold(&last).await);
+        for memory in [&a, &b] {
+            // Only the tombstone is left.
+            assert_eq!(memory.len(), 1, "{memory:?}");
+            let tombstone = memory
+                .item("p-articles", &ArticlesProjector::article_key("a1"))
+                .expect("tombstone");
+            assert_eq!(tombstone.get("lastSeq"), Some(&n(2)));
+            assert!(is_tombstone(tombstone));
+            assert!(!tombstone.contains_key(articles::FAVORITES_COUNT));
+        }
+        // A live article counts the favorite once, whichever came first.
+        let live = fold(&[favorited(1), published()]).await;
+        let item = live
+            .item("p-articles", &ArticlesProjector::article_key("a1"))
+            .expect("article");
+        assert_eq!(item.get(articles::FAVORITES_COUNT), Some(&n(1)));
+        assert_eq!(item.get(articles::TITLE), Some(&s("Dragons")));
+        assert_eq!(live.len(), 3, "article, body, favorite");
     }
 
     #[test]

@@ -27,13 +27,10 @@
 //! with [`ProjectionError::Paused`]; the redelivered message continues from the cursor. Every
 //! write is idempotent, so a crash anywhere only repeats work.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use events::article::ArticleEvent;
@@ -42,6 +39,7 @@ use events::views::feed_articles::{self, FeedArticle};
 use events::views::{checkpoints, feed_followers, feeds, Item};
 use events::{EventSchema, StoredEvent};
 
+use crate::ops::{Condition, ForEach, Key, Live, Op, Plan, ReadModel, State, Visited};
 use crate::runtime::{unavailable, ProjectionError, Projector, ProjectorRuntime};
 use events::views::{n, s};
 
@@ -218,15 +216,6 @@ enum Source {
     Articles,
 }
 
-/// One fan-out: what to page over, what to write, and where a paused run stopped.
-struct FanOut<'a> {
-    event: &'a StoredEvent,
-    author: &'a str,
-    source: Source,
-    write: Write,
-    resume: Option<Item>,
-}
-
 /// Attributes of the checkpoint item where a paused fan-out keeps its place: the event's
 /// sequence and the `Query` cursor. A later event never reads a cursor saved for another.
 /// The pause before another try at a busy author lease: 5 ms doubling to 50 ms, jittered.
@@ -391,284 +380,238 @@ impl FeedProjector {
         Ok((last, resume))
     }
 
-    /// Applies `change` under its author's lease; returns the writes for the commit
+    /// Applies `event` under its author's lease; returns the writes for the commit
     /// transaction, or `None` when the event turned out to be applied already.
     async fn apply(
         &self,
         event: &StoredEvent,
-        change: &Change,
     ) -> Result<Option<Vec<TransactWriteItem>>, ProjectionError> {
         let (last, resume) = self.position(event).await?;
         if last >= event.sequence {
             return Ok(None);
         }
-        let fan_out = |author, source, write| FanOut {
-            event,
-            author,
-            source,
-            write,
-            resume: resume.clone(),
-        };
-        let mut actions = Vec::new();
-        match change {
-            Change::Nothing | Change::Edited(_) => {}
-            Change::Followed { follower, author } => {
-                self.put_follower(author, follower, event.sequence).await?;
-                self.fan_out(fan_out(author, Source::Articles, Write::Put), |article| {
-                    let article = FeedArticle::from_item(article)?;
-                    Some((follower.clone(), article.feed_key(), article.article_id))
-                })
-                .await?;
-            }
-            Change::Unfollowed { follower, author } => {
-                self.delete_follower(author, follower).await?;
-                // Articles whose deletion is under way too: their entries go either way.
-                self.fan_out(fan_out(author, Source::Articles, Write::Delete), |item| {
-                    let article_id = events::views::text(item, feed_articles::ARTICLE_ID)?;
-                    let created_at = events::views::text(item, feed_articles::CREATED_AT)?;
-                    let key = feeds::feed_key(&created_at, &article_id);
-                    Some((follower.clone(), key, article_id))
-                })
-                .await?;
-            }
-            Change::Published(article) => {
-                self.put_article(article).await?;
-                let key = article.feed_key();
-                let job = fan_out(&article.author_id, Source::Followers, Write::Put);
-                self.fan_out(job, |follower| {
-                    let follower = events::views::text(follower, feed_followers::FOLLOWER_ID)?;
-                    Some((follower, key.clone(), article.article_id.clone()))
-                })
-                .await?;
-            }
-            Change::Deleted { author, article_id } => {
-                if let Some(created_at) = self.mark_deleted(author, article_id).await? {
-                    let key = feeds::feed_key(&created_at, article_id);
-                    let job = fan_out(author, Source::Followers, Write::Delete);
-                    self.fan_out(job, |follower| {
-                        let follower = events::views::text(follower, feed_followers::FOLLOWER_ID)?;
-                        Some((follower, key.clone(), article_id.clone()))
-                    })
-                    .await?;
-                    let delete = Delete::builder()
-                        .table_name(&self.articles_table)
-                        .key(feed_articles::AUTHOR_ID, s(author))
-                        .key(feed_articles::ARTICLE_ID, s(article_id))
-                        .build()
-                        .map_err(unavailable)?;
-                    actions.push(TransactWriteItem::builder().delete(delete).build());
-                }
-            }
+        let plan = self.plan(event, &Live(&self.client)).await?;
+        for op in &plan.first {
+            op.send(&self.client).await?;
         }
-        Ok(Some(actions))
-    }
-
-    async fn put_follower(
-        &self,
-        author: &str,
-        follower: &str,
-        sequence: u64,
-    ) -> Result<(), ProjectionError> {
-        self.client
-            .put_item()
-            .table_name(&self.followers_table)
-            .item(feed_followers::AUTHOR_ID, s(author))
-            .item(feed_followers::FOLLOWER_ID, s(follower))
-            .item(feed_followers::SEQ, n(sequence))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    async fn delete_follower(&self, author: &str, follower: &str) -> Result<(), ProjectionError> {
-        self.client
-            .delete_item()
-            .table_name(&self.followers_table)
-            .key(feed_followers::AUTHOR_ID, s(author))
-            .key(feed_followers::FOLLOWER_ID, s(follower))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    fn article_put(&self, article: &FeedArticle) -> Result<Put, ProjectionError> {
-        Put::builder()
-            .table_name(&self.articles_table)
-            .item(feed_articles::AUTHOR_ID, s(&article.author_id))
-            .item(feed_articles::ARTICLE_ID, s(&article.article_id))
-            .item(feed_articles::SLUG, s(&article.slug))
-            .item(feed_articles::TITLE, s(&article.title))
-            .item(feed_articles::DESCRIPTION, s(&article.description))
-            .item(
-                feed_articles::TAG_LIST,
-                AttributeValue::L(article.tag_list.iter().map(s).collect()),
-            )
-            .item(feed_articles::CREATED_AT, s(&article.created_at))
-            .item(feed_articles::UPDATED_AT, s(&article.updated_at))
-            .item(feed_articles::LAST_SEQ, n(article.last_seq))
-            .build()
-            .map_err(unavailable)
-    }
-
-    /// Writes the article's copy before its fan-out, so that a follow that runs while the
-    /// fan-out is paused already sees it.
-    async fn put_article(&self, article: &FeedArticle) -> Result<(), ProjectionError> {
-        let put = self.article_put(article)?;
-        self.client
-            .put_item()
-            .table_name(put.table_name())
-            .set_item(Some(put.item().clone()))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    /// Marks the article's copy as being deleted (follows no longer bring it in) and returns
-    /// its creation time; `None` if there is no copy (nothing to remove).
-    async fn mark_deleted(
-        &self,
-        author: &str,
-        article_id: &str,
-    ) -> Result<Option<String>, ProjectionError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.articles_table)
-            .key(feed_articles::AUTHOR_ID, s(author))
-            .key(feed_articles::ARTICLE_ID, s(article_id))
-            .update_expression("SET #deleted = :true")
-            .condition_expression("attribute_exists(#id)")
-            .expression_attribute_names("#deleted", feed_articles::DELETED)
-            .expression_attribute_names("#id", feed_articles::ARTICLE_ID)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(output
-                .attributes()
-                .and_then(|item| events::views::text(item, feed_articles::CREATED_AT))),
-            Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(None),
-            Err(error) => Err(unavailable(error)),
-        }
-    }
-
-    /// Writes one feed entry per item of the job's source (the `entry` function turns an item
-    /// into (reader, feed key, article id), or skips it), page by page, from where a paused
-    /// run of the event stopped. Fails with [`ProjectionError::Paused`] after saving its
-    /// cursor in the checkpoint item when the budget runs out before the last page.
-    async fn fan_out<F>(&self, job: FanOut<'_>, entry: F) -> Result<(), ProjectionError>
-    where
-        F: Fn(&Item) -> Option<(String, String, String)>,
-    {
-        let FanOut {
-            event,
-            author,
-            source,
-            write,
-            resume,
-        } = job;
-        let started = Instant::now();
-        let resumed = resume.is_some();
-        let mut cursor = resume;
-        let (table, key) = match source {
-            Source::Followers => (&self.followers_table, feed_followers::AUTHOR_ID),
-            Source::Articles => (&self.articles_table, feed_articles::AUTHOR_ID),
-        };
-        let mut written = 0usize;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(table)
-                .consistent_read(true)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", key)
-                .expression_attribute_values(":pk", s(author))
-                .limit(self.limits.page_size)
-                .set_exclusive_start_key(cursor.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            let requests = page
-                .items()
-                .iter()
-                .filter_map(&entry)
-                .map(|(reader, feed_key, article_id)| {
-                    self.entry_request(write, reader, feed_key, author, article_id)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            written += requests.len();
-            crate::batch::write_all(
+        let mut resume = resume;
+        for job in &plan.for_each {
+            let started = Instant::now();
+            let resumed = resume.is_some();
+            let visited = crate::ops::visit(
                 &self.client,
-                &self.feeds_table,
-                requests,
+                job,
+                self.limits.page_size,
                 self.limits.concurrent_batches,
+                resume.take(),
+                Some(self.limits.fanout_budget),
             )
             .await?;
-            cursor = page.last_evaluated_key().cloned();
-            let Some(next) = &cursor else {
-                if written > 100 || resumed {
-                    tracing::info!(author, written, resumed, ?write, "fan-out done");
+            match visited {
+                Visited::Done(written) => {
+                    if written > 100 || resumed {
+                        tracing::info!(table = %job.table, written, resumed, "fan-out done");
+                    }
                 }
-                return Ok(());
-            };
-            if started.elapsed() >= self.limits.fanout_budget {
-                self.client
-                    .update_item()
-                    .table_name(&self.checkpoints_table)
-                    .key(checkpoints::PK, s(self.checkpoint_key(event)))
-                    .update_expression("SET #seq = :seq, #cursor = :cursor")
-                    .expression_attribute_names("#seq", FANOUT_SEQ)
-                    .expression_attribute_names("#cursor", FANOUT_CURSOR)
-                    .expression_attribute_values(":seq", n(event.sequence))
-                    .expression_attribute_values(":cursor", AttributeValue::M(next.clone()))
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                return Err(ProjectionError::Paused(format!(
-                    "fan-out for author {author}: {written} entries written in {:?}; continues from the saved cursor",
-                    started.elapsed()
-                )));
+                Visited::Paused { written, cursor } => {
+                    self.save_cursor(event, cursor).await?;
+                    return Err(ProjectionError::Paused(format!(
+                        "fan-out over {}: {written} entries written in {:?}; continues from the saved cursor",
+                        job.table,
+                        started.elapsed()
+                    )));
+                }
             }
         }
+        plan.commit
+            .iter()
+            .map(Op::transact)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
-    fn entry_request(
+    /// Keeps a paused fan-out's place in the event's checkpoint item.
+    async fn save_cursor(&self, event: &StoredEvent, cursor: Item) -> Result<(), ProjectionError> {
+        self.client
+            .update_item()
+            .table_name(&self.checkpoints_table)
+            .key(checkpoints::PK, s(self.checkpoint_key(event)))
+            .update_expression("SET #seq = :seq, #cursor = :cursor")
+            .expression_attribute_names("#seq", FANOUT_SEQ)
+            .expression_attribute_names("#cursor", FANOUT_CURSOR)
+            .expression_attribute_values(":seq", n(event.sequence))
+            .expression_attribute_values(":cursor", AttributeValue::M(cursor))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn follower_key(author: &str, follower: &str) -> Key {
+        Key::new(feed_followers::AUTHOR_ID, s(author))
+            .with_sort(feed_followers::FOLLOWER_ID, s(follower))
+    }
+
+    fn article_key(author: &str, article_id: &str) -> Key {
+        Key::new(feed_articles::AUTHOR_ID, s(author))
+            .with_sort(feed_articles::ARTICLE_ID, s(article_id))
+    }
+
+    /// The author's copy of `article`, whole.
+    fn article_put(&self, article: &FeedArticle) -> Op {
+        Op::put(
+            &self.articles_table,
+            Self::article_key(&article.author_id, &article.article_id),
+            vec![
+                (feed_articles::SLUG, s(&article.slug)),
+                (feed_articles::TITLE, s(&article.title)),
+                (feed_articles::DESCRIPTION, s(&article.description)),
+                (
+                    feed_articles::TAG_LIST,
+                    AttributeValue::L(article.tag_list.iter().map(s).collect()),
+                ),
+                (feed_articles::CREATED_AT, s(&article.created_at)),
+                (feed_articles::UPDATED_AT, s(&article.updated_at)),
+                (feed_articles::LAST_SEQ, n(article.last_seq)),
+            ],
+        )
+    }
+
+    /// A fan-out over `author`'s followers or articles: `entry` turns each item into
+    /// (reader, feed key, article id), or skips it; each becomes a put or a delete of that
+    /// feed entry.
+    fn fan_out<F>(&self, author: &str, source: Source, write: Write, entry: F) -> ForEach
+    where
+        F: Fn(&Item) -> Option<(String, String, String)> + Send + Sync + 'static,
+    {
+        let (table, key) = match source {
+            Source::Followers => (&self.followers_table, Self::follower_key(author, "")),
+            Source::Articles => (&self.articles_table, Self::article_key(author, "")),
+        };
+        let (feeds_table, author_id) = (self.feeds_table.clone(), author.to_owned());
+        ForEach {
+            table: table.clone(),
+            partition: key.partition.clone(),
+            key,
+            write: Box::new(move |item| {
+                let (reader, feed_key, article_id) = entry(item)?;
+                let key =
+                    Key::new(feeds::USER_ID, s(reader)).with_sort(feeds::FEED_KEY, s(feed_key));
+                Some(match write {
+                    Write::Put => Op::put(
+                        &feeds_table,
+                        key,
+                        vec![
+                            (feeds::AUTHOR_ID, s(&author_id)),
+                            (feeds::ARTICLE_ID, s(article_id)),
+                        ],
+                    ),
+                    Write::Delete => Op::Delete {
+                        table: feeds_table.clone(),
+                        key,
+                    },
+                })
+            }),
+        }
+    }
+}
+
+impl ReadModel for FeedProjector {
+    async fn plan<S: State>(
         &self,
-        write: Write,
-        reader: String,
-        feed_key: String,
-        author: &str,
-        article_id: String,
-    ) -> Result<WriteRequest, ProjectionError> {
-        Ok(match write {
-            Write::Put => {
-                let item = HashMap::from([
-                    (feeds::USER_ID.to_owned(), AttributeValue::S(reader)),
-                    (feeds::FEED_KEY.to_owned(), AttributeValue::S(feed_key)),
-                    (feeds::AUTHOR_ID.to_owned(), s(author)),
-                    (feeds::ARTICLE_ID.to_owned(), AttributeValue::S(article_id)),
-                ]);
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(unavailable)?;
-                WriteRequest::builder().put_request(put).build()
+        event: &StoredEvent,
+        state: &S,
+    ) -> Result<Plan, ProjectionError> {
+        Ok(match Change::of(event)? {
+            Change::Nothing => Plan::default(),
+            // Entries hold keys only: an edit rewrites the copy every feed page reads.
+            Change::Edited(article) => Plan::commit(vec![self.article_put(&article)]),
+            Change::Followed { follower, author } => Plan {
+                first: vec![Op::put(
+                    &self.followers_table,
+                    Self::follower_key(&author, &follower),
+                    vec![(feed_followers::SEQ, n(event.sequence))],
+                )],
+                for_each: vec![
+                    self.fan_out(&author, Source::Articles, Write::Put, move |item| {
+                        let article = FeedArticle::from_item(item)?;
+                        Some((follower.clone(), article.feed_key(), article.article_id))
+                    }),
+                ],
+                commit: Vec::new(),
+            },
+            Change::Unfollowed { follower, author } => Plan {
+                first: vec![Op::Delete {
+                    table: self.followers_table.clone(),
+                    key: Self::follower_key(&author, &follower),
+                }],
+                // Articles whose deletion is under way too: their entries go either way.
+                for_each: vec![self.fan_out(
+                    &author,
+                    Source::Articles,
+                    Write::Delete,
+                    move |item| {
+                        let article_id = events::views::text(item, feed_articles::ARTICLE_ID)?;
+                        let created_at = events::views::text(item, feed_articles::CREATED_AT)?;
+                        let key = feeds::feed_key(&created_at, &article_id);
+                        Some((follower.clone(), key, article_id))
+                    },
+                )],
+                commit: Vec::new(),
+            },
+            // The copy comes before the fan-out, so that a follow that runs while the fan-out
+            // is paused already sees it.
+            Change::Published(article) => {
+                let (key, article_id) = (article.feed_key(), article.article_id.clone());
+                Plan {
+                    first: vec![self.article_put(&article)],
+                    for_each: vec![self.fan_out(
+                        &article.author_id,
+                        Source::Followers,
+                        Write::Put,
+                        move |follower| {
+                            let follower =
+                                events::views::text(follower, feed_followers::FOLLOWER_ID)?;
+                            Some((follower, key.clone(), article_id.clone()))
+                        },
+                    )],
+                    commit: Vec::new(),
+                }
             }
-            Write::Delete => {
-                let key = HashMap::from([
-                    (feeds::USER_ID.to_owned(), AttributeValue::S(reader)),
-                    (feeds::FEED_KEY.to_owned(), AttributeValue::S(feed_key)),
-                ]);
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .map_err(unavailable)?;
-                WriteRequest::builder().delete_request(delete).build()
+            // Marked first, so that follows no longer bring it in; dropped in the commit. No
+            // copy: nothing to remove.
+            Change::Deleted { author, article_id } => {
+                let copy_key = Self::article_key(&author, &article_id);
+                let Some(copy) = state.get(&self.articles_table, &copy_key).await? else {
+                    return Ok(Plan::default());
+                };
+                let created_at =
+                    events::views::text(&copy, feed_articles::CREATED_AT).unwrap_or_default();
+                let key = feeds::feed_key(&created_at, &article_id);
+                Plan {
+                    first: vec![Op::Update {
+                        table: self.articles_table.clone(),
+                        key: copy_key.clone(),
+                        set: vec![(feed_articles::DELETED, AttributeValue::Bool(true))],
+                        remove: Vec::new(),
+                        add: None,
+                        condition: Some(Condition::Exists(feed_articles::ARTICLE_ID)),
+                    }],
+                    for_each: vec![self.fan_out(
+                        &author,
+                        Source::Followers,
+                        Write::Delete,
+                        move |follower| {
+                            let follower =
+                                events::views::text(follower, feed_followers::FOLLOWER_ID)?;
+                            Some((follower, key.clone(), article_id.clone()))
+                        },
+                    )],
+                    commit: vec![Op::Delete {
+                        table: self.articles_table.clone(),
+                        key: copy_key,
+                    }],
+                }
             }
         })
     }
@@ -720,15 +663,12 @@ impl Projector for FeedProjector {
     ) -> Result<Vec<TransactWriteItem>, ProjectionError> {
         let change = Change::of(event)?;
         let Some(author) = change.lease_author() else {
-            return match &change {
-                Change::Edited(article) => Ok(vec![TransactWriteItem::builder()
-                    .put(self.article_put(article)?)
-                    .build()]),
-                _ => Ok(Vec::new()),
-            };
+            // An edit needs no lease: its commit rewrites the copy alone.
+            let plan = self.plan(event, &Live(&self.client)).await?;
+            return plan.commit.iter().map(Op::transact).collect();
         };
         let lease = self.acquire(author, event).await?;
-        match self.apply(event, &change).await {
+        match self.apply(event).await {
             Ok(Some(mut actions)) => {
                 actions.push(self.release_action(&lease)?);
                 Ok(actions)

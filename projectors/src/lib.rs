@@ -2,11 +2,13 @@
 
 pub mod articles;
 pub mod batch;
+pub mod bulk;
 pub mod failures;
 pub mod fanout;
 pub mod feed;
 pub mod heads;
 pub mod metrics;
+pub mod ops;
 pub mod runtime;
 pub mod search;
 pub mod users;

@@ -11,7 +11,10 @@ use aws_sdk_dynamodb::Client;
 use common::config::TableNames;
 use events::article::{ArticleEvent, AGGREGATE_TYPE};
 use events::{EventSchema, StoredEvent};
-use search::{ArticleDoc, SearchError, SearchIndex, Written};
+use std::collections::BTreeMap;
+
+use events::views::{checkpoints, n, s};
+use search::{ArticleDoc, BulkWrite, SearchError, SearchIndex, Written};
 
 use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
 
@@ -102,6 +105,107 @@ impl SearchProjector {
 
     pub fn index(&self) -> &SearchIndex {
         &self.index
+    }
+}
+
+/// The search read model folded in memory for a fresh index version (see [`crate::bulk`]):
+/// each article's last write, at its sequence, then one bulk request to the index and the
+/// checkpoints after it.
+#[derive(Clone, Debug, Default)]
+pub struct SearchBulk {
+    /// Each article's last write.
+    writes: BTreeMap<String, BulkWrite>,
+    /// The last sequence folded, per stream.
+    checkpoints: BTreeMap<String, u64>,
+    folded: u64,
+}
+
+impl SearchBulk {
+    /// Folds events of one aggregate in sequence order, from the one after the last folded;
+    /// a gap stops the fold of that stream (the catch-up fills it). Returns the events folded.
+    pub fn fold(&mut self, events: &[StoredEvent]) -> Result<u64, ProjectionError> {
+        let mut folded = 0;
+        for event in events {
+            if event.aggregate_type != AGGREGATE_TYPE {
+                continue;
+            }
+            let stream = event.stream_key();
+            let last = self.checkpoints.get(&stream).copied().unwrap_or(0);
+            if event.sequence <= last {
+                continue;
+            }
+            if event.sequence != last + 1 {
+                tracing::warn!(%stream, last, next = event.sequence, "a gap in a stream: the rest of it is left to the catch-up");
+                break;
+            }
+            let write = match IndexChange::of(event)? {
+                IndexChange::Upsert(doc) => BulkWrite::Upsert {
+                    doc,
+                    version: event.sequence,
+                },
+                IndexChange::Delete { article_id } => BulkWrite::Delete {
+                    article_id,
+                    version: event.sequence,
+                },
+            };
+            self.writes.insert(event.aggregate_id.clone(), write);
+            self.checkpoints.insert(stream, event.sequence);
+            folded += 1;
+        }
+        self.folded += folded;
+        Ok(folded)
+    }
+
+    pub fn folded(&self) -> u64 {
+        self.folded
+    }
+
+    /// Documents the index will hold, and checkpoints.
+    pub fn items(&self) -> u64 {
+        let docs = self
+            .writes
+            .values()
+            .filter(|w| matches!(w, BulkWrite::Upsert { .. }))
+            .count();
+        (docs + self.checkpoints.len()) as u64
+    }
+
+    /// Writes every article's last write to `index` in one bulk (deletes too, so that a
+    /// document written by an earlier, killed attempt goes), then the checkpoints.
+    pub async fn write(
+        self,
+        index: &SearchIndex,
+        client: &Client,
+        checkpoints_table: &str,
+        in_flight: usize,
+        written: impl Fn(u64) + Sync,
+    ) -> Result<u64, ProjectionError> {
+        let docs = self.items() - self.checkpoints.len() as u64;
+        index
+            .bulk(self.writes.into_values().collect())
+            .await
+            .map_err(|e| match e {
+                SearchError::Unavailable(reason) => ProjectionError::Unavailable(reason),
+                other => ProjectionError::Unavailable(format!("search bulk: {other}")),
+            })?;
+        written(docs);
+        let checkpoints = self
+            .checkpoints
+            .iter()
+            .map(|(stream, last)| {
+                let item = std::collections::HashMap::from([
+                    (
+                        checkpoints::PK.to_owned(),
+                        s(checkpoints::key("search", stream)),
+                    ),
+                    (checkpoints::LAST_SEQ.to_owned(), n(*last)),
+                ]);
+                (checkpoints_table.to_owned(), item)
+            })
+            .collect();
+        let written_checkpoints =
+            crate::bulk::write_items(client, checkpoints, in_flight, &written).await?;
+        Ok(docs + written_checkpoints)
     }
 }
 

@@ -207,7 +207,7 @@ async fn a_batch_applied_while_the_version_switched_comes_back_for_the_new_one()
     let factory: RuntimeFactory<SwitchDuring> = Arc::new(move |version| {
         let tables: TableNames = base.at_version(Projection::Users, version);
         let projector = SwitchDuring {
-            inner: UsersProjector::new(&tables),
+            inner: UsersProjector::new(&client, &tables),
             client: client.clone(),
             registry_table: base.checkpoints.clone(),
         };

@@ -15,6 +15,7 @@
 //! The live projector follows the registry ([`projectors::VersionedProjector`]), so whatever
 //! the last pass may have missed comes back through its queue and lands in version `n`.
 
+pub mod bulk;
 pub mod cursor;
 pub mod dlq;
 pub mod fan_out_failures;

@@ -61,6 +61,9 @@ pub struct ProgressItem {
     pub total: Option<u64>,
     /// When the full pass started (Unix ms).
     pub full_started_at: u64,
+    /// Whether a full pass began, and so may have written into the version: one that did not
+    /// finish starts again on an emptied version.
+    pub full_pass_started: bool,
     /// The catch-up pass to run next (from 1).
     pub pass: u32,
     /// Its `recordedAt` bound (Unix ms).
@@ -91,6 +94,7 @@ impl ProgressItem {
             previous,
             total: None,
             full_started_at: now_ms(),
+            full_pass_started: false,
             pass: 1,
             pass_since: None,
             pass_started_at: None,
@@ -118,6 +122,9 @@ impl ProgressItem {
             ("applied".to_owned(), n(self.applied)),
             ("updatedAt".to_owned(), n(now_ms())),
         ]);
+        if self.full_pass_started {
+            item.insert("fullPassStarted".to_owned(), AttributeValue::Bool(true));
+        }
         for (name, value) in [
             ("total", self.total),
             ("passSince", self.pass_since),
@@ -190,6 +197,11 @@ impl ProgressItem {
             previous: number(item, "previous").ok_or_else(|| bad("previous"))? as u32,
             total: number(item, "total"),
             full_started_at: number(item, "fullStartedAt").ok_or_else(|| bad("fullStartedAt"))?,
+            full_pass_started: item
+                .get("fullPassStarted")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
             pass: number(item, "pass").unwrap_or(1) as u32,
             pass_since: number(item, "passSince"),
             pass_started_at: number(item, "passStartedAt"),
@@ -229,51 +241,6 @@ impl ProgressItem {
             .send()
             .await
             .map_err(store_error("saving the replay progress"))?;
-        Ok(())
-    }
-
-    /// Saves where `segment` of the full pass is, with the counts of the page that got it there.
-    pub(crate) async fn save_cursor(
-        replay: &Replay,
-        projection: Projection,
-        version: u32,
-        segment: usize,
-        next: Option<&Key>,
-        scanned: u64,
-        applied: u64,
-    ) -> Result<(), ReplayError> {
-        let request = replay
-            .client
-            .update_item()
-            .table_name(&replay.base.checkpoints)
-            .key(PK, AttributeValue::S(Self::key(projection, version)))
-            .expression_attribute_names("#cursor", format!("cursor{segment}"))
-            .expression_attribute_names("#done", format!("done{segment}"))
-            .expression_attribute_names("#scanned", "scanned")
-            .expression_attribute_names("#applied", "applied")
-            .expression_attribute_names("#updated", "updatedAt")
-            .expression_attribute_values(":scanned", n(scanned))
-            .expression_attribute_values(":applied", n(applied))
-            .expression_attribute_values(":now", n(now_ms()));
-        let request = match next {
-            Some(key) => request
-                .update_expression(
-                    "SET #cursor = :cursor, #updated = :now REMOVE #done ADD #scanned :scanned, #applied :applied",
-                )
-                .expression_attribute_values(
-                    ":cursor",
-                    AttributeValue::S(cursor::encode(key).map_err(ReplayError::Invalid)?),
-                ),
-            None => request
-                .update_expression(
-                    "SET #done = :true, #updated = :now REMOVE #cursor ADD #scanned :scanned, #applied :applied",
-                )
-                .expression_attribute_values(":true", AttributeValue::Bool(true)),
-        };
-        request
-            .send()
-            .await
-            .map_err(store_error("saving a scan cursor"))?;
         Ok(())
     }
 

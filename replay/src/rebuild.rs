@@ -9,7 +9,7 @@ use projectors::versions::now_ms;
 use tokio::sync::Mutex;
 
 use crate::progress::format_count;
-use crate::progress_item::{Phase, ProgressItem, SegmentCursor};
+use crate::progress_item::{Phase, ProgressItem};
 use crate::scan::{self, AnyRuntime};
 use crate::verify::{self, VerifyReport};
 use crate::{registry, versions, Replay, ReplayError};
@@ -33,6 +33,8 @@ pub struct RebuildOptions {
     pub margin: Duration,
     /// How long one freeze extension holds; renewed every third of it while the last pass runs.
     pub freeze_lease: Duration,
+    /// `BatchWriteItem` requests in flight while the full pass writes the version.
+    pub in_flight: usize,
 }
 
 impl Default for RebuildOptions {
@@ -45,6 +47,7 @@ impl Default for RebuildOptions {
             max_catch_up_passes: 5,
             margin: Duration::from_secs(5 * 60),
             freeze_lease: Duration::from_secs(15),
+            in_flight: 64,
         }
     }
 }
@@ -65,8 +68,10 @@ pub struct RebuildReport {
     /// The version it replaced.
     pub previous: u32,
     pub resumed: bool,
-    /// The full pass (in this run: a resumed one counts only what it still read).
+    /// The full pass (in this run: a resumed one starts it again).
     pub full: PassReport,
+    /// Items the full pass wrote into the version (its tables or index, and checkpoints).
+    pub items: u64,
     pub catch_up: Vec<PassReport>,
     /// The last pass, while the live projector was frozen.
     pub last: PassReport,
@@ -224,6 +229,7 @@ pub async fn rebuild(
         previous,
         resumed,
         full: PassReport::default(),
+        items: 0,
         catch_up: Vec::new(),
         last: PassReport::default(),
         elapsed: Duration::ZERO,
@@ -252,26 +258,42 @@ async fn build(
     let label = |what: &str| format!("{projection} v{version} {what}");
 
     if item.phase == Phase::Full {
-        let total = match item.total {
-            Some(total) => total,
-            None => {
-                replay.progress.start(&label("count"), 0, None);
-                let progress = replay.progress.clone();
-                let total = scan::count(replay, item.segments, |n| progress.add(n, 0)).await?;
-                replay.progress.finish();
-                item.total = Some(total);
-                item.save(replay).await?;
-                total
-            }
+        // A killed full pass starts again from nothing (see `crate::bulk`).
+        if item.full_pass_started {
+            replay.progress.note(&format!(
+                "{projection}: the full pass of version {version} did not finish: emptying the version and starting it again"
+            ));
+            versions::truncate(replay, projection, version).await?;
+        }
+        item.full_started_at = now_ms();
+        item.full_pass_started = true;
+        item.save(replay).await?;
+        let full = crate::bulk::full_pass(
+            replay,
+            projection,
+            version,
+            item.segments,
+            options.in_flight,
+        )
+        .await?;
+        replay.progress.note(&format!(
+            "{projection}: full pass: {} events read in {:.1} s, {} folded in {:.1} s, {} items written in {:.1} s",
+            format_count(full.scanned),
+            full.read.as_secs_f64(),
+            format_count(full.folded),
+            full.fold.as_secs_f64(),
+            format_count(full.items),
+            full.write.as_secs_f64()
+        ));
+        report.full = PassReport {
+            scanned: full.scanned,
+            applied: full.folded,
+            elapsed: full.read + full.fold + full.write,
         };
-        replay
-            .progress
-            .start(&label("full pass"), item.scanned, Some(total));
-        report.full = full_pass(replay, &item, &runtime, options).await?;
-        replay.progress.finish();
-        item = ProgressItem::read(replay, projection, version)
-            .await?
-            .unwrap_or(item);
+        report.items = full.items;
+        item.total = Some(full.scanned);
+        item.scanned = full.scanned;
+        item.applied = full.folded;
         item.phase = Phase::CatchUp;
         item.pass = 1;
         item.pass_since = Some(item.full_started_at.saturating_sub(margin));
@@ -375,65 +397,6 @@ async fn build(
         item.previous, item.previous
     ));
     Ok(())
-}
-
-/// The full pass: every segment not done yet, in parallel, from its saved cursor; each page
-/// applied, then its cursor saved.
-async fn full_pass(
-    replay: &Replay,
-    item: &ProgressItem,
-    runtime: &AnyRuntime,
-    options: &RebuildOptions,
-) -> Result<PassReport, ReplayError> {
-    let started = Instant::now();
-    let totals = Mutex::new(PassReport::default());
-    let segments = item.segments;
-    futures::future::try_join_all(item.cursors.iter().enumerate().map(|(i, cursor)| {
-        let totals = &totals;
-        async move {
-            let mut start = match cursor {
-                SegmentCursor::Done => return Ok(()),
-                SegmentCursor::Start => None,
-                SegmentCursor::At(key) => Some(key.clone()),
-            };
-            loop {
-                let page = scan::page(
-                    replay,
-                    item.projection,
-                    i as u32,
-                    segments,
-                    start.take(),
-                    None,
-                )
-                .await?;
-                let applied = scan::apply(runtime, page.events, options.concurrency).await?;
-                ProgressItem::save_cursor(
-                    replay,
-                    item.projection,
-                    item.version,
-                    i,
-                    page.next.as_ref(),
-                    page.scanned,
-                    applied,
-                )
-                .await?;
-                replay.progress.add(page.scanned, applied);
-                {
-                    let mut totals = totals.lock().await;
-                    totals.scanned += page.scanned;
-                    totals.applied += applied;
-                }
-                match page.next {
-                    Some(key) => start = Some(key),
-                    None => return Ok::<(), ReplayError>(()),
-                }
-            }
-        }
-    }))
-    .await?;
-    let mut report = totals.into_inner();
-    report.elapsed = started.elapsed();
-    Ok(report)
 }
 
 /// A catch-up pass: the whole table again, but only events recorded since `since_ms`.

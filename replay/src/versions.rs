@@ -74,6 +74,35 @@ pub async fn create(
     Ok(())
 }
 
+/// Empties version `version` of `projection`, which is being built: its tables and checkpoints
+/// table are dropped and created again (faster and cheaper than deleting item by item). The
+/// search index is left as it is: a bulk full pass writes every article again.
+pub async fn truncate(
+    replay: &Replay,
+    projection: Projection,
+    version: u32,
+) -> Result<(), ReplayError> {
+    if version <= 1 {
+        return Err(ReplayError::Refused(format!(
+            "{projection} version {version} shares the base checkpoints table: it is never emptied"
+        )));
+    }
+    let mut tables: Vec<String> = own_tables(replay, projection, version)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    tables.push(replay.tables(projection, version).checkpoints);
+    for name in &tables {
+        common::tables::delete(&replay.client, name)
+            .await
+            .map_err(|e| ReplayError::Store(format!("{e:#}")))?;
+        common::tables::wait_deleted(&replay.client, name)
+            .await
+            .map_err(|e| ReplayError::Store(format!("{e:#}")))?;
+    }
+    create(replay, projection, version).await
+}
+
 /// Deletes version `version` of `projection` and forgets it; refused for the active version
 /// and the one being built.
 pub async fn remove(

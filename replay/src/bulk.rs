@@ -1,0 +1,191 @@
+//! The full pass of a rebuild, in bulk: the whole events table read with parallel scan segments, each aggregate's events folded in memory through the projector's own plans, and the resulting items written with `BatchWriteItem` into the fresh version ([`projectors::bulk`]).
+//!
+//! A full pass that was killed starts again from nothing on `--resume`: the version's tables
+//! are emptied first ([`crate::versions::truncate`]), so that no item of a fold that saw
+//! fewer events survives. The search index needs no emptying: every article's last write
+//! is sent again, deletes included, at a version no lower than before.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::projections::Projection;
+use events::StoredEvent;
+use projectors::bulk::BulkBuild;
+use projectors::search::SearchBulk;
+use projectors::{ArticlesProjector, FeedProjector, ProjectionError, UsersProjector};
+use search::SearchIndex;
+use tokio::sync::Mutex;
+
+use crate::cursor::Key;
+use crate::{scan, store_error, Replay, ReplayError};
+
+/// A projection folded in memory, whichever it is.
+enum AnyBulk {
+    Users(BulkBuild<UsersProjector>),
+    Articles(BulkBuild<ArticlesProjector>),
+    Feed(BulkBuild<FeedProjector>),
+    Search(SearchBulk, SearchIndex),
+}
+
+impl AnyBulk {
+    async fn open(
+        replay: &Replay,
+        projection: Projection,
+        version: u32,
+    ) -> Result<Self, ReplayError> {
+        let tables = replay.tables(projection, version);
+        let client = &replay.client;
+        Ok(match projection {
+            Projection::Users => Self::Users(BulkBuild::new(UsersProjector::new(client, &tables))),
+            Projection::Articles => {
+                Self::Articles(BulkBuild::new(ArticlesProjector::new(client, &tables)))
+            }
+            Projection::Feed => Self::Feed(BulkBuild::new(FeedProjector::new(client, &tables))),
+            Projection::Search => {
+                Self::Search(SearchBulk::default(), replay.search.index(version).await?)
+            }
+        })
+    }
+
+    async fn fold(&mut self, events: &[StoredEvent]) -> Result<u64, ProjectionError> {
+        match self {
+            Self::Users(b) => b.fold(events).await,
+            Self::Articles(b) => b.fold(events).await,
+            Self::Feed(b) => b.fold(events).await,
+            Self::Search(b, _) => b.fold(events),
+        }
+    }
+
+    fn items(&self) -> u64 {
+        match self {
+            Self::Users(b) => b.items(),
+            Self::Articles(b) => b.items(),
+            Self::Feed(b) => b.items(),
+            Self::Search(b, _) => b.items(),
+        }
+    }
+
+    async fn write(
+        self,
+        replay: &Replay,
+        checkpoints_table: &str,
+        in_flight: usize,
+    ) -> Result<u64, ProjectionError> {
+        let client = &replay.client;
+        let written = |n: u64| replay.progress.add(n, n);
+        match self {
+            Self::Users(b) => b.write(client, checkpoints_table, in_flight, written).await,
+            Self::Articles(b) => b.write(client, checkpoints_table, in_flight, written).await,
+            Self::Feed(b) => b.write(client, checkpoints_table, in_flight, written).await,
+            Self::Search(b, index) => {
+                b.write(&index, client, checkpoints_table, in_flight, written)
+                    .await
+            }
+        }
+    }
+}
+
+/// What a bulk full pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FullPass {
+    /// Items of the events table read.
+    pub scanned: u64,
+    /// Events folded.
+    pub folded: u64,
+    /// Items written into the version (its tables or index, and its checkpoints).
+    pub items: u64,
+    pub read: Duration,
+    pub fold: Duration,
+    pub write: Duration,
+}
+
+/// Reads the whole events table (`segments` parallel scan segments), folds `projection`'s
+/// events and writes the result into `version`, `in_flight` `BatchWriteItem`s at once.
+/// Progress: the read against the table's approximate item count, then the items written.
+pub async fn full_pass(
+    replay: &Replay,
+    projection: Projection,
+    version: u32,
+    segments: u32,
+    in_flight: usize,
+) -> Result<FullPass, ReplayError> {
+    let label = |what: &str| format!("{projection} v{version} full pass: {what}");
+    let started = Instant::now();
+    replay
+        .progress
+        .start(&label("read"), 0, approximate_events(replay).await);
+    let streams: Mutex<BTreeMap<String, Vec<StoredEvent>>> = Mutex::new(BTreeMap::new());
+    let scanned = Mutex::new(0u64);
+    futures::future::try_join_all((0..segments).map(|segment| {
+        let (streams, scanned) = (&streams, &scanned);
+        async move {
+            let mut start: Option<Key> = None;
+            loop {
+                let page =
+                    scan::page(replay, projection, segment, segments, start.take(), None).await?;
+                replay.progress.add(page.scanned, 0);
+                *scanned.lock().await += page.scanned;
+                {
+                    let mut streams = streams.lock().await;
+                    for event in page.events {
+                        streams.entry(event.stream_key()).or_default().push(event);
+                    }
+                }
+                match page.next {
+                    Some(key) => start = Some(key),
+                    None => return Ok::<(), ReplayError>(()),
+                }
+            }
+        }
+    }))
+    .await?;
+    replay.progress.finish();
+    let read = started.elapsed();
+
+    let started = Instant::now();
+    let mut bulk = AnyBulk::open(replay, projection, version).await?;
+    let mut folded = 0;
+    for (_, mut events) in streams.into_inner() {
+        events.sort_by_key(|e| e.sequence);
+        events.dedup_by_key(|e| e.sequence);
+        folded += bulk.fold(&events).await?;
+    }
+    let fold = started.elapsed();
+
+    let started = Instant::now();
+    let items = bulk.items();
+    replay.progress.start(&label("write"), 0, Some(items));
+    let checkpoints_table = replay.tables(projection, version).checkpoints;
+    let written = bulk.write(replay, &checkpoints_table, in_flight).await?;
+    replay.progress.finish();
+    Ok(FullPass {
+        scanned: scanned.into_inner(),
+        folded,
+        items: written,
+        read,
+        fold,
+        write: started.elapsed(),
+    })
+}
+
+/// The events table's item count as DynamoDB last computed it (every six hours or so on
+/// AWS): what the read's progress is measured against, without a counting scan.
+async fn approximate_events(replay: &Replay) -> Option<u64> {
+    let described = replay
+        .client
+        .describe_table()
+        .table_name(&replay.base.events)
+        .send()
+        .await
+        .map_err(store_error("describing the events table"));
+    match described {
+        Ok(output) => output
+            .table()
+            .and_then(|t| t.item_count())
+            .map(|count| count.max(0) as u64),
+        Err(error) => {
+            tracing::warn!(%error, "no item count for the progress");
+            None
+        }
+    }
+}

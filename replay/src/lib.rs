@@ -25,6 +25,7 @@ pub mod rebuild;
 pub mod registry;
 pub mod scan;
 pub mod status;
+pub mod tail;
 pub mod verify;
 pub mod versions;
 
@@ -75,6 +76,8 @@ pub(crate) fn store_error<E: std::error::Error>(
 #[derive(Clone, Debug)]
 pub struct Replay {
     pub client: Client,
+    /// The events table's stream: a rebuild reads what is appended during it from there.
+    pub streams: aws_sdk_dynamodbstreams::Client,
     /// The base (version 1) table names; the registry is in their checkpoints table.
     pub base: TableNames,
     /// The versions of the search read model.
@@ -87,9 +90,15 @@ pub struct Replay {
 
 impl Replay {
     /// A replay running inside the process that serves the read side, without a progress bar.
-    pub fn in_process(client: Client, base: TableNames, search: VersionedSearch) -> Self {
+    pub fn in_process(
+        client: Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+        base: TableNames,
+        search: VersionedSearch,
+    ) -> Self {
         Self {
             client,
+            streams,
             base,
             search,
             progress: Progress::silent(),

@@ -29,6 +29,7 @@ use tokio::sync::{Mutex, OnceCell};
 mod cloudwatch;
 mod dlq;
 mod scenario;
+mod tail;
 mod upcasting;
 
 /// Users of the workload: about 100 events each.
@@ -60,6 +61,7 @@ async fn replay_context() -> Replay {
     let clients = local_aws::testkit::clients().await;
     Replay::in_process(
         clients.dynamodb,
+        clients.streams,
         TableNames::with_prefix(&stack.prefix),
         local_stack::search_versions(&stack.prefix, stack.search_dir.clone()),
     )

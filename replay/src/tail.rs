@@ -74,8 +74,8 @@ pub const RETENTION: Duration = Duration::from_secs(23 * 60 * 60);
 const GET_RECORDS_LIMIT: i32 = 1000;
 /// How often a failed `GetRecords` / `DescribeStream` of a take is tried before the pass fails.
 const TAKE_ATTEMPTS: u32 = 4;
-/// How often shards are listed again while none ends (a new shard follows its parent's end,
-/// which lists them at once).
+/// How often the background drain lists the shards again while none ends (a new shard
+/// follows its parent's end, which lists them at once; every take lists them too).
 const DESCRIBE_EVERY: Duration = Duration::from_secs(60);
 
 /// Where a tail is in one shard.
@@ -155,7 +155,8 @@ pub struct StreamTail {
     streams: aws_sdk_dynamodbstreams::Client,
     stream_arn: String,
     shards: BTreeMap<String, ShardTail>,
-    described: Instant,
+    /// When the shards were last listed; `None`: at the next drain.
+    described: Option<Instant>,
 }
 
 impl StreamTail {
@@ -170,7 +171,7 @@ impl StreamTail {
             streams: streams.clone(),
             stream_arn,
             shards: BTreeMap::new(),
-            described: Instant::now(),
+            described: None,
         };
         for shard in tail.describe().await? {
             let Some(id) = shard.shard_id() else {
@@ -233,7 +234,7 @@ impl StreamTail {
             streams: streams.clone(),
             stream_arn,
             shards: BTreeMap::new(),
-            described: Instant::now(),
+            described: None,
         };
         let listed = tail.describe().await?;
         let ids: BTreeSet<&str> = listed.iter().filter_map(|s| s.shard_id()).collect();
@@ -311,7 +312,10 @@ impl StreamTail {
     /// [`Self::drain`] into `out`, which keeps what was read before a failure (the tail has
     /// moved past it).
     pub async fn drain_into(&mut self, ends: u32, out: &mut Drained) -> Result<(), TailError> {
-        if ends > 1 || self.described.elapsed() >= DESCRIBE_EVERY {
+        let stale = self
+            .described
+            .is_none_or(|at| at.elapsed() >= DESCRIBE_EVERY);
+        if ends > 1 || stale {
             self.discover().await?;
         }
         loop {
@@ -551,7 +555,7 @@ impl StreamTail {
                 None => break,
             }
         }
-        self.described = Instant::now();
+        self.described = Some(Instant::now());
         Ok(shards)
     }
 
@@ -777,6 +781,8 @@ impl TailHandle {
         }
         let mut pause = Duration::from_millis(200);
         let mut attempt = 1;
+        // A pass sees every shard there is now, whatever the background drain last listed.
+        shared.tail.described = None;
         loop {
             match shared.drain(ends).await {
                 Ok(()) => break,

@@ -73,6 +73,7 @@ async fn measure_on(
 
     let mut replay = Replay::in_process(
         client.clone(),
+        clients.streams.clone(),
         tables,
         local_stack::search_versions(prefix, None),
     );

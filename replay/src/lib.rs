@@ -3,17 +3,27 @@
 //! A rebuild of projection `P` (see [`rebuild::rebuild`]):
 //! 1. allocates version `n = max(versions) + 1` in `P`'s registry item (`building = n`);
 //! 2. creates version `n`'s tables from the same definitions (or its search index);
-//! 3. counts the events (parallel `Select=COUNT` scan), then reads the whole table with
-//!    parallel scan segments and feeds every page to the live projector code
-//!    ([`projectors::ProjectorRuntime`]) over version `n`, saving each segment's cursor after
-//!    each page (`--resume` goes on from there);
-//! 4. catches up with the events appended meanwhile (`recordedAt` since the previous pass
-//!    started, less a margin) until a pass applies nothing (at most 5 passes);
-//! 5. freezes the live projector, runs a last catch-up pass, and switches `active` to `n` (and
-//!    the OpenSearch alias) in one conditional update that also ends the freeze.
+//! 3. counts the events (parallel `Select=COUNT` scan), starts its own reader of the events
+//!    table's stream at the stream's current end ([`tail::TailHandle::start`]), then reads
+//!    the whole table with parallel scan segments, feeding every page to the live projector
+//!    code ([`projectors::ProjectorRuntime`]) over version `n`, saving each segment's cursor
+//!    after each page; meanwhile the tail keeps what is appended;
+//! 4. catches up with the events appended meanwhile: each catch-up pass takes what the tail
+//!    read since the previous one (`GetRecords` up to every shard's end: its cost follows
+//!    what was appended, not the size of the log), applies it, and saves the tail's
+//!    positions in the progress item (`--resume` goes on after them), until a pass applies
+//!    nothing (at most 5 passes). A tail that cannot go on (no positions saved yet, positions
+//!    older than the stream's 24 hours, a resumed full pass) is started again at the stream's
+//!    end, and the next pass also scans the table for `recordedAt` since the previous pass
+//!    started, less a margin, to cover the time before it;
+//! 5. freezes the live projector, drains the tail to every shard's end (two empty reads in a
+//!    row) and applies that, and switches `active` to `n` (and the OpenSearch alias) in one
+//!    conditional update that also ends the freeze.
 //!
-//! The live projector follows the registry ([`projectors::VersionedProjector`]), so whatever
-//! the last pass may have missed comes back through its queue and lands in version `n`.
+//! The live projector follows the registry ([`projectors::VersionedProjector`]): an event it
+//! applied to the old version had its stream record read before the freeze, so the last
+//! drain has it, and whatever else comes back through its queue and lands in version `n`
+//! (the argument is in [`tail`]).
 
 pub mod bulk;
 pub mod cursor;
@@ -26,6 +36,7 @@ pub mod rebuild;
 pub mod registry;
 pub mod scan;
 pub mod status;
+pub mod tail;
 pub mod verify;
 pub mod versions;
 
@@ -76,6 +87,8 @@ pub(crate) fn store_error<E: std::error::Error>(
 #[derive(Clone, Debug)]
 pub struct Replay {
     pub client: Client,
+    /// The events table's stream: a rebuild reads what is appended during it from there.
+    pub streams: aws_sdk_dynamodbstreams::Client,
     /// The base (version 1) table names; the registry is in their checkpoints table.
     pub base: TableNames,
     /// The versions of the search read model.
@@ -88,9 +101,15 @@ pub struct Replay {
 
 impl Replay {
     /// A replay running inside the process that serves the read side, without a progress bar.
-    pub fn in_process(client: Client, base: TableNames, search: VersionedSearch) -> Self {
+    pub fn in_process(
+        client: Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+        base: TableNames,
+        search: VersionedSearch,
+    ) -> Self {
         Self {
             client,
+            streams,
             base,
             search,
             progress: Progress::silent(),

@@ -11,7 +11,8 @@ use replay::{Progress, RebuildOptions, Replay, ReplayError};
 /// Rebuild projections (read models) from the events table, side by side with the live ones.
 ///
 /// Configured like the services: CONDUIT_TABLE_PREFIX (default conduit-), the AWS environment
-/// (AWS_REGION, credentials; AWS_ENDPOINT_URL_DYNAMODB for the local stack's DynamoDB Local),
+/// (AWS_REGION, credentials; AWS_ENDPOINT_URL_DYNAMODB for the local stack's DynamoDB Local,
+/// which serves the stream too unless AWS_ENDPOINT_URL_DYNAMODB_STREAMS says otherwise),
 /// and the search settings CONDUIT_SEARCH, CONDUIT_SEARCH_DIR, OPENSEARCH_URL.
 /// Exit status: 0 done, 1 verification found differences, 2 usage error or failure.
 #[derive(Debug, Parser)]
@@ -180,9 +181,10 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
     let base =
         common::config::table_names_from_env().map_err(|e| ReplayError::Invalid(e.to_string()))?;
     let search = search::VersionedSearch::from_env(&base.prefix).map_err(ReplayError::Invalid)?;
-    let client = common::aws::dynamodb_from_env().await;
+    let config = common::aws::config_from_env().await;
     let replay = Replay {
-        client,
+        client: aws_sdk_dynamodb::Client::new(&config),
+        streams: streams_client(aws_sdk_dynamodbstreams::config::Builder::from(&config)),
         base,
         search,
         progress: Progress::new(true),
@@ -299,7 +301,7 @@ async fn dlq(replay: &Replay, command: DlqCommand) -> Result<Outcome, ReplayErro
             let clients = replay::fan_out_failures::Clients {
                 sqs,
                 sns: aws_sdk_sns::Client::new(&config),
-                streams: aws_sdk_dynamodbstreams::Client::new(&config),
+                streams: replay.streams.clone(),
                 dynamodb: replay.client.clone(),
             };
             return fan_out_dlq(&clients, &replay.base, command).await;
@@ -380,6 +382,20 @@ async fn fan_out_dlq(
         }
     }
     Ok(Outcome::Done)
+}
+
+/// The DynamoDB Streams client of `config`. DynamoDB Local serves its streams on its own
+/// port: with only `AWS_ENDPOINT_URL_DYNAMODB` set, the stream is read there too, never from
+/// AWS's endpoint with the local stack's credentials.
+fn streams_client(
+    config: aws_sdk_dynamodbstreams::config::Builder,
+) -> aws_sdk_dynamodbstreams::Client {
+    let own = std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").is_some();
+    let config = match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        Ok(endpoint) if !own && !endpoint.is_empty() => config.endpoint_url(endpoint),
+        _ => config,
+    };
+    aws_sdk_dynamodbstreams::Client::from_conf(config.build())
 }
 
 /// Asks `question` on stderr; true only for an answer of y or yes.

@@ -1,6 +1,7 @@
 //! A rebuild's progress item, `replay#<name>#v<n>` in the base checkpoints table: its phase,
-//! each full-pass segment's cursor and the catch-up pass it is at, so that `--resume` goes on
-//! where a killed rebuild stopped, `status` shows it and `remove` forgets it.
+//! each full-pass segment's cursor, the catch-up pass it is at and where its stream tail is,
+//! so that `--resume` goes on where a killed rebuild stopped, `status` shows it and `remove`
+//! forgets it.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use schema::checkpoints::PK;
 
 use crate::cursor::{self, Key};
 use crate::progress::format_count;
+use crate::tail::{ShardPosition, TailPositions};
 use crate::{store_error, Replay, ReplayError};
 use events::views::n;
 
@@ -71,7 +73,11 @@ pub struct ProgressItem {
     /// When it started, if it did (Unix ms).
     pub pass_started_at: Option<u64>,
     pub cursors: Vec<SegmentCursor>,
-    /// Events read and applied by every pass so far.
+    /// Where the stream tail was when the last catch-up pass had applied what it read
+    /// (`tailStream`, `tailTakenAt`, and `tailShards`: shard id to the last sequence number
+    /// read, `true` for a shard read to its end, `NULL` for one with nothing read yet).
+    pub tail: Option<TailPositions>,
+    /// Events (or stream records) read and applied by every pass so far.
     pub scanned: u64,
     pub applied: u64,
 }
@@ -99,6 +105,7 @@ impl ProgressItem {
             pass_since: None,
             pass_started_at: None,
             cursors: vec![SegmentCursor::Start; segments as usize],
+            tail: None,
             scanned: 0,
             applied: 0,
         }
@@ -146,6 +153,26 @@ impl ProgressItem {
                 }
             }
         }
+        if let Some(tail) = &self.tail {
+            item.insert(
+                "tailStream".to_owned(),
+                AttributeValue::S(tail.stream_arn.clone()),
+            );
+            item.insert("tailTakenAt".to_owned(), n(tail.taken_at));
+            let shards = tail
+                .shards
+                .iter()
+                .map(|(id, position)| {
+                    let value = match position {
+                        ShardPosition::Unread => AttributeValue::Null(true),
+                        ShardPosition::After(sequence) => AttributeValue::S(sequence.clone()),
+                        ShardPosition::Done => AttributeValue::Bool(true),
+                    };
+                    (id.clone(), value)
+                })
+                .collect();
+            item.insert("tailShards".to_owned(), AttributeValue::M(shards));
+        }
         Ok(item)
     }
 
@@ -189,6 +216,32 @@ impl ProgressItem {
                 },
             );
         }
+        let tail = match item.get("tailStream").map(|v| v.as_s()) {
+            None => None,
+            Some(Err(_)) => return Err(bad("tailStream")),
+            Some(Ok(stream_arn)) => {
+                let shards = item
+                    .get("tailShards")
+                    .and_then(|v| v.as_m().ok())
+                    .ok_or_else(|| bad("tailShards"))?
+                    .iter()
+                    .map(|(id, value)| {
+                        let position = match value {
+                            AttributeValue::Null(_) => ShardPosition::Unread,
+                            AttributeValue::S(sequence) => ShardPosition::After(sequence.clone()),
+                            AttributeValue::Bool(true) => ShardPosition::Done,
+                            _ => return Err(bad("tailShards")),
+                        };
+                        Ok((id.clone(), position))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Some(TailPositions {
+                    stream_arn: stream_arn.clone(),
+                    shards,
+                    taken_at: number(item, "tailTakenAt").ok_or_else(|| bad("tailTakenAt"))?,
+                })
+            }
+        };
         Ok(Self {
             projection,
             version,
@@ -206,6 +259,7 @@ impl ProgressItem {
             pass_since: number(item, "passSince"),
             pass_started_at: number(item, "passStartedAt"),
             cursors,
+            tail,
             scanned: number(item, "scanned").unwrap_or(0),
             applied: number(item, "applied").unwrap_or(0),
         })
@@ -301,6 +355,19 @@ mod tests {
         ]));
         item.scanned = 60;
         item.applied = 12;
+        item.tail = Some(TailPositions {
+            stream_arn: "arn:aws:dynamodb:us-east-1:1:table/events/stream/x".into(),
+            shards: [
+                ("shardId-1".to_owned(), ShardPosition::Done),
+                (
+                    "shardId-2".to_owned(),
+                    ShardPosition::After("000123".into()),
+                ),
+                ("shardId-3".to_owned(), ShardPosition::Unread),
+            ]
+            .into(),
+            taken_at: 42,
+        });
         let stored = item.to_item().expect("serialises");
         assert_eq!(
             stored
@@ -319,5 +386,15 @@ mod tests {
         damaged.remove("done0");
         let error = ProgressItem::from_item(Projection::Feed, 3, &damaged).expect_err("damaged");
         assert!(error.to_string().contains("replay#feed#v3"), "{error}");
+        let mut damaged = stored.clone();
+        damaged.insert("tailShards".into(), AttributeValue::S("x".into()));
+        let error = ProgressItem::from_item(Projection::Feed, 3, &damaged).expect_err("damaged");
+        assert!(error.to_string().contains("tailShards"), "{error}");
+        let mut untailed = stored;
+        for name in ["tailStream", "tailShards", "tailTakenAt"] {
+            untailed.remove(name);
+        }
+        let read = ProgressItem::from_item(Projection::Feed, 3, &untailed).expect("no tail");
+        assert_eq!(read.tail, None);
     }
 }

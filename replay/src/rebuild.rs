@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 use crate::progress::format_count;
 use crate::progress_item::{Phase, ProgressItem};
 use crate::scan::{self, AnyRuntime};
+use crate::tail::{self, TailError, TailHandle, TailPositions};
 use crate::verify::{self, VerifyReport};
 use crate::{registry, versions, Replay, ReplayError};
 
@@ -25,11 +26,13 @@ pub struct RebuildOptions {
     pub verify: bool,
     /// Aggregates of one page applied at once.
     pub concurrency: usize,
-    /// Catch-up passes before the switch, at most (each one reads events since the previous
-    /// one started; they stop early when one applies nothing).
+    /// Catch-up passes before the switch, at most (each one applies what the stream tail read
+    /// since the previous one; they stop early when one applies nothing).
     pub max_catch_up_passes: u32,
-    /// Subtracted from a pass's start to get the next pass's `recordedAt` bound: covers the
-    /// time between an event's timestamp and its commit, and clock differences.
+    /// Subtracted from a pass's start to get the next pass's `recordedAt` bound, which a
+    /// pass scans from when the stream tail does not reach back far enough: covers the time
+    /// between an event's timestamp and its commit (and its stream record), and clock
+    /// differences.
     pub margin: Duration,
     /// How long one freeze extension holds; renewed every third of it while the last pass runs.
     pub freeze_lease: Duration,
@@ -55,8 +58,12 @@ impl Default for RebuildOptions {
 /// What one pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PassReport {
+    /// Items the scan read; for a pass over the stream, the stream records it read (plus
+    /// the items of the scan it fell back to, if it did).
     pub scanned: u64,
     pub applied: u64,
+    /// `GetRecords` calls of a pass over the stream (what DynamoDB Streams bills).
+    pub get_records: u64,
     pub elapsed: Duration,
 }
 
@@ -97,10 +104,16 @@ impl RebuildReport {
         let catch_up: Vec<String> = self
             .catch_up
             .iter()
-            .map(|p| format!("{} applied", format_count(p.applied)))
+            .map(|p| {
+                format!(
+                    "{} read, {} applied",
+                    format_count(p.scanned),
+                    format_count(p.applied)
+                )
+            })
             .collect();
         format!(
-            "{}: version {} replaces {}{}: full pass {} events read, {} applied in {:.1} s ({} ev/s); catch-up passes [{}]; last pass {} applied; {:.1} s in all",
+            "{}: version {} replaces {}{}: full pass {} events read, {} applied in {:.1} s ({} ev/s); catch-up passes [{}]; last pass {} read, {} applied; {:.1} s in all",
             self.projection,
             self.version,
             self.previous,
@@ -110,6 +123,7 @@ impl RebuildReport {
             self.full.elapsed.as_secs_f64(),
             format_count(rate(&self.full).round() as u64),
             catch_up.join(", "),
+            format_count(self.last.scanned),
             format_count(self.last.applied),
             self.elapsed.as_secs_f64()
         )
@@ -257,6 +271,9 @@ async fn build(
     let margin = options.margin.as_millis() as u64;
     let label = |what: &str| format!("{projection} v{version} {what}");
 
+    // The stream tail, and why the next pass must also scan the table if it must (the tail
+    // does not reach back to where the last pass, or the full pass, left off).
+    let mut started_tail = None;
     if item.phase == Phase::Full {
         // A killed full pass starts again from nothing (see `crate::bulk`).
         if item.full_pass_started {
@@ -268,6 +285,8 @@ async fn build(
         item.full_started_at = now_ms();
         item.full_pass_started = true;
         item.save(replay).await?;
+        // Every event committed from here on is the tail's; every one before, the scan's.
+        started_tail = Some((TailHandle::start(replay, projection).await?, None));
         let full = crate::bulk::full_pass(
             replay,
             projection,
@@ -289,6 +308,7 @@ async fn build(
             scanned: full.scanned,
             applied: full.folded,
             elapsed: full.read + full.fold + full.write,
+            ..PassReport::default()
         };
         report.items = full.items;
         item.total = Some(full.scanned);
@@ -301,20 +321,33 @@ async fn build(
         item.save(replay).await?;
     }
 
-    // A rebuild stopped while switching goes straight to switching again: its last pass
-    // reads from the same bound a catch-up pass would.
-    while item.phase != Phase::Switch && item.pass <= options.max_catch_up_passes {
-        let since = item
-            .pass_since
-            .unwrap_or(item.full_started_at.saturating_sub(margin));
+    let (mut tail, mut fallback) = match started_tail {
+        Some(started) => started,
+        None => resume_tail(replay, &item).await?,
+    };
+
+    // A rebuild stopped while switching goes straight to switching again, unless its tail
+    // was lost: a pass that scans the table runs before the freeze, not during it.
+    while fallback.is_some()
+        || (item.phase != Phase::Switch && item.pass <= options.max_catch_up_passes)
+    {
         let pass_started = item.pass_started_at.unwrap_or_else(now_ms);
         item.phase = Phase::CatchUp;
         item.pass_started_at = Some(pass_started);
         item.save(replay).await?;
         replay
             .progress
-            .start(&label(&format!("catch-up {}", item.pass)), 0, item.total);
-        let pass = filtered_pass(replay, &item, &runtime, since, options).await?;
+            .start(&label(&format!("catch-up {}", item.pass)), 0, None);
+        let (pass, positions) = stream_pass(
+            replay,
+            &item,
+            &runtime,
+            &mut tail,
+            &mut fallback,
+            1,
+            options,
+        )
+        .await?;
         replay.progress.finish();
         report.catch_up.push(pass);
         item.scanned += pass.scanned;
@@ -322,6 +355,9 @@ async fn build(
         item.pass += 1;
         item.pass_since = Some(pass_started.saturating_sub(margin));
         item.pass_started_at = None;
+        // Only now that what the tail read is applied: `--resume` goes on after it.
+        item.tail = Some(positions);
+        item.save(replay).await?;
         if pass.applied == 0 {
             break;
         }
@@ -352,11 +388,14 @@ async fn build(
     });
     let mut alias_moved = false;
     let switched = async {
-        let since = item.pass_since.unwrap_or(item.full_started_at.saturating_sub(margin));
+        // Every shard to its end, read after the freeze began: see `tail` for why that is
+        // enough.
         replay
             .progress
-            .start(&label("switch: last pass, frozen"), 0, item.total);
-        report.last = filtered_pass(replay, &item, &runtime, since, options).await?;
+            .start(&label("switch: last pass, frozen"), 0, None);
+        let (last, _) =
+            stream_pass(replay, &item, &runtime, &mut tail, &mut fallback, 2, options).await?;
+        report.last = last;
         replay.progress.finish();
         // Let go of the new version before the live projector takes it: an embedded index
         // has one writer per directory.
@@ -399,7 +438,86 @@ async fn build(
     Ok(())
 }
 
-/// A catch-up pass: the whole table again, but only events recorded since `since_ms`.
+/// The stream tail of a rebuild past its full pass: after the positions saved by its last
+/// catch-up pass, or, when there are none or they cannot be used, a new one at the stream's
+/// end with the reason why the next pass must also scan.
+async fn resume_tail(
+    replay: &Replay,
+    item: &ProgressItem,
+) -> Result<(TailHandle, Option<String>), ReplayError> {
+    let why = match &item.tail {
+        None => "no stream position was saved yet".to_owned(),
+        Some(positions) => match TailHandle::resume(replay, item.projection, positions).await {
+            Ok(tail) => return Ok((tail, None)),
+            Err(TailError::Lost(why)) => why,
+            Err(error) => return Err(error.into()),
+        },
+    };
+    Ok((TailHandle::start(replay, item.projection).await?, Some(why)))
+}
+
+/// A catch-up pass, or the last pass with `ends = 2`: what the stream tail read since the
+/// previous pass, up to every shard's current end (`ends` empty reads in a row), applied; its
+/// report counts stream records as read. With a `fallback` reason (the tail does not reach
+/// back far enough), the table is first scanned for the events recorded since the pass's
+/// bound ([`filtered_pass`]): the tail was started before that scan, so the two leave no gap.
+/// Returns the tail's positions after what was applied.
+async fn stream_pass(
+    replay: &Replay,
+    item: &ProgressItem,
+    runtime: &AnyRuntime,
+    tail: &mut TailHandle,
+    fallback: &mut Option<String>,
+    ends: u32,
+    options: &RebuildOptions,
+) -> Result<(PassReport, TailPositions), ReplayError> {
+    let started = Instant::now();
+    let mut report = PassReport::default();
+    let since = item.pass_since.unwrap_or(
+        item.full_started_at
+            .saturating_sub(options.margin.as_millis() as u64),
+    );
+    loop {
+        if let Some(why) = fallback.take() {
+            let projection = item.projection;
+            tracing::warn!(%projection, %why, "the stream tail does not reach back far enough; scanning the events table");
+            replay.progress.note(&format!(
+                "{projection} v{}: the stream tail does not reach back far enough ({why}); this pass also scans the events table for events recorded since {}",
+                item.version,
+                iso_millis(since)
+            ));
+            let scanned = filtered_pass(replay, item, runtime, since, options).await?;
+            report.scanned += scanned.scanned;
+            report.applied += scanned.applied;
+        }
+        match tail.take(ends).await {
+            Ok(taken) => {
+                let applied = scan::apply(runtime, taken.events, options.concurrency).await?;
+                replay.progress.add(taken.records, applied);
+                report.scanned += taken.records;
+                report.applied += applied;
+                report.get_records += taken.get_records;
+                if taken.overflowed {
+                    *fallback = Some(format!(
+                        "more than {} events came between two passes and were not kept",
+                        tail::MAX_BUFFERED
+                    ));
+                    continue;
+                }
+                report.elapsed = started.elapsed();
+                return Ok((report, taken.positions));
+            }
+            Err(TailError::Lost(why)) => {
+                *tail = TailHandle::start(replay, item.projection).await?;
+                *fallback = Some(why);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// The time-filtered scan: the whole table again, but only events recorded since `since_ms`.
+/// Only for a pass whose stream tail does not reach back far enough ([`stream_pass`]).
 async fn filtered_pass(
     replay: &Replay,
     item: &ProgressItem,

@@ -261,6 +261,7 @@ async fn drain(f: &Fixture) {
 async fn equals_a_rebuild(f: &Fixture) {
     let replay = Replay::in_process(
         f.clients.dynamodb.clone(),
+        f.clients.streams.clone(),
         f.base.clone(),
         local_stack::search_versions(&f.prefix, None),
     );
@@ -394,6 +395,7 @@ async fn status_shows_the_dead_letter_and_a_lag_while_stopped_and_none_once_caug
     let f = dead_letter("dlqstatus").await;
     let replay = Replay::in_process(
         f.clients.dynamodb.clone(),
+        f.clients.streams.clone(),
         f.base.clone(),
         local_stack::search_versions(&f.prefix, None),
     );

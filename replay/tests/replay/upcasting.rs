@@ -135,6 +135,7 @@ async fn a_version_1_log_rebuilds_every_projection_as_today_s_log() {
     write_log(repository.store(), &fixture()).await;
     let replay = Replay::in_process(
         clients.dynamodb,
+        clients.streams,
         TableNames::with_prefix(&prefix),
         local_stack::search_versions(&prefix, None),
     );

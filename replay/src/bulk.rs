@@ -16,7 +16,7 @@ use projectors::{ArticlesProjector, FeedProjector, ProjectionError, UsersProject
 use search::SearchIndex;
 use tokio::sync::Mutex;
 
-use crate::cursor::Key;
+use crate::scan::Key;
 use crate::{scan, store_error, Replay, ReplayError};
 
 /// A projection folded in memory, whichever it is.

@@ -3,17 +3,18 @@
 //! A rebuild of projection `P` (see [`rebuild::rebuild`]):
 //! 1. allocates version `n = max(versions) + 1` in `P`'s registry item (`building = n`);
 //! 2. creates version `n`'s tables from the same definitions (or its search index);
-//! 3. counts the events (parallel `Select=COUNT` scan), starts its own reader of the events
-//!    table's stream at the stream's current end ([`tail::TailHandle::start`]), then reads
-//!    the whole table with parallel scan segments, feeding every page to the live projector
-//!    code ([`projectors::ProjectorRuntime`]) over version `n`, saving each segment's cursor
-//!    after each page; meanwhile the tail keeps what is appended;
+//! 3. starts its own reader of the events table's stream at the stream's current end
+//!    ([`tail::TailHandle::start`]), then runs the full pass in bulk ([`bulk`]): the whole
+//!    table read with parallel scan segments, each aggregate's events folded in memory through
+//!    the projector's own plans ([`projectors::ops`]), the items written with
+//!    `BatchWriteItem` and the checkpoints after them; meanwhile the tail keeps what is
+//!    appended. A killed full pass starts again on an emptied version;
 //! 4. catches up with the events appended meanwhile: each catch-up pass takes what the tail
 //!    read since the previous one (`GetRecords` up to every shard's end: its cost follows
 //!    what was appended, not the size of the log), applies it, and saves the tail's
 //!    positions in the progress item (`--resume` goes on after them), until a pass applies
 //!    nothing (at most 5 passes). A tail that cannot go on (no positions saved yet, positions
-//!    older than the stream's 24 hours, a resumed full pass) is started again at the stream's
+//!    older than the stream's 24 hours) is started again at the stream's
 //!    end, and the next pass also scans the table for `recordedAt` since the previous pass
 //!    started, less a margin, to cover the time before it;
 //! 5. freezes the live projector, drains the tail to every shard's end (two empty reads in a
@@ -26,7 +27,6 @@
 //! (the argument is in [`tail`]).
 
 pub mod bulk;
-pub mod cursor;
 pub mod dlq;
 pub mod fan_out_failures;
 pub mod oldest;

@@ -31,10 +31,13 @@ enum Command {
         /// Parallel scan segments of the events table.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
         segments: u32,
-        /// Aggregates applied at once within a page.
+        /// Aggregates applied at once within a catch-up pass.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
         concurrency: u32,
-        /// Continue the rebuild in progress (after a kill or a failure) from its checkpoint.
+        /// BatchWriteItem requests in flight while the full pass writes the new version.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=512))]
+        in_flight: u32,
+        /// Continue the rebuild in progress (after a kill or a failure) from where it was.
         #[arg(long)]
         resume: bool,
         /// After the switch, compare the new version with the one it replaced.
@@ -195,12 +198,14 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
             target,
             segments,
             concurrency,
+            in_flight,
             resume,
             verify,
         } => {
             let options = RebuildOptions {
                 segments,
                 concurrency: concurrency as usize,
+                in_flight: in_flight as usize,
                 resume,
                 verify,
                 ..RebuildOptions::default()

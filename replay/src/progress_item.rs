@@ -10,7 +10,6 @@ use common::projections::Projection;
 use projectors::versions::now_ms;
 use schema::checkpoints::PK;
 
-use crate::cursor::{self, Key};
 use crate::progress::format_count;
 use crate::tail::{ShardPosition, TailPositions};
 use crate::{store_error, Replay, ReplayError};
@@ -42,14 +41,6 @@ impl Phase {
     }
 }
 
-/// Where one scan segment of the full pass is.
-#[derive(Clone, Debug, PartialEq)]
-pub enum SegmentCursor {
-    Start,
-    At(Key),
-    Done,
-}
-
 /// A rebuild's progress, kept in the base checkpoints table as `replay#<name>#v<n>`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProgressItem {
@@ -72,7 +63,6 @@ pub struct ProgressItem {
     pub pass_since: Option<u64>,
     /// When it started, if it did (Unix ms).
     pub pass_started_at: Option<u64>,
-    pub cursors: Vec<SegmentCursor>,
     /// Where the stream tail was when the last catch-up pass had applied what it read
     /// (`tailStream`, `tailTakenAt`, and `tailShards`: shard id to the last sequence number
     /// read, `true` for a shard read to its end, `NULL` for one with nothing read yet).
@@ -91,7 +81,7 @@ impl ProgressItem {
         format!("replay#{}#v{version}", projection.name())
     }
 
-    pub(crate) fn new(projection: Projection, version: u32, segments: u32, previous: u32) -> Self {
+    pub fn new(projection: Projection, version: u32, segments: u32, previous: u32) -> Self {
         Self {
             projection,
             version,
@@ -104,7 +94,6 @@ impl ProgressItem {
             pass: 1,
             pass_since: None,
             pass_started_at: None,
-            cursors: vec![SegmentCursor::Start; segments as usize],
             tail: None,
             scanned: 0,
             applied: 0,
@@ -139,18 +128,6 @@ impl ProgressItem {
         ] {
             if let Some(value) = value {
                 item.insert(name.to_owned(), n(value));
-            }
-        }
-        for (i, cursor) in self.cursors.iter().enumerate() {
-            match cursor {
-                SegmentCursor::Start => {}
-                SegmentCursor::At(key) => {
-                    let text = cursor::encode(key).map_err(ReplayError::Invalid)?;
-                    item.insert(format!("cursor{i}"), AttributeValue::S(text));
-                }
-                SegmentCursor::Done => {
-                    item.insert(format!("done{i}"), AttributeValue::Bool(true));
-                }
             }
         }
         if let Some(tail) = &self.tail {
@@ -196,26 +173,6 @@ impl ProgressItem {
         let segments = number(item, "segments")
             .filter(|s| (1..=1000).contains(s))
             .ok_or_else(|| bad("segments"))? as u32;
-        let mut cursors = Vec::with_capacity(segments as usize);
-        for i in 0..segments {
-            let done = item
-                .get(&format!("done{i}"))
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false);
-            cursors.push(
-                match (
-                    done,
-                    item.get(&format!("cursor{i}")).and_then(|v| v.as_s().ok()),
-                ) {
-                    (true, _) => SegmentCursor::Done,
-                    (false, Some(text)) => {
-                        SegmentCursor::At(cursor::decode(text).map_err(|e| bad(&e))?)
-                    }
-                    (false, None) => SegmentCursor::Start,
-                },
-            );
-        }
         let tail = match item.get("tailStream").map(|v| v.as_s()) {
             None => None,
             Some(Err(_)) => return Err(bad("tailStream")),
@@ -258,7 +215,6 @@ impl ProgressItem {
             pass: number(item, "pass").unwrap_or(1) as u32,
             pass_since: number(item, "passSince"),
             pass_started_at: number(item, "passStartedAt"),
-            cursors,
             tail,
             scanned: number(item, "scanned").unwrap_or(0),
             applied: number(item, "applied").unwrap_or(0),
@@ -285,8 +241,8 @@ impl ProgressItem {
             .transpose()
     }
 
-    /// Writes the whole item (phase changes; cursors are saved one at a time).
-    pub(crate) async fn save(&self, replay: &Replay) -> Result<(), ReplayError> {
+    /// Writes the whole item.
+    pub async fn save(&self, replay: &Replay) -> Result<(), ReplayError> {
         replay
             .client
             .put_item()
@@ -316,13 +272,9 @@ impl ProgressItem {
 
     /// One line for `status`.
     pub fn summary(&self) -> String {
-        let done = self
-            .cursors
-            .iter()
-            .filter(|c| **c == SegmentCursor::Done)
-            .count();
         let phase = match self.phase {
-            Phase::Full => format!("full pass, {done}/{} segments done", self.segments),
+            Phase::Full if self.full_pass_started => "full pass".to_owned(),
+            Phase::Full => "not started".to_owned(),
             Phase::CatchUp => format!("catch-up pass {}", self.pass),
             Phase::Switch => "switching".to_owned(),
             Phase::Done => "done".to_owned(),
@@ -342,17 +294,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_progress_item_round_trips_with_its_cursors() {
+    fn the_progress_item_round_trips_with_its_stream_positions() {
         let mut item = ProgressItem::new(Projection::Feed, 3, 3, 2);
         item.total = Some(100);
         item.phase = Phase::CatchUp;
         item.pass = 2;
         item.pass_since = Some(5);
-        item.cursors[0] = SegmentCursor::Done;
-        item.cursors[1] = SegmentCursor::At(Key::from([
-            ("pk".to_owned(), AttributeValue::S("User#u1".into())),
-            ("sk".to_owned(), AttributeValue::N("4".into())),
-        ]));
+        item.full_pass_started = true;
         item.scanned = 60;
         item.applied = 12;
         item.tail = Some(TailPositions {

@@ -1,9 +1,9 @@
-//! Reading the `events` table for a replay: a parallel count, scan pages of one segment, and applying a page with the live projector code, aggregates in parallel.
+//! Reading the `events` table for a replay: scan pages of one segment, and applying events with the live projector code (catch-up passes), aggregates in parallel.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_dynamodb::types::AttributeValue;
 use common::projections::Projection;
 use events::StoredEvent;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -12,8 +12,10 @@ use projectors::{
     UsersProjector,
 };
 
-use crate::cursor::Key;
 use crate::{store_error, Replay, ReplayError};
+
+/// A table key, as `ExclusiveStartKey` / `LastEvaluatedKey`.
+pub type Key = std::collections::HashMap<String, AttributeValue>;
 
 /// How often a run of events that failed for a passing reason (contention, a busy lease) is
 /// tried again before the pass gives up.
@@ -57,42 +59,6 @@ impl AnyRuntime {
             Self::Search(r) => r.project_run(events).await,
         }
     }
-}
-
-/// Counts the items of the events table with `segments` parallel `Select=COUNT` scans;
-/// `counted` is told each page's count as it comes.
-pub async fn count(
-    replay: &Replay,
-    segments: u32,
-    counted: impl Fn(u64) + Sync,
-) -> Result<u64, ReplayError> {
-    let counted = &counted;
-    let totals = futures::future::try_join_all((0..segments).map(|segment| async move {
-        let mut start: Option<Key> = None;
-        let mut total = 0u64;
-        loop {
-            let page = replay
-                .client
-                .scan()
-                .table_name(&replay.base.events)
-                .select(Select::Count)
-                .segment(segment as i32)
-                .total_segments(segments as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error("counting the events"))?;
-            let n = page.count().max(0) as u64;
-            total += n;
-            counted(n);
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok::<u64, ReplayError>(total),
-            }
-        }
-    }))
-    .await?;
-    Ok(totals.into_iter().sum())
 }
 
 /// One page of a scan segment.

@@ -6,7 +6,7 @@
 //!   `GetItem`s/s;
 //! * `lag.svg`: projection lag p50 and p99 per read model against the write rate, beside the
 //!   raw SNS→SQS round trip;
-//! * `replay.svg`: replay events/s per projection and for all, beside raw `BatchWriteItem`
+//! * `replay.svg`: rebuild items written/s per projection and for all, beside raw `BatchWriteItem`
 //!   items/s.
 
 use std::fmt::Debug;
@@ -411,16 +411,19 @@ fn replay(report: &Report, dir: &Path) -> anyhow::Result<Option<Chart>> {
     let mut bars: Vec<(String, f64)> = replay
         .projections
         .iter()
-        .map(|p| (p.projection.clone(), p.per_second))
+        .map(|p| (p.projection.clone(), p.items as f64 / p.seconds.max(1e-9)))
         .collect();
-    bars.push(("all projections".to_owned(), replay.per_second));
+    bars.push((
+        "all projections".to_owned(),
+        replay.items as f64 / replay.seconds.max(1e-9),
+    ));
     bars.push((
         "raw BatchWriteItem items/s".to_owned(),
         replay.raw_batch_write_per_second,
     ));
     let x_to = bars.iter().map(|b| b.1).fold(1.0, f64::max) * 1.35;
     let file = "replay.svg";
-    let title = "Replay events/s per projection, beside raw BatchWriteItem items/s";
+    let title = "Rebuild: items written per second, beside raw BatchWriteItem items/s";
     let path = dir.join(file);
     let height = 120 + 40 * bars.len() as u32;
     let root = SVGBackend::new(&path, (WIDTH, height)).into_drawing_area();

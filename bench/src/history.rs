@@ -261,9 +261,9 @@ pub fn rate(count: u64, took: Duration) -> f64 {
 }
 
 /// Requests in flight when loading the history and measuring the raw writes: as many as the
-/// replay has aggregates in flight.
+/// rebuild's full pass has `BatchWriteItem`s in flight.
 pub fn in_flight(options: &RebuildOptions) -> usize {
-    options.segments as usize * options.concurrency
+    options.in_flight
 }
 
 /// The history as written into the events table.
@@ -296,6 +296,8 @@ pub async fn load_history(
 #[derive(Clone, Debug)]
 pub struct Rebuilt {
     pub reports: Vec<RebuildReport>,
+    /// The DynamoDB requests and capacity of each rebuild, in the same order.
+    pub tallies: Vec<local_aws::meter::Tally>,
     /// All of them, from the first allocation to the last switch.
     pub took: Duration,
 }
@@ -307,15 +309,27 @@ impl Rebuilt {
     }
 }
 
-/// Rebuilds every projection with `replay` (its progress reports as it goes).
+/// Rebuilds every projection with `replay`, one after the other (its progress reports as it
+/// goes), counting each one's DynamoDB requests and capacity with a meter on its client.
 pub async fn rebuild_every_projection(
     replay: &Replay,
     options: &RebuildOptions,
 ) -> anyhow::Result<Rebuilt> {
+    let meter = local_aws::meter::DynamoMeter::new();
+    let replay = Replay {
+        client: meter.attach(&replay.client),
+        ..replay.clone()
+    };
     let started = Instant::now();
-    let reports = replay::rebuild::rebuild_all(replay, &Projection::ALL, options).await?;
+    let mut reports = Vec::new();
+    let mut tallies = Vec::new();
+    for projection in Projection::ALL {
+        reports.push(replay::rebuild(&replay, projection, options).await?);
+        tallies.push(meter.take());
+    }
     Ok(Rebuilt {
         reports,
+        tallies,
         took: started.elapsed(),
     })
 }

@@ -129,24 +129,64 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             "## 4. Replay: {} events, every projection rebuilt\n",
             replay.events
         );
-        md.push_str("| projection | events applied | seconds | events/s |\n|---|---|---|---|\n");
+        md.push_str(
+            "Each projection rebuilt into a new version (full pass, catch-up passes, freeze, last \
+             pass, switch), beside the time raw `BatchWriteItem` takes to write as many items as \
+             the version holds, in the same run (ratio: raw time / rebuild time).\n\n\
+             | projection | events | items | wall s | full pass s | raw `BatchWriteItem` s | ratio | catch-up passes (s, records read) | last pass (s, records read) |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+        );
+        let ratio = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}×"));
         for p in &replay.projections {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.1} | {:.0} |",
-                p.projection, p.applied, p.seconds, p.per_second
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} ({:.2} s, {}) | {:.2} s, {} |",
+                p.projection,
+                p.applied,
+                p.items,
+                p.seconds,
+                p.full_seconds,
+                p.raw_seconds,
+                ratio(p.ratio),
+                p.catch_up_passes,
+                p.catch_up_seconds,
+                p.catch_up_read,
+                p.last_seconds,
+                p.last_read
             );
         }
         let _ = writeln!(
             md,
-            "| **all** | {} | {:.1} | **{:.0}** |\n\nRaw `BatchWriteItem` in the same run: \
-             {:.0} items/s. Ratio: {}.\n",
+            "| **all** | {} | {} | {:.1} | | {:.1} | **{}** | | |\n\nRaw `BatchWriteItem` in the \
+             same run: {:.0} items/s.\n",
             replay.events,
+            replay.items,
             replay.seconds,
-            replay.per_second,
+            replay.raw_seconds,
+            replay.vs.ratio_text(),
             replay.raw_batch_write_per_second,
-            replay.vs.ratio_text()
         );
+        md.push_str(
+            "DynamoDB requests of each rebuild (the scan, the bulk writes, the catch-up and the \
+             switch), with the capacity DynamoDB reported:\n\n\
+             | projection | requests | read units | write units |\n|---|---|---|---|\n",
+        );
+        for p in &replay.projections {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.0} |",
+                p.projection,
+                by_operation(
+                    &p.requests
+                        .iter()
+                        .map(|(op, n)| (op.clone(), *n as f64))
+                        .collect()
+                ),
+                p.read_units,
+                p.write_units
+            );
+        }
+        md.push('\n');
     }
 
     if let Some(cost) = &report.cost {

@@ -15,7 +15,7 @@ use anyhow::Context;
 use common::config::TableNames;
 use local_aws::testkit::OwnDynamoDbLocal;
 use local_aws::{Clients, LocalEndpoints};
-use replay::{Progress, RebuildOptions, Replay};
+use replay::{Progress, RebuildOptions, RebuildReport, Replay};
 
 use crate::report::{ReplayProjection, ReplaySection};
 use crate::stats::VsBaseline;
@@ -86,12 +86,14 @@ async fn measure_on(
         eprintln!("bench:   replay: {}", report.summary());
     }
     let per_second = rate(loaded.events, rebuilt.took);
+    let items: u64 = rebuilt.reports.iter().map(|r| r.items).sum();
     eprintln!(
-        "bench:   replay: every projection rebuilt in {:.1} s: {per_second:.0} log events/s",
+        "bench:   replay: every projection rebuilt in {:.1} s: {per_second:.0} log events/s, {items} items written",
         rebuilt.took.as_secs_f64()
     );
 
-    let raw = crate::history::raw_batch_writes(client, prefix, loaded.events, in_flight)
+    // As many items as the versions hold, written the way the rebuild writes them.
+    let raw = crate::history::raw_batch_writes(client, prefix, items.max(1), in_flight)
         .await
         .context("measuring raw BatchWriteItem")?;
     eprintln!(
@@ -102,25 +104,58 @@ async fn measure_on(
     let projections = rebuilt
         .reports
         .iter()
-        .map(|report| ReplayProjection {
-            projection: report.projection.to_string(),
-            applied: report.applied(),
-            seconds: report.elapsed.as_secs_f64(),
-            per_second: rate(report.applied(), report.elapsed),
-        })
+        .zip(&rebuilt.tallies)
+        .map(|(report, tally)| projection_row(report, tally, raw.per_second))
         .collect();
+    let wall = rebuilt.took.as_secs_f64();
     Ok(ReplaySection {
         events: loaded.events as usize,
-        seconds: rebuilt.took.as_secs_f64(),
+        seconds: wall,
         per_second,
+        items,
+        raw_seconds: items as f64 / raw.per_second.max(1e-9),
         projections,
         raw_batch_write_per_second: raw.per_second,
+        // Items written a second beside raw items a second: raw time / rebuild time.
         vs: VsBaseline::new(
-            per_second,
+            rate(items, rebuilt.took),
             "DynamoDB Local BatchWriteItem items/s",
             raw.per_second,
         ),
     })
+}
+
+/// One projection's row: its rebuild's wall time beside the time raw `BatchWriteItem` takes
+/// (at `raw_per_second`) to write the items its version holds.
+fn projection_row(
+    report: &RebuildReport,
+    tally: &local_aws::meter::Tally,
+    raw_per_second: f64,
+) -> ReplayProjection {
+    let seconds = report.elapsed.as_secs_f64();
+    let raw_seconds = report.items as f64 / raw_per_second.max(1e-9);
+    ReplayProjection {
+        projection: report.projection.to_string(),
+        applied: report.applied(),
+        seconds,
+        per_second: rate(report.applied(), report.elapsed),
+        items: report.items,
+        raw_seconds,
+        ratio: (seconds > 0.0).then(|| raw_seconds / seconds),
+        full_seconds: report.full.elapsed.as_secs_f64(),
+        catch_up_passes: report.catch_up.len(),
+        catch_up_seconds: report
+            .catch_up
+            .iter()
+            .map(|p| p.elapsed.as_secs_f64())
+            .sum(),
+        catch_up_read: report.catch_up.iter().map(|p| p.scanned).sum(),
+        last_seconds: report.last.elapsed.as_secs_f64(),
+        last_read: report.last.scanned,
+        requests: tally.requests.clone(),
+        read_units: tally.read_units,
+        write_units: tally.write_units,
+    }
 }
 
 /// A line on stderr every [`PROGRESS_EVERY`] until aborted (the counters move page by page).

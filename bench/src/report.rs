@@ -173,19 +173,59 @@ pub struct ReplaySection {
     pub seconds: f64,
     /// Events read from the log per second, all projections rebuilt.
     pub per_second: f64,
+    /// Items the new versions hold, all projections.
+    #[serde(default)]
+    pub items: u64,
+    /// How long raw `BatchWriteItem` takes to write that many items.
+    #[serde(default)]
+    pub raw_seconds: f64,
     pub projections: Vec<ReplayProjection>,
     /// Raw `BatchWriteItem` items per second, in the same run and emulator.
     pub raw_batch_write_per_second: f64,
-    /// `per_second` beside `raw_batch_write_per_second`.
+    /// Items written per second of rebuild beside `raw_batch_write_per_second`: the ratio is
+    /// raw time for the items / rebuild wall time (1 = as fast as raw writes).
     pub vs: VsBaseline,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ReplayProjection {
     pub projection: String,
+    /// Events applied (every pass).
     pub applied: u64,
+    /// Wall time, from allocating the version to the switch.
     pub seconds: f64,
     pub per_second: f64,
+    /// Items the new version holds (tables or index, and checkpoints).
+    #[serde(default)]
+    pub items: u64,
+    /// How long raw `BatchWriteItem` takes to write `items`, in the same run.
+    #[serde(default)]
+    pub raw_seconds: f64,
+    /// `raw_seconds / seconds`.
+    #[serde(default)]
+    pub ratio: Option<f64>,
+    #[serde(default)]
+    pub full_seconds: f64,
+    #[serde(default)]
+    pub catch_up_passes: usize,
+    #[serde(default)]
+    pub catch_up_seconds: f64,
+    /// Records the catch-up passes read (stream records, or events scanned in a fallback).
+    #[serde(default)]
+    pub catch_up_read: u64,
+    /// The last pass, while the live projector was frozen.
+    #[serde(default)]
+    pub last_seconds: f64,
+    #[serde(default)]
+    pub last_read: u64,
+    /// DynamoDB requests of the whole rebuild, by operation (retries included).
+    #[serde(default)]
+    pub requests: std::collections::BTreeMap<String, u64>,
+    /// Capacity units DynamoDB reported for them.
+    #[serde(default)]
+    pub read_units: f64,
+    #[serde(default)]
+    pub write_units: f64,
 }
 
 // -------------------------------------------------------------------------------------------

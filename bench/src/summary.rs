@@ -114,9 +114,15 @@ pub fn rows(report: &Report) -> Vec<SummaryRow> {
     }
     if let Some(replay) = &report.replay {
         push(
-            format!("replay of {} events, all projections", replay.events),
-            replay.per_second,
-            "events/s",
+            format!(
+                "rebuild of {} events into all projections, items written",
+                replay.events
+            ),
+            replay
+                .vs
+                .ratio
+                .map_or(0.0, |r| r * replay.vs.baseline_value),
+            "items/s",
             Some(replay.vs.clone()),
         );
     }

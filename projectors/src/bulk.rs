@@ -17,14 +17,77 @@ use crate::batch::BATCH_WRITE_LIMIT;
 use crate::ops::{Memory, ReadModel};
 use crate::runtime::ProjectionError;
 
+/// The last sequence folded per stream: which of an aggregate's events a fold takes next, and
+/// the checkpoints the version gets.
+#[derive(Clone, Debug, Default)]
+pub struct Folded {
+    last: BTreeMap<String, u64>,
+    events: u64,
+}
+
+impl Folded {
+    /// Of `events` (one aggregate's, in sequence order), those that follow the last folded
+    /// one: earlier ones are skipped, and a gap ends the run (what follows it is left to the
+    /// catch-up, which fills gaps from the log).
+    pub fn next_run<'a>(&self, events: &'a [StoredEvent]) -> &'a [StoredEvent] {
+        let Some(first) = events.first() else {
+            return events;
+        };
+        let stream = first.stream_key();
+        let last = self.last.get(&stream).copied().unwrap_or(0);
+        let start = events.partition_point(|e| e.sequence <= last);
+        let run = &events[start..];
+        let end = run
+            .iter()
+            .enumerate()
+            .position(|(i, e)| e.sequence != last + 1 + i as u64)
+            .unwrap_or(run.len());
+        if end < run.len() {
+            tracing::warn!(%stream, last = last + end as u64, next = run[end].sequence, "a gap in a stream: the rest of it is left to the catch-up");
+        }
+        &run[..end]
+    }
+
+    /// Records that `event` was folded.
+    pub fn record(&mut self, event: &StoredEvent) {
+        self.last.insert(event.stream_key(), event.sequence);
+        self.events += 1;
+    }
+
+    /// Events folded.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Streams folded: one checkpoint each.
+    pub fn streams(&self) -> u64 {
+        self.last.len() as u64
+    }
+
+    /// The checkpoint items of `projector`'s streams, for `table`.
+    pub fn checkpoint_items(&self, projector: &str, table: &str) -> Vec<(String, Item)> {
+        self.last
+            .iter()
+            .map(|(stream, last)| {
+                let item = HashMap::from([
+                    (
+                        checkpoints::PK.to_owned(),
+                        s(checkpoints::key(projector, stream)),
+                    ),
+                    (checkpoints::LAST_SEQ.to_owned(), n(*last)),
+                ]);
+                (table.to_owned(), item)
+            })
+            .collect()
+    }
+}
+
 /// A read model folded in memory, to be written into a fresh version.
 #[derive(Debug)]
 pub struct BulkBuild<P> {
     projector: P,
     memory: Memory,
-    /// The last sequence folded, per stream.
-    checkpoints: BTreeMap<String, u64>,
-    folded: u64,
+    folded: Folded,
 }
 
 impl<P: ReadModel> BulkBuild<P> {
@@ -32,8 +95,7 @@ impl<P: ReadModel> BulkBuild<P> {
         Self {
             projector,
             memory: Memory::default(),
-            checkpoints: BTreeMap::new(),
-            folded: 0,
+            folded: Folded::default(),
         }
     }
 
@@ -41,44 +103,33 @@ impl<P: ReadModel> BulkBuild<P> {
         &self.projector
     }
 
-    /// Folds events of one aggregate in sequence order, from the one after the last folded
-    /// (earlier ones are skipped). A gap stops the fold of that stream there: what follows it
-    /// is left to the catch-up, which fills gaps from the log. Returns the events folded.
+    /// Folds events of one aggregate in sequence order ([`Folded::next_run`]). Returns the
+    /// events folded.
     pub async fn fold(&mut self, events: &[StoredEvent]) -> Result<u64, ProjectionError> {
         let mut folded = 0;
-        for event in events {
+        for event in self.folded.next_run(events) {
             if !self.projector.accepts(&event.aggregate_type) {
                 continue;
-            }
-            let stream = event.stream_key();
-            let last = self.checkpoints.get(&stream).copied().unwrap_or(0);
-            if event.sequence <= last {
-                continue;
-            }
-            if event.sequence != last + 1 {
-                tracing::warn!(%stream, last, next = event.sequence, "a gap in a stream: the rest of it is left to the catch-up");
-                break;
             }
             let plan = self
                 .projector
                 .plan(&event.without_secrets(), &self.memory)
                 .await?;
             self.memory.apply_plan(&plan)?;
-            self.checkpoints.insert(stream, event.sequence);
+            self.folded.record(event);
             folded += 1;
         }
-        self.folded += folded;
         Ok(folded)
     }
 
     /// Events folded so far.
     pub fn folded(&self) -> u64 {
-        self.folded
+        self.folded.events()
     }
 
     /// Items the version will hold: the read model's and one checkpoint per stream.
     pub fn items(&self) -> u64 {
-        (self.memory.len() + self.checkpoints.len()) as u64
+        self.memory.len() as u64 + self.folded.streams()
     }
 
     /// Writes every item into its table, then every checkpoint into `checkpoints_table`:
@@ -97,21 +148,9 @@ impl<P: ReadModel> BulkBuild<P> {
             items.extend(table_items.map(|item| (table.clone(), item.clone())));
         }
         let mut total = write_items(client, items, in_flight, &written).await?;
-        let name = self.projector.name();
-        let checkpoints: Vec<(String, Item)> = self
-            .checkpoints
-            .iter()
-            .map(|(stream, last)| {
-                let item = HashMap::from([
-                    (
-                        checkpoints::PK.to_owned(),
-                        s(checkpoints::key(name, stream)),
-                    ),
-                    (checkpoints::LAST_SEQ.to_owned(), n(*last)),
-                ]);
-                (checkpoints_table.to_owned(), item)
-            })
-            .collect();
+        let checkpoints = self
+            .folded
+            .checkpoint_items(self.projector.name(), checkpoints_table);
         total += write_items(client, checkpoints, in_flight, &written).await?;
         Ok(total)
     }
@@ -153,4 +192,54 @@ pub async fn write_items(
         .try_collect::<Vec<()>>()
         .await?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(sequence: u64) -> StoredEvent {
+        StoredEvent {
+            aggregate_type: "User".into(),
+            aggregate_id: "u1".into(),
+            sequence,
+            event_id: uuid::Uuid::new_v4(),
+            event_type: "UserRenamed".into(),
+            event_version: 1,
+            payload: serde_json::json!({}),
+            metadata: Default::default(),
+            recorded_at: "2024-01-01T00:00:00.000Z".into(),
+        }
+    }
+
+    fn sequences(run: &[StoredEvent]) -> Vec<u64> {
+        run.iter().map(|e| e.sequence).collect()
+    }
+
+    #[test]
+    fn a_run_starts_after_the_last_folded_event_and_stops_at_a_gap() {
+        let mut folded = Folded::default();
+        let events: Vec<StoredEvent> = [1, 2, 3, 5, 6].into_iter().map(event).collect();
+        assert_eq!(sequences(folded.next_run(&events)), [1, 2, 3]);
+        for e in &events[..2] {
+            folded.record(e);
+        }
+        assert_eq!(sequences(folded.next_run(&events)), [3]);
+        folded.record(&events[2]);
+        assert!(folded.next_run(&events).is_empty(), "5 does not follow 3");
+        let later: Vec<StoredEvent> = [2, 3, 4, 5].into_iter().map(event).collect();
+        assert_eq!(sequences(folded.next_run(&later)), [4, 5]);
+        assert_eq!((folded.events(), folded.streams()), (3, 1));
+        let checkpoints = folded.checkpoint_items("users", "p-checkpoints");
+        assert_eq!(checkpoints.len(), 1);
+        assert_eq!(checkpoints[0].1.get("lastSeq"), Some(&n(3)));
+        assert_eq!(
+            checkpoints[0]
+                .1
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+            Some("users#User#u1")
+        );
+    }
 }

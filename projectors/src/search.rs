@@ -13,9 +13,9 @@ use events::article::{ArticleEvent, AGGREGATE_TYPE};
 use events::{EventSchema, StoredEvent};
 use std::collections::BTreeMap;
 
-use events::views::{checkpoints, n, s};
 use search::{ArticleDoc, BulkWrite, SearchError, SearchIndex, Written};
 
+use crate::bulk::Folded;
 use crate::runtime::{ProjectionError, Projector, ProjectorRuntime};
 
 /// Keeps the search index in step with the articles.
@@ -115,28 +115,17 @@ impl SearchProjector {
 pub struct SearchBulk {
     /// Each article's last write.
     writes: BTreeMap<String, BulkWrite>,
-    /// The last sequence folded, per stream.
-    checkpoints: BTreeMap<String, u64>,
-    folded: u64,
+    folded: Folded,
 }
 
 impl SearchBulk {
-    /// Folds events of one aggregate in sequence order, from the one after the last folded;
-    /// a gap stops the fold of that stream (the catch-up fills it). Returns the events folded.
+    /// Folds events of one aggregate in sequence order ([`Folded::next_run`]). Returns the
+    /// events folded.
     pub fn fold(&mut self, events: &[StoredEvent]) -> Result<u64, ProjectionError> {
         let mut folded = 0;
-        for event in events {
+        for event in self.folded.next_run(events) {
             if event.aggregate_type != AGGREGATE_TYPE {
                 continue;
-            }
-            let stream = event.stream_key();
-            let last = self.checkpoints.get(&stream).copied().unwrap_or(0);
-            if event.sequence <= last {
-                continue;
-            }
-            if event.sequence != last + 1 {
-                tracing::warn!(%stream, last, next = event.sequence, "a gap in a stream: the rest of it is left to the catch-up");
-                break;
             }
             let write = match IndexChange::of(event)? {
                 IndexChange::Upsert(doc) => BulkWrite::Upsert {
@@ -149,15 +138,14 @@ impl SearchBulk {
                 },
             };
             self.writes.insert(event.aggregate_id.clone(), write);
-            self.checkpoints.insert(stream, event.sequence);
+            self.folded.record(event);
             folded += 1;
         }
-        self.folded += folded;
         Ok(folded)
     }
 
     pub fn folded(&self) -> u64 {
-        self.folded
+        self.folded.events()
     }
 
     /// Documents the index will hold, and checkpoints.
@@ -167,7 +155,7 @@ impl SearchBulk {
             .values()
             .filter(|w| matches!(w, BulkWrite::Upsert { .. }))
             .count();
-        (docs + self.checkpoints.len()) as u64
+        docs as u64 + self.folded.streams()
     }
 
     /// Writes every article's last write to `index` in one bulk (deletes too, so that a
@@ -180,7 +168,7 @@ impl SearchBulk {
         in_flight: usize,
         written: impl Fn(u64) + Sync,
     ) -> Result<u64, ProjectionError> {
-        let docs = self.items() - self.checkpoints.len() as u64;
+        let docs = self.items() - self.folded.streams();
         index
             .bulk(self.writes.into_values().collect())
             .await
@@ -189,20 +177,7 @@ impl SearchBulk {
                 other => ProjectionError::Unavailable(format!("search bulk: {other}")),
             })?;
         written(docs);
-        let checkpoints = self
-            .checkpoints
-            .iter()
-            .map(|(stream, last)| {
-                let item = std::collections::HashMap::from([
-                    (
-                        checkpoints::PK.to_owned(),
-                        s(checkpoints::key("search", stream)),
-                    ),
-                    (checkpoints::LAST_SEQ.to_owned(), n(*last)),
-                ]);
-                (checkpoints_table.to_owned(), item)
-            })
-            .collect();
+        let checkpoints = self.folded.checkpoint_items("search", checkpoints_table);
         let written_checkpoints =
             crate::bulk::write_items(client, checkpoints, in_flight, &written).await?;
         Ok(docs + written_checkpoints)

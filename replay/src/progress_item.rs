@@ -330,8 +330,7 @@ mod tests {
         );
         assert!(item.summary().contains("catch-up pass 2"));
         let mut damaged = stored.clone();
-        damaged.insert("cursor1".into(), AttributeValue::S("{".into()));
-        damaged.remove("done0");
+        damaged.insert("phase".into(), AttributeValue::S("sideways".into()));
         let error = ProgressItem::from_item(Projection::Feed, 3, &damaged).expect_err("damaged");
         assert!(error.to_string().contains("replay#feed#v3"), "{error}");
         let mut damaged = stored.clone();

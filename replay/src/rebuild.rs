@@ -79,6 +79,8 @@ pub struct RebuildReport {
     pub full: PassReport,
     /// Items the full pass wrote into the version (its tables or index, and checkpoints).
     pub items: u64,
+    /// The full pass's steps, when this run made one.
+    pub bulk: Option<crate::bulk::FullPass>,
     pub catch_up: Vec<PassReport>,
     /// The last pass, while the live projector was frozen.
     pub last: PassReport,
@@ -112,8 +114,17 @@ impl RebuildReport {
                 )
             })
             .collect();
+        let steps = self.bulk.map_or_else(String::new, |b| {
+            format!(
+                " (read {:.1} s, fold {:.1} s, {} items written in {:.1} s)",
+                b.read.as_secs_f64(),
+                b.fold.as_secs_f64(),
+                format_count(b.items),
+                b.write.as_secs_f64()
+            )
+        });
         format!(
-            "{}: version {} replaces {}{}: full pass {} events read, {} applied in {:.1} s ({} ev/s); catch-up passes [{}]; last pass {} read, {} applied; {:.1} s in all",
+            "{}: version {} replaces {}{}: full pass {} events read, {} applied in {:.1} s ({} ev/s){steps}; catch-up passes [{}]; last pass {} read, {} applied; {:.1} s in all",
             self.projection,
             self.version,
             self.previous,
@@ -244,6 +255,7 @@ pub async fn rebuild(
         resumed,
         full: PassReport::default(),
         items: 0,
+        bulk: None,
         catch_up: Vec::new(),
         last: PassReport::default(),
         elapsed: Duration::ZERO,
@@ -311,6 +323,7 @@ async fn build(
             ..PassReport::default()
         };
         report.items = full.items;
+        report.bulk = Some(full);
         item.total = Some(full.scanned);
         item.scanned = full.scanned;
         item.applied = full.folded;

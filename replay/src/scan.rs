@@ -72,8 +72,9 @@ pub struct Page {
 }
 
 /// Reads one page of `segment` of `segments` from `start`, strongly consistent (an event
-/// committed before the page was read is in it, if its key is in the page's range); only
-/// events recorded at or after `since` (ISO 8601 ms, which sorts as text) if given.
+/// committed before the page was read is in it, if its key is in the page's range): the
+/// events of `projection`'s aggregate types, only those recorded at or after `since` (ISO
+/// 8601 ms, which sorts as text) if given.
 pub async fn page(
     replay: &Replay,
     projection: Projection,
@@ -82,6 +83,11 @@ pub async fn page(
     start: Option<Key>,
     since: Option<&str>,
 ) -> Result<Page, ReplayError> {
+    // Only the projection's aggregate types come back: DynamoDB still reads (and bills) every
+    // item, but sends, and the client decodes, only those.
+    let types = projection.aggregate_types();
+    let placeholders: Vec<String> = (0..types.len()).map(|i| format!(":t{i}")).collect();
+    let mut filter = format!("#aggregateType IN ({})", placeholders.join(", "));
     let mut request = replay
         .client
         .scan()
@@ -89,13 +95,19 @@ pub async fn page(
         .consistent_read(true)
         .segment(segment as i32)
         .total_segments(segments as i32)
-        .set_exclusive_start_key(start);
+        .set_exclusive_start_key(start)
+        .expression_attribute_names("#aggregateType", "aggregateType");
+    for (placeholder, kind) in placeholders.iter().zip(types) {
+        request =
+            request.expression_attribute_values(placeholder, AttributeValue::S((*kind).to_owned()));
+    }
     if let Some(since) = since {
+        filter.push_str(" AND #recordedAt >= :since");
         request = request
-            .filter_expression("#recordedAt >= :since")
             .expression_attribute_names("#recordedAt", "recordedAt")
             .expression_attribute_values(":since", AttributeValue::S(since.to_owned()));
     }
+    let request = request.filter_expression(filter);
     let output = request
         .send()
         .await

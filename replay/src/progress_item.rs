@@ -1,6 +1,6 @@
 //! A rebuild's progress item, `replay#<name>#v<n>` in the base checkpoints table: its phase,
-//! each full-pass segment's cursor, the catch-up pass it is at and where its stream tail is,
-//! so that `--resume` goes on where a killed rebuild stopped, `status` shows it and `remove`
+//! whether its full pass began, the catch-up pass it is at and where its stream tail is, so
+//! that `--resume` goes on where a killed rebuild stopped, `status` shows it and `remove`
 //! forgets it.
 
 use std::collections::HashMap;

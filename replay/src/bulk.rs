@@ -17,7 +17,7 @@ use search::SearchIndex;
 use tokio::sync::Mutex;
 
 use crate::scan::Key;
-use crate::{scan, store_error, Replay, ReplayError};
+use crate::{scan, Replay, ReplayError};
 
 /// A projection folded in memory, whichever it is.
 enum AnyBulk {
@@ -111,12 +111,14 @@ pub async fn full_pass(
 ) -> Result<FullPass, ReplayError> {
     let label = |what: &str| format!("{projection} v{version} full pass: {what}");
     let started = Instant::now();
-    replay
-        .progress
-        .start(&label("read"), 0, approximate_events(replay).await);
+    replay.progress.start(
+        &label("read"),
+        0,
+        scan::describe_events(replay).await.map(|(count, _)| count),
+    );
     let streams: Mutex<BTreeMap<String, Vec<StoredEvent>>> = Mutex::new(BTreeMap::new());
     let scanned = Mutex::new(0u64);
-    futures::future::try_join_all((0..segments).map(|segment| {
+    scan::each_segment(segments, |segment| {
         let (streams, scanned) = (&streams, &scanned);
         async move {
             let mut start: Option<Key> = None;
@@ -133,11 +135,11 @@ pub async fn full_pass(
                 }
                 match page.next {
                     Some(key) => start = Some(key),
-                    None => return Ok::<(), ReplayError>(()),
+                    None => return Ok(()),
                 }
             }
         }
-    }))
+    })
     .await?;
     replay.progress.finish();
     let read = started.elapsed();
@@ -166,26 +168,4 @@ pub async fn full_pass(
         fold,
         write: started.elapsed(),
     })
-}
-
-/// The events table's item count as DynamoDB last computed it (every six hours or so on
-/// AWS): what the read's progress is measured against, without a counting scan.
-async fn approximate_events(replay: &Replay) -> Option<u64> {
-    let described = replay
-        .client
-        .describe_table()
-        .table_name(&replay.base.events)
-        .send()
-        .await
-        .map_err(store_error("describing the events table"));
-    match described {
-        Ok(output) => output
-            .table()
-            .and_then(|t| t.item_count())
-            .map(|count| count.max(0) as u64),
-        Err(error) => {
-            tracing::warn!(%error, "no item count for the progress");
-            None
-        }
-    }
 }

@@ -28,9 +28,10 @@ enum Command {
     Rebuild {
         /// users, articles, feed, search or all.
         target: Target,
-        /// Parallel scan segments of the events table (each one a scan in flight).
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        segments: u32,
+        /// Parallel scan segments of the events table, at most 64 read at once [default: one
+        /// per 768 KiB of the table, at least 8]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        segments: Option<u32>,
         /// Aggregates applied at once within a catch-up pass.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
         concurrency: u32,

@@ -389,30 +389,46 @@ impl<P: Projector> ProjectorRuntime<P> {
     /// whole events table. Used when the local stack starts: messages lost with a stopped
     /// emulator are made good from the log, duplicates cost one checkpoint read.
     pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
-        let mut heads: BTreeMap<(String, String), u64> = BTreeMap::new();
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.store.tables().events)
-            .projection_expression("aggregateType, aggregateId, sk")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(unavailable)?;
-            for item in page.items() {
-                let (Some(kind), Some(id), Some(seq)) = (
-                    events::views::text(item, "aggregateType"),
-                    events::views::text(item, "aggregateId"),
-                    events::views::number(item, schema::events::SK),
-                ) else {
-                    continue;
-                };
-                if self.projector.accepts(&kind) {
-                    let head = heads.entry((kind, id)).or_default();
-                    *head = (*head).max(seq);
+        // In parallel segments, one page each as far as the table's size tells: DynamoDB
+        // Local reads a whole segment for every page, so one segment over 100,000 events
+        // read the table 40 times and ran out of heap.
+        let events = &self.store.tables().events;
+        let segments = common::tables::scan_segments(&self.client, events).await;
+        let heads: std::sync::Mutex<BTreeMap<(String, String), u64>> = Default::default();
+        common::tables::each_segment::<ProjectionError, _, _>(segments, |segment| {
+            let heads = &heads;
+            async move {
+                let mut pages = self
+                    .client
+                    .scan()
+                    .table_name(events)
+                    .segment(segment as i32)
+                    .total_segments(segments as i32)
+                    .projection_expression("aggregateType, aggregateId, sk")
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(unavailable)?;
+                    let mut heads = heads.lock().unwrap_or_else(|e| e.into_inner());
+                    for item in page.items() {
+                        let (Some(kind), Some(id), Some(seq)) = (
+                            events::views::text(item, "aggregateType"),
+                            events::views::text(item, "aggregateId"),
+                            events::views::number(item, schema::events::SK),
+                        ) else {
+                            continue;
+                        };
+                        if self.projector.accepts(&kind) {
+                            let head = heads.entry((kind, id)).or_default();
+                            *head = (*head).max(seq);
+                        }
+                    }
                 }
+                Ok(())
             }
-        }
+        })
+        .await?;
+        let heads = heads.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut report = CatchUp {
             streams: heads.len(),
             ..CatchUp::default()

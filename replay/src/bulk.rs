@@ -118,7 +118,7 @@ pub async fn full_pass(
     );
     let streams: Mutex<BTreeMap<String, Vec<StoredEvent>>> = Mutex::new(BTreeMap::new());
     let scanned = Mutex::new(0u64);
-    scan::each_segment(segments, |segment| {
+    common::tables::each_segment::<ReplayError, _, _>(segments, |segment| {
         let (streams, scanned) = (&streams, &scanned);
         async move {
             let mut start: Option<Key> = None;

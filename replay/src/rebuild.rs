@@ -19,7 +19,7 @@ use crate::{registry, versions, Replay, ReplayError};
 #[derive(Clone, Debug)]
 pub struct RebuildOptions {
     /// Parallel scan segments (fixed when a rebuild starts; a resumed one keeps its own);
-    /// `None`: one per [`scan::SEGMENT_BYTES`] of the events table ([`scan::auto_segments`]).
+    /// `None`: one per [`common::tables::SEGMENT_BYTES`] of the events table.
     /// A segment reads one page after another, so segments are what makes the read fast: on
     /// DynamoDB Local, 100,000 items take 7.3 s with 4 and 1.6 s with 32 (`Select=COUNT`).
     pub segments: Option<u32>,
@@ -285,7 +285,7 @@ pub async fn rebuild(
 async fn segments(replay: &Replay, options: &RebuildOptions) -> u32 {
     match options.segments {
         Some(segments) => segments.max(1),
-        None => scan::auto_segments(replay).await,
+        None => common::tables::scan_segments(&replay.client, &replay.base.events).await,
     }
 }
 
@@ -559,7 +559,7 @@ async fn filtered_pass(
     let since = iso_millis(since_ms);
     let segments = item.segments;
     let totals = Mutex::new(PassReport::default());
-    scan::each_segment(segments, |segment| {
+    common::tables::each_segment::<ReplayError, _, _>(segments, |segment| {
         let (totals, since) = (&totals, since.as_str());
         async move {
             let mut start = None;

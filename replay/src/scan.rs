@@ -17,72 +17,20 @@ use crate::{store_error, Replay, ReplayError};
 /// A table key, as `ExclusiveStartKey` / `LastEvaluatedKey`.
 pub type Key = std::collections::HashMap<String, AttributeValue>;
 
-/// The events table's bytes per segment that [`auto_segments`] aims at: under one scan page
-/// (1 MB), so that each segment is read in one request. DynamoDB Local reads a whole segment
-/// for every page it returns of it: over 100,000 events (42.7 MB), 32 segments (two pages
-/// each) read in 2.0–2.8 s and 64 (one page each) in 1.6–1.7 s; 128 or more add requests
-/// and take 1.9–2.2 s.
-pub const SEGMENT_BYTES: u64 = 768 * 1024;
-
-/// The fewest segments [`auto_segments`] gives: on AWS, where the size it goes by can be
-/// hours old, a table that grew since is still read in parallel.
-pub const MIN_SEGMENTS: u32 = 8;
-
-/// The most segments a scan has: DynamoDB allows 1,000,000, the CLI 1,000.
-pub const MAX_SEGMENTS: u32 = 1000;
-
-/// Segments read at once, however many there are.
-pub const SEGMENTS_IN_FLIGHT: usize = 64;
-
-/// What `DescribeTable` says of the events table: its item count and size, as DynamoDB last
-/// computed them (every six hours or so on AWS). `None` if it could not be described.
+/// What `DescribeTable` says of the events table: its item count and size in bytes, as
+/// DynamoDB last computed them (every six hours or so on AWS). `None` if it could not be
+/// described.
 pub async fn describe_events(replay: &Replay) -> Option<(u64, u64)> {
-    let described = replay
-        .client
-        .describe_table()
-        .table_name(&replay.base.events)
-        .send()
-        .await
-        .map_err(store_error("describing the events table"));
-    match described {
-        Ok(output) => output.table().map(|t| {
-            (
-                t.item_count().unwrap_or(0).max(0) as u64,
-                t.table_size_bytes().unwrap_or(0).max(0) as u64,
-            )
-        }),
+    match common::tables::size(&replay.client, &replay.base.events).await {
+        Ok(size) => size,
         Err(error) => {
-            tracing::warn!(%error, "the events table's size is unknown");
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "the events table's size is unknown"
+            );
             None
         }
     }
-}
-
-/// Segments for a scan of the events table of `bytes`: one [`SEGMENT_BYTES`] each, within
-/// [`MIN_SEGMENTS`]..=[`MAX_SEGMENTS`].
-pub fn segments_for(bytes: u64) -> u32 {
-    bytes
-        .div_ceil(SEGMENT_BYTES)
-        .clamp(MIN_SEGMENTS.into(), MAX_SEGMENTS.into()) as u32
-}
-
-/// Segments for a scan of the events table as it is now ([`segments_for`] its size).
-pub async fn auto_segments(replay: &Replay) -> u32 {
-    segments_for(describe_events(replay).await.map_or(0, |(_, bytes)| bytes))
-}
-
-/// Runs `read` for each of `segments`, [`SEGMENTS_IN_FLIGHT`] at once; the first error ends
-/// it.
-pub async fn each_segment<F, Fut>(segments: u32, read: F) -> Result<(), ReplayError>
-where
-    F: Fn(u32) -> Fut,
-    Fut: std::future::Future<Output = Result<(), ReplayError>>,
-{
-    stream::iter(0..segments)
-        .map(read)
-        .buffer_unordered(SEGMENTS_IN_FLIGHT)
-        .try_collect::<()>()
-        .await
 }
 
 /// How often a run of events that failed for a passing reason (contention, a busy lease) is
@@ -283,19 +231,6 @@ async fn apply_run(runtime: &AnyRuntime, run: &[StoredEvent]) -> Result<u64, Rep
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_segment_is_read_in_one_page() {
-        // The benchmark's 100,000 events: 55 segments of about 776 KB, each under a page.
-        assert_eq!(segments_for(42_690_429), 55);
-        assert_eq!(segments_for(SEGMENT_BYTES * 20), 20);
-        assert_eq!(segments_for(SEGMENT_BYTES * 20 + 1), 21);
-        // A small or just created table (size 0 until DynamoDB computes it) is still read in
-        // parallel; a huge one has as many segments as the CLI allows.
-        assert_eq!(segments_for(0), MIN_SEGMENTS);
-        assert_eq!(segments_for(1_000_000), MIN_SEGMENTS);
-        assert_eq!(segments_for(4_200_000_000_000), MAX_SEGMENTS);
-    }
 
     fn event(aggregate: &str, sequence: u64) -> StoredEvent {
         StoredEvent {

@@ -334,6 +334,17 @@ pub async fn rebuild_every_projection(
     })
 }
 
+/// Rebuilds every projection with `replay rebuild all`'s path ([`replay::rebuild_all`]: one read
+/// of the log for the four full passes), after [`rebuild_every_projection`].
+pub async fn rebuild_all_together(
+    replay: &Replay,
+    options: &RebuildOptions,
+) -> anyhow::Result<(Vec<RebuildReport>, Duration)> {
+    let started = Instant::now();
+    let reports = replay::rebuild_all(replay, &Projection::ALL, options).await?;
+    Ok((reports, started.elapsed()))
+}
+
 /// Raw `BatchWriteItem` throughput on the same emulator.
 #[derive(Clone, Debug)]
 pub struct RawWrites {

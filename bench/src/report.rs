@@ -170,7 +170,11 @@ pub struct LagRun {
 pub struct ReplaySection {
     /// Events in the log.
     pub events: usize,
+    /// Wall time of `replay rebuild all` (one read of the log for the four).
     pub seconds: f64,
+    /// Wall time of the four rebuilt one after the other, each reading the log.
+    #[serde(default)]
+    pub one_by_one_seconds: f64,
     /// Events read from the log per second, all projections rebuilt.
     pub per_second: f64,
     /// Items the new versions hold, all projections.

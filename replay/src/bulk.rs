@@ -1,4 +1,4 @@
-//! The full pass of a rebuild, in bulk: the whole events table read with parallel scan segments, each aggregate's events folded in memory through the projector's own plans, and the resulting items written with `BatchWriteItem` into the fresh version ([`projectors::bulk`]).
+//! The full pass of a rebuild, in bulk: the whole events table read with parallel scan segments (once for all the projections rebuilt together), each aggregate's events folded in memory through the projector's own plans, and the resulting items written with `BatchWriteItem` into the fresh version ([`projectors::bulk`]).
 //!
 //! A full pass that was killed starts again from nothing on `--resume`: the version's tables
 //! are emptied first ([`crate::versions::truncate`]), so that no item of a fold that saw
@@ -94,37 +94,43 @@ pub struct FullPass {
     pub folded: u64,
     /// Items written into the version (its tables or index, and its checkpoints).
     pub items: u64,
+    /// The read of the events table (shared by the projections read together).
     pub read: Duration,
+    /// Projections the read was shared by (1 when the projection was read alone).
+    pub shared_by: usize,
     pub fold: Duration,
     pub write: Duration,
 }
 
-/// Reads the whole events table (`segments` parallel scan segments), folds `projection`'s
-/// events and writes the result into `version`, `in_flight` `BatchWriteItem`s at once.
-/// Progress: the read against the table's approximate item count, then the items written.
+/// Reads the whole events table once (`segments` parallel scan segments) for every one of
+/// `builds` (a projection and the version it builds), then, one after the other, folds each
+/// projection's events and writes the result into its version, `in_flight`
+/// `BatchWriteItem`s at once. `replay rebuild all` reads the log once for four projections
+/// this way. Progress: the read against the table's approximate item count, then each
+/// version's items written. Each projection's [`FullPass`] has the one read's figures.
 pub async fn full_pass(
     replay: &Replay,
-    projection: Projection,
-    version: u32,
+    builds: &[(Projection, u32)],
     segments: u32,
     in_flight: usize,
-) -> Result<FullPass, ReplayError> {
-    let label = |what: &str| format!("{projection} v{version} full pass: {what}");
+) -> Result<Vec<FullPass>, ReplayError> {
+    let projections: Vec<Projection> = builds.iter().map(|(p, _)| *p).collect();
+    let names: Vec<String> = builds.iter().map(|(p, v)| format!("{p} v{v}")).collect();
     let started = Instant::now();
     replay.progress.start(
-        &label("read"),
+        &format!("{} full pass: read", names.join(", ")),
         0,
         scan::describe_events(replay).await.map(|(count, _)| count),
     );
     let streams: Mutex<BTreeMap<String, Vec<StoredEvent>>> = Mutex::new(BTreeMap::new());
     let scanned = Mutex::new(0u64);
     common::tables::each_segment::<ReplayError, _, _>(segments, |segment| {
-        let (streams, scanned) = (&streams, &scanned);
+        let (streams, scanned, projections) = (&streams, &scanned, &projections);
         async move {
             let mut start: Option<Key> = None;
             loop {
                 let page =
-                    scan::page(replay, projection, segment, segments, start.take(), None).await?;
+                    scan::page(replay, projections, segment, segments, start.take(), None).await?;
                 replay.progress.add(page.scanned, 0);
                 *scanned.lock().await += page.scanned;
                 {
@@ -143,29 +149,47 @@ pub async fn full_pass(
     .await?;
     replay.progress.finish();
     let read = started.elapsed();
-
-    let started = Instant::now();
-    let mut bulk = AnyBulk::open(replay, projection, version).await?;
-    let mut folded = 0;
-    for (_, mut events) in streams.into_inner() {
+    let scanned = scanned.into_inner();
+    let mut streams = streams.into_inner();
+    for events in streams.values_mut() {
         events.sort_by_key(|e| e.sequence);
         events.dedup_by_key(|e| e.sequence);
-        folded += bulk.fold(&events).await?;
     }
-    let fold = started.elapsed();
 
-    let started = Instant::now();
-    let items = bulk.items();
-    replay.progress.start(&label("write"), 0, Some(items));
-    let checkpoints_table = replay.tables(projection, version).checkpoints;
-    let written = bulk.write(replay, &checkpoints_table, in_flight).await?;
-    replay.progress.finish();
-    Ok(FullPass {
-        scanned: scanned.into_inner(),
-        folded,
-        items: written,
-        read,
-        fold,
-        write: started.elapsed(),
-    })
+    let mut passes = Vec::with_capacity(builds.len());
+    for &(projection, version) in builds {
+        let started = Instant::now();
+        let mut bulk = AnyBulk::open(replay, projection, version).await?;
+        let mut folded = 0;
+        for events in streams.values() {
+            if events
+                .first()
+                .is_some_and(|e| projection.accepts(&e.aggregate_type))
+            {
+                folded += bulk.fold(events).await?;
+            }
+        }
+        let fold = started.elapsed();
+
+        let started = Instant::now();
+        let items = bulk.items();
+        replay.progress.start(
+            &format!("{projection} v{version} full pass: write"),
+            0,
+            Some(items),
+        );
+        let checkpoints_table = replay.tables(projection, version).checkpoints;
+        let written = bulk.write(replay, &checkpoints_table, in_flight).await?;
+        replay.progress.finish();
+        passes.push(FullPass {
+            scanned,
+            folded,
+            items: written,
+            read,
+            shared_by: builds.len(),
+            fold,
+            write: started.elapsed(),
+        });
+    }
+    Ok(passes)
 }

@@ -25,6 +25,10 @@
 //! applied to the old version had its stream record read before the freeze, so the last
 //! drain has it, and whatever else comes back through its queue and lands in version `n`
 //! (the argument is in [`tail`]).
+//!
+//! `rebuild all` ([`rebuild::rebuild_all`]) allocates every version first, then makes the
+//! full passes of all of them with one read of the log (each one's tail started before it),
+//! then catches up and switches each one in turn.
 
 pub mod bulk;
 pub mod dlq;
@@ -47,7 +51,7 @@ use projectors::ProjectionError;
 use search::{SearchError, VersionedSearch};
 
 pub use progress::Progress;
-pub use rebuild::{rebuild, RebuildOptions, RebuildReport};
+pub use rebuild::{rebuild, rebuild_all, RebuildOptions, RebuildReport};
 pub use verify::{verify, VerifyReport};
 
 /// Why a replay command failed.

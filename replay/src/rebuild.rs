@@ -119,8 +119,13 @@ impl RebuildReport {
             .collect();
         let steps = self.bulk.map_or_else(String::new, |b| {
             format!(
-                " (read {:.1} s, fold {:.1} s, {} items written in {:.1} s)",
+                " (read {:.1} s{}, fold {:.1} s, {} items written in {:.1} s)",
                 b.read.as_secs_f64(),
+                if b.shared_by > 1 {
+                    format!(" for {} projections", b.shared_by)
+                } else {
+                    String::new()
+                },
                 b.fold.as_secs_f64(),
                 format_count(b.items),
                 b.write.as_secs_f64()
@@ -202,11 +207,18 @@ pub async fn rebuild_all(
         resume: true,
         ..options.clone()
     };
-    let mut reports = Vec::new();
+    // Every version begun, then one read of the log for all their full passes, then each
+    // one's catch-up and switch in turn.
+    let mut begun = Vec::new();
     for projection in todo {
-        let mut report = rebuild(replay, projection, &resume).await?;
-        report.resumed = options.resume;
-        reports.push(report);
+        let mut run = begin(replay, projection, &resume).await?;
+        run.report.resumed = options.resume;
+        begun.push(run);
+    }
+    full_passes(replay, &mut begun, options).await?;
+    let mut reports = Vec::new();
+    for run in begun {
+        reports.push(finish(replay, run, options).await?);
     }
     Ok(reports)
 }
@@ -218,6 +230,28 @@ pub async fn rebuild(
     projection: Projection,
     options: &RebuildOptions,
 ) -> Result<RebuildReport, ReplayError> {
+    let mut begun = [begin(replay, projection, options).await?];
+    full_passes(replay, &mut begun, options).await?;
+    let [run] = begun;
+    finish(replay, run, options).await
+}
+
+/// A rebuild begun: its version allocated (or the one in progress), its tables there and its
+/// progress item saved.
+struct Begun {
+    item: ProgressItem,
+    report: RebuildReport,
+    started: Instant,
+    /// The stream tail its full pass started, in this run.
+    tail: Option<TailHandle>,
+}
+
+/// Begins a rebuild of `projection` (or resumes the one in progress, with `resume`).
+async fn begin(
+    replay: &Replay,
+    projection: Projection,
+    options: &RebuildOptions,
+) -> Result<Begun, ReplayError> {
     replay.check_can_build(projection)?;
     let started = Instant::now();
     let (version, item, resumed) = if options.resume {
@@ -255,11 +289,10 @@ pub async fn rebuild(
     ));
     versions::create(replay, projection, version).await?;
     item.save(replay).await?;
-    let previous = item.previous;
-    let mut report = RebuildReport {
+    let report = RebuildReport {
         projection,
         version,
-        previous,
+        previous: item.previous,
         resumed,
         full: PassReport::default(),
         items: 0,
@@ -269,7 +302,29 @@ pub async fn rebuild(
         elapsed: Duration::ZERO,
         verify: None,
     };
-    build(replay, item, options, &mut report).await?;
+    Ok(Begun {
+        item,
+        report,
+        started,
+        tail: None,
+    })
+}
+
+/// Finishes a rebuild begun: catch-up passes, freeze, last pass, switch, and the verify if
+/// asked.
+async fn finish(
+    replay: &Replay,
+    run: Begun,
+    options: &RebuildOptions,
+) -> Result<RebuildReport, ReplayError> {
+    let Begun {
+        item,
+        mut report,
+        started,
+        tail,
+    } = run;
+    let (projection, version, previous) = (item.projection, item.version, item.previous);
+    build(replay, item, tail, options, &mut report).await?;
     report.elapsed = started.elapsed();
     if options.verify {
         replay.progress.note(&format!(
@@ -289,21 +344,20 @@ async fn segments(replay: &Replay, options: &RebuildOptions) -> u32 {
     }
 }
 
-async fn build(
+/// The full passes of the rebuilds in `begun` that have one to make, with one read of the
+/// log ([`crate::bulk::full_pass`]): each one's stream tail is started before that read, and
+/// each one goes on to its catch-up passes afterwards.
+async fn full_passes(
     replay: &Replay,
-    mut item: ProgressItem,
+    begun: &mut [Begun],
     options: &RebuildOptions,
-    report: &mut RebuildReport,
 ) -> Result<(), ReplayError> {
-    let (projection, version) = (item.projection, item.version);
-    let runtime = AnyRuntime::open(replay, projection, version).await?;
     let margin = options.margin.as_millis() as u64;
-    let label = |what: &str| format!("{projection} v{version} {what}");
-
-    // The stream tail, and why the next pass must also scan the table if it must (the tail
-    // does not reach back to where the last pass, or the full pass, left off).
-    let mut started_tail = None;
-    if item.phase == Phase::Full {
+    let mut builds = Vec::new();
+    let mut segments = 1;
+    for run in begun.iter_mut().filter(|run| run.item.phase == Phase::Full) {
+        let item = &mut run.item;
+        let (projection, version) = (item.projection, item.version);
         // A killed full pass starts again from nothing (see `crate::bulk`).
         if item.full_pass_started {
             replay.progress.note(&format!(
@@ -315,19 +369,27 @@ async fn build(
         item.full_pass_started = true;
         item.save(replay).await?;
         // Every event committed from here on is the tail's; every one before, the scan's.
-        started_tail = Some((TailHandle::start(replay, projection).await?, None));
-        let full = crate::bulk::full_pass(
-            replay,
-            projection,
-            version,
-            item.segments,
-            options.in_flight,
-        )
-        .await?;
+        run.tail = Some(TailHandle::start(replay, projection).await?);
+        builds.push((projection, version));
+        segments = segments.max(item.segments);
+    }
+    if builds.is_empty() {
+        return Ok(());
+    }
+    let passes = crate::bulk::full_pass(replay, &builds, segments, options.in_flight).await?;
+    let runs = begun.iter_mut().filter(|run| run.item.phase == Phase::Full);
+    for (run, full) in runs.zip(passes) {
+        let (item, report) = (&mut run.item, &mut run.report);
         replay.progress.note(&format!(
-            "{projection}: full pass: {} events read in {:.1} s, {} folded in {:.1} s, {} items written in {:.1} s",
+            "{}: full pass: {} events read in {:.1} s{}, {} folded in {:.1} s, {} items written in {:.1} s",
+            item.projection,
             format_count(full.scanned),
             full.read.as_secs_f64(),
+            if full.shared_by > 1 {
+                format!(" (one read for {} projections)", full.shared_by)
+            } else {
+                String::new()
+            },
             format_count(full.folded),
             full.fold.as_secs_f64(),
             format_count(full.items),
@@ -350,9 +412,25 @@ async fn build(
         item.pass_started_at = None;
         item.save(replay).await?;
     }
+    Ok(())
+}
 
+async fn build(
+    replay: &Replay,
+    mut item: ProgressItem,
+    started_tail: Option<TailHandle>,
+    options: &RebuildOptions,
+    report: &mut RebuildReport,
+) -> Result<(), ReplayError> {
+    let (projection, version) = (item.projection, item.version);
+    let runtime = AnyRuntime::open(replay, projection, version).await?;
+    let margin = options.margin.as_millis() as u64;
+    let label = |what: &str| format!("{projection} v{version} {what}");
+
+    // The stream tail, and why the next pass must also scan the table if it must (the tail
+    // does not reach back to where the last pass, or the full pass, left off).
     let (mut tail, mut fallback) = match started_tail {
-        Some(started) => started,
+        Some(started) => (started, None),
         None => resume_tail(replay, &item).await?,
     };
 
@@ -566,7 +644,7 @@ async fn filtered_pass(
             loop {
                 let page = scan::page(
                     replay,
-                    item.projection,
+                    &[item.projection],
                     segment,
                     segments,
                     start.take(),

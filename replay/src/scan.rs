@@ -89,11 +89,11 @@ pub struct Page {
 
 /// Reads one page of `segment` of `segments` from `start`, strongly consistent (an event
 /// committed before the page was read is in it, if its key is in the page's range): the
-/// events of `projection`'s aggregate types, only those recorded at or after `since` (ISO
-/// 8601 ms, which sorts as text) if given.
+/// events of the aggregate types of `projections` (one or several read at once), only those
+/// recorded at or after `since` (ISO 8601 ms, which sorts as text) if given.
 pub async fn page(
     replay: &Replay,
-    projection: Projection,
+    projections: &[Projection],
     segment: u32,
     segments: u32,
     start: Option<Key>,
@@ -101,7 +101,12 @@ pub async fn page(
 ) -> Result<Page, ReplayError> {
     // Only the projection's aggregate types come back: DynamoDB still reads (and bills) every
     // item, but sends, and the client decodes, only those.
-    let types = projection.aggregate_types();
+    let mut types: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.aggregate_types().iter().copied())
+        .collect();
+    types.sort_unstable();
+    types.dedup();
     let placeholders: Vec<String> = (0..types.len()).map(|i| format!(":t{i}")).collect();
     let mut filter = format!("#aggregateType IN ({})", placeholders.join(", "));
     let mut request = replay
@@ -113,7 +118,7 @@ pub async fn page(
         .total_segments(segments as i32)
         .set_exclusive_start_key(start)
         .expression_attribute_names("#aggregateType", "aggregateType");
-    for (placeholder, kind) in placeholders.iter().zip(types) {
+    for (placeholder, kind) in placeholders.iter().zip(&types) {
         request =
             request.expression_attribute_values(placeholder, AttributeValue::S((*kind).to_owned()));
     }
@@ -135,7 +140,7 @@ pub async fn page(
                 "an item of the events table: {e}"
             )))
         })?;
-        if projection.accepts(&event.aggregate_type) {
+        if projections.iter().any(|p| p.accepts(&event.aggregate_type)) {
             events.push(event);
         }
     }

@@ -310,15 +310,22 @@ impl Rebuilt {
 }
 
 /// Rebuilds every projection with `replay`, one after the other (its progress reports as it
-/// goes), counting each one's DynamoDB requests and capacity with a meter on its client.
+/// goes); with `metered`, counting each one's DynamoDB requests and capacity with a meter on
+/// its client (which makes it slower: see [`crate::replay_rate`]), otherwise with empty
+/// tallies.
 pub async fn rebuild_every_projection(
     replay: &Replay,
     options: &RebuildOptions,
+    metered: bool,
 ) -> anyhow::Result<Rebuilt> {
     let meter = local_aws::meter::DynamoMeter::new();
-    let replay = Replay {
-        client: meter.attach(&replay.client),
-        ..replay.clone()
+    let replay = if metered {
+        Replay {
+            client: meter.attach(&replay.client),
+            ..replay.clone()
+        }
+    } else {
+        replay.clone()
     };
     let started = Instant::now();
     let mut reports = Vec::new();
@@ -343,6 +350,36 @@ pub async fn rebuild_all_together(
     let started = Instant::now();
     let reports = replay::rebuild_all(replay, &Projection::ALL, options).await?;
     Ok((reports, started.elapsed()))
+}
+
+/// Raw `BatchWriteItem` of the items `projection`'s `version` holds in DynamoDB (its tables and
+/// its checkpoints; a search index is not DynamoDB's): each table's items read back (not
+/// timed) and written with [`batch_write`] into a fresh table of the same definition, indexes
+/// included, one table after the other. Returns the items and the time the writes took.
+pub async fn raw_own_items(
+    replay: &Replay,
+    projection: Projection,
+    version: u32,
+    prefix: &str,
+    in_flight: usize,
+) -> anyhow::Result<(u64, Duration)> {
+    let mut tables = replay::versions::own_tables(replay, projection, version);
+    tables.push((
+        replay.tables(projection, version).checkpoints,
+        &schema::checkpoints::TABLE,
+    ));
+    let (mut items, mut took) = (0, Duration::ZERO);
+    for (i, (table, def)) in tables.into_iter().enumerate() {
+        let read = replay::verify::scan_all(replay, &table).await?;
+        items += read.len() as u64;
+        let copy = format!("{prefix}bench-own-{projection}-{i}");
+        common::tables::ensure(&replay.client, &copy, def).await?;
+        let written = batch_write(&replay.client, &copy, read, in_flight).await;
+        let deleted = common::tables::delete(&replay.client, &copy).await;
+        took += written?;
+        deleted?;
+    }
+    Ok((items, took))
 }
 
 /// Raw `BatchWriteItem` throughput on the same emulator.

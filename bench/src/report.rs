@@ -230,6 +230,16 @@ pub struct ReplayProjection {
     pub read_units: f64,
     #[serde(default)]
     pub write_units: f64,
+    /// Items of the version that are DynamoDB's (all of them but search's documents).
+    #[serde(default)]
+    pub own_items: u64,
+    /// How long raw `BatchWriteItem` takes to write those very items into fresh tables of the
+    /// same definitions (indexes included), in the same run.
+    #[serde(default)]
+    pub own_raw_seconds: f64,
+    /// `own_raw_seconds / seconds`, when every item of the version is DynamoDB's.
+    #[serde(default)]
+    pub own_ratio: Option<f64>,
 }
 
 // -------------------------------------------------------------------------------------------

@@ -121,6 +121,23 @@ async fn the_replay_rebuilds_every_projection_from_the_whole_log() {
             );
         }
         assert!(projection.write_units > 0.0, "{projection:?}");
+        // The second yardstick: the version's own items, written raw into tables like its
+        // own. All of them are DynamoDB's but search's documents.
+        assert!(projection.own_raw_seconds > 0.0, "{projection:?}");
+        if projection.projection == "search" {
+            assert!(
+                projection.own_items > 0 && projection.own_items < projection.items,
+                "{projection:?}"
+            );
+            assert_eq!(projection.own_ratio, None, "{projection:?}");
+        } else {
+            assert_eq!(projection.own_items, projection.items, "{projection:?}");
+            let own = projection.own_ratio.expect("a ratio to its own items");
+            assert!(
+                (own - projection.own_raw_seconds / projection.seconds).abs() < 1e-9,
+                "{projection:?}"
+            );
+        }
     }
     // `all` is `replay rebuild all` (one read for the four), run after them: its versions
     // hold as many items as theirs together.

@@ -13,8 +13,6 @@ use crate::{registry, store_error, versions, Replay, ReplayError};
 
 /// Differences a report shows in full; the others are only counted.
 pub const SHOWN: usize = 20;
-/// Parallel scan segments of a table being compared.
-const VERIFY_SEGMENTS: i32 = 4;
 /// Longest attribute text a difference shows.
 const SHOWN_TEXT: usize = 60;
 
@@ -196,28 +194,36 @@ pub async fn default_version(
     Ok((other, state.active))
 }
 
-/// Every item of `table`, read with parallel segments, strongly consistent.
+/// Every item of `table`, read with parallel segments ([`common::tables::scan_segments`]: one
+/// page each, as the rebuild's full pass reads the log), strongly consistent.
 pub async fn scan_all(replay: &Replay, table: &str) -> Result<Vec<Item>, ReplayError> {
-    let pages = futures::future::try_join_all((0..VERIFY_SEGMENTS).map(|segment| async move {
-        let mut pages = replay
-            .client
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .segment(segment)
-            .total_segments(VERIFY_SEGMENTS)
-            .into_paginator()
-            .send();
-        let mut items = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(store_error("scanning a table to compare"))?;
-            items.extend(page.items().iter().cloned());
+    let segments = common::tables::scan_segments(&replay.client, table).await;
+    let items = std::sync::Mutex::new(Vec::new());
+    common::tables::each_segment::<ReplayError, _, _>(segments, |segment| {
+        let items = &items;
+        async move {
+            let mut pages = replay
+                .client
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .segment(segment as i32)
+                .total_segments(segments as i32)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(store_error("scanning a table to compare"))?;
+                items
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(page.items().iter().cloned());
+            }
+            Ok(())
         }
-        Ok::<_, ReplayError>(items)
-    }))
+    })
     .await
     .map_err(|e| ReplayError::Store(format!("{table}: {e}")))?;
-    Ok(pages.into_iter().flatten().collect())
+    Ok(items.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// `name=value, name=value` of the key attributes.

@@ -1,7 +1,7 @@
-//! The local emulators as child processes: DynamoDB Local (DynamoDB and DynamoDB Streams) and
-//! moto server (SNS and SQS), on loopback.
+//! The local emulators as child processes: DynamoDB Local (DynamoDB and DynamoDB Streams),
+//! moto server (SNS and SQS) and a single-node OpenSearch ([`OpenSearchNode`]), on loopback.
 //!
-//! The API is blocking: [`DynamoDbLocal::start`] and [`Moto::start`] return once the emulator
+//! The API is blocking: [`DynamoDbLocal::start`], [`Moto::start`] and [`OpenSearchNode::start`] return once the emulator
 //! answers requests. They may be called from inside an async runtime (the readiness probe runs
 //! on a private thread with its own runtime), although they block the calling thread for the
 //! second or two an emulator takes to start.
@@ -154,6 +154,92 @@ impl Default for MotoOptions {
             log_file: None,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
+    }
+}
+
+/// How to start the local OpenSearch node.
+#[derive(Clone, Debug)]
+pub struct OpenSearchOptions {
+    /// The launcher's build (`opensearch-node-*.jar` and `classpath.txt`); `None`:
+    /// [`locate_opensearch_node`].
+    pub launcher: Option<OpenSearchLauncher>,
+    /// Port on 127.0.0.1; `None`: a free one.
+    pub port: Option<u16>,
+    /// The node's home (its data under `data/`), created if missing; `None`: a temporary
+    /// directory, deleted when the node is stopped.
+    pub home: Option<PathBuf>,
+    /// File for the child's stdout and stderr (truncated); `None`: a temporary file, deleted
+    /// when the node is stopped.
+    pub log_file: Option<PathBuf>,
+    /// The `java` executable; `None`: `java` from `PATH`.
+    pub java: Option<PathBuf>,
+    /// The JVM's heap (`-Xmx`), in MiB.
+    pub heap_mib: u32,
+    /// Bound on the wait until it answers `GET /_cluster/health`.
+    pub startup_timeout: Duration,
+}
+
+/// Heap of the local OpenSearch node: enough for the read model's few thousand documents
+/// (the node's resident memory is about twice this once it has served a while).
+pub const DEFAULT_OPENSEARCH_HEAP_MIB: u32 = 384;
+
+impl Default for OpenSearchOptions {
+    fn default() -> Self {
+        Self {
+            launcher: None,
+            port: None,
+            home: None,
+            log_file: None,
+            java: None,
+            heap_mib: DEFAULT_OPENSEARCH_HEAP_MIB,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+        }
+    }
+}
+
+/// The launcher of the local OpenSearch node, as `mvn package` builds it from
+/// `local-aws/opensearch-node/`: its jar, and the runtime classpath of OpenSearch's own jars
+/// in the local Maven repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenSearchLauncher {
+    /// `opensearch-node-<version>.jar` (the `LocalNode` class).
+    pub jar: PathBuf,
+    /// The jars of OpenSearch and its dependencies, `:`-separated.
+    pub classpath: String,
+}
+
+impl OpenSearchLauncher {
+    /// The java class path: the launcher, then OpenSearch.
+    fn class_path(&self) -> String {
+        format!("{}:{}", self.jar.display(), self.classpath.trim())
+    }
+}
+
+/// The launcher built under `<workspace root>/local-aws/opensearch-node/target` (by `./dev`,
+/// or `mvn -f local-aws/opensearch-node/pom.xml package`).
+pub fn locate_opensearch_node() -> anyhow::Result<OpenSearchLauncher> {
+    let target = workspace_root().join("local-aws/opensearch-node/target");
+    let jar = std::fs::read_dir(&target)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("opensearch-node-") && name.ends_with(".jar"))
+        });
+    let classpath = std::fs::read_to_string(target.join("classpath.txt")).ok();
+    match (jar, classpath) {
+        (Some(jar), Some(classpath)) if !classpath.trim().is_empty() => {
+            Ok(OpenSearchLauncher { jar, classpath })
+        }
+        _ => bail!(
+            "the local OpenSearch node is not built: no opensearch-node-*.jar and classpath.txt \
+             in {}; run `./dev test` (or `mvn -q -f local-aws/opensearch-node/pom.xml package` \
+             in the workspace root) first",
+            target.display()
+        ),
     }
 }
 
@@ -311,6 +397,110 @@ impl Moto {
     }
 }
 
+/// A running single-node OpenSearch (the server artifacts from Maven Central in one JVM).
+#[derive(Debug)]
+pub struct OpenSearchNode {
+    proc: Proc,
+    /// The home to delete once stopped (a temporary one).
+    scratch: Option<PathBuf>,
+}
+
+impl OpenSearchNode {
+    /// Starts `LocalNode` (see `local-aws/opensearch-node/`) on 127.0.0.1 and waits until it
+    /// answers `GET /_cluster/health`. See the module docs about the calling thread.
+    pub fn start(opts: OpenSearchOptions) -> anyhow::Result<Self> {
+        let launcher = match &opts.launcher {
+            Some(launcher) => launcher.clone(),
+            None => locate_opensearch_node()?,
+        };
+        let (home, scratch) = match &opts.home {
+            Some(home) => (home.clone(), None),
+            None => {
+                let home = std::env::temp_dir().join(format!(
+                    "conduit-opensearch-{}-{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                ));
+                (home.clone(), Some(home))
+            }
+        };
+        std::fs::create_dir_all(&home)
+            .with_context(|| format!("create the OpenSearch home {}", home.display()))?;
+        let java = opts.java.clone().unwrap_or_else(|| PathBuf::from("java"));
+        let class_path = launcher.class_path();
+        let started = start_with_retries(
+            "OpenSearch (local-aws/opensearch-node)",
+            "opensearch",
+            opts.port,
+            opts.log_file.as_deref(),
+            opts.startup_timeout,
+            |port| {
+                let mut cmd = Command::new(&java);
+                cmd.arg(format!("-Xms{}m", opts.heap_mib))
+                    .arg(format!("-Xmx{}m", opts.heap_mib))
+                    .arg("-XX:+UseSerialGC")
+                    .arg("-XX:TieredStopAtLevel=1")
+                    // Netty may not set the processor count twice in one JVM (OpenSearch does).
+                    .arg("-Dopensearch.set.netty.runtime.available.processors=false")
+                    .arg("-cp")
+                    .arg(&class_path)
+                    .arg("conduit.opensearch.LocalNode")
+                    .arg(&home)
+                    .arg(port.to_string());
+                cmd
+            },
+            Probe::OpenSearch,
+        );
+        match started {
+            Ok(proc) => Ok(Self { proc, scratch }),
+            Err(e) => {
+                if let Some(scratch) = &scratch {
+                    let _ = std::fs::remove_dir_all(scratch);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the node's REST API (`OPENSEARCH_URL`).
+    pub fn endpoint(&self) -> String {
+        self.proc.endpoint()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.proc.port
+    }
+
+    /// Process id of the child (`None` once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.child.as_ref().map(Child::id)
+    }
+
+    /// The file that receives the child's output.
+    pub fn log_file(&self) -> &Path {
+        &self.proc.log
+    }
+
+    /// Stops the child (SIGTERM, then SIGKILL after a grace period) and reaps it, then deletes
+    /// a temporary home. Idempotent.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let stopped = self.proc.stop();
+        if let Some(scratch) = self.scratch.take() {
+            let _ = std::fs::remove_dir_all(scratch);
+        }
+        stopped
+    }
+}
+
+impl Drop for OpenSearchNode {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!(error = %format!("{e:#}"), "stopping OpenSearch failed");
+        }
+    }
+}
+
 /// `$MOTO_SERVER`, else `moto_server` from `PATH`, else `<workspace root>/.local/venv/bin/moto_server`.
 pub fn locate_moto_server() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("MOTO_SERVER").filter(|p| !p.is_empty()) {
@@ -348,6 +538,7 @@ fn is_executable(p: &Path) -> bool {
 enum Probe {
     DynamoDb,
     Moto,
+    OpenSearch,
 }
 
 #[derive(Debug)]
@@ -584,7 +775,8 @@ fn start_once(
 /// inside an async runtime or not.
 fn wait_ready(proc: &mut Proc, timeout: Duration, probe: Probe) -> Result<(), StartError> {
     let endpoint = proc.endpoint();
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, proc.port));
+    let port = proc.port;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Some(child) = proc.child.as_mut() else {
         return Err(StartError::Fatal(anyhow!("no child process")));
     };
@@ -616,7 +808,7 @@ fn wait_ready(proc: &mut Proc, timeout: Duration, probe: Probe) -> Result<(), St
                     if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                         match tokio::time::timeout(
                             Duration::from_secs(3),
-                            probe_once(&clients, probe),
+                            probe_once(&clients, probe, port),
                         )
                         .await
                         {
@@ -664,7 +856,7 @@ async fn probe_clients(endpoint: &str) -> Clients {
     }
 }
 
-async fn probe_once(clients: &Clients, probe: Probe) -> anyhow::Result<()> {
+async fn probe_once(clients: &Clients, probe: Probe, port: u16) -> anyhow::Result<()> {
     match probe {
         Probe::DynamoDb => {
             clients.dynamodb.list_tables().limit(1).send().await?;
@@ -672,8 +864,28 @@ async fn probe_once(clients: &Clients, probe: Probe) -> anyhow::Result<()> {
         Probe::Moto => {
             clients.sqs.list_queues().send().await?;
         }
+        Probe::OpenSearch => cluster_answers(port).await?,
     }
     Ok(())
+}
+
+/// `GET /_cluster/health` answers 200: the node serves REST requests (a single node is
+/// its own cluster manager by then).
+async fn cluster_answers(port: u16) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+    stream
+        .write_all(b"GET /_cluster/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let status_line = answer.split(|&b| b == b'\n').next().unwrap_or_default();
+    let status_line = String::from_utf8_lossy(status_line);
+    if status_line.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        bail!("GET /_cluster/health answered {:?}", status_line.trim())
+    }
 }
 
 #[cfg(test)]

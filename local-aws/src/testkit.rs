@@ -20,13 +20,18 @@ use std::time::Duration;
 
 use crate::{Clients, LocalEndpoints};
 
-use crate::emulators::{DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, Storage};
+use crate::emulators::{
+    DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, OpenSearchNode, OpenSearchOptions,
+    Storage,
+};
 use crate::provision::{provision, Provisioned};
 
 /// The endpoints, or why the emulators could not start (kept, so that every test of the
 /// binary fails at once with the same message instead of each trying again).
 static ENDPOINTS: OnceLock<Result<LocalEndpoints, String>> = OnceLock::new();
 static METADATA_OFF: Once = Once::new();
+/// The URL of this test binary's OpenSearch node, or why it could not start.
+static OPENSEARCH: OnceLock<Result<String, String>> = OnceLock::new();
 
 /// Log files of emulators older than this are removed when a test binary starts its own.
 const LOG_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -97,6 +102,47 @@ fn start_emulators() -> Result<LocalEndpoints, String> {
         moto_log.display()
     );
     Ok(LocalEndpoints { dynamodb, moto })
+}
+
+/// The URL (`http://127.0.0.1:PORT`) of this test binary's single-node OpenSearch, started on
+/// the first call (about 3 s; it dies with the process, as [`emulators`] do). Tests keep apart
+/// by the index names they use ([`unique_prefix`]). Panics if the node cannot start (the
+/// message says how to build its launcher, or where its log is).
+pub fn opensearch() -> &'static str {
+    match OPENSEARCH.get_or_init(start_opensearch) {
+        Ok(url) => url,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn start_opensearch() -> Result<String, String> {
+    let logs = log_dir();
+    let stem = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "test".to_owned());
+    let log = logs.join(format!("{stem}-{}-opensearch.log", std::process::id()));
+    let started = std::time::Instant::now();
+    let ready = keep_alive("conduit-test-opensearch", {
+        let log = log.clone();
+        move || {
+            OpenSearchNode::start(OpenSearchOptions {
+                log_file: Some(log),
+                ..OpenSearchOptions::default()
+            })
+            .map(|node| (node.endpoint(), node))
+        }
+    })?;
+    let url = ready
+        .recv()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the OpenSearch thread died")))
+        .map_err(|e| format!("cannot start OpenSearch for tests: {e:#}"))?;
+    eprintln!(
+        "testkit: OpenSearch at {url} in {:.1} s (log {})",
+        started.elapsed().as_secs_f64(),
+        log.display()
+    );
+    Ok(url)
 }
 
 /// Runs `start` on a new thread that then parks forever, keeping the started emulator (and the

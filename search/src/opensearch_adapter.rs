@@ -12,7 +12,7 @@ use opensearch::http::request::JsonBody;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::{Method, StatusCode, Url};
 use opensearch::indices::{IndicesCreateParts, IndicesExistsAliasParts, IndicesPutAliasParts};
-use opensearch::params::VersionType;
+use opensearch::params::{Refresh, VersionType};
 use opensearch::{BulkParts, DeleteParts, IndexParts, OpenSearch, SearchParts};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -287,7 +287,11 @@ impl OpenSearchIndex {
                 Method::Put,
                 &path,
                 HeaderMap::new(),
-                Some(&[("version", version.as_str()), ("version_type", "external")]),
+                Some(&[
+                    ("version", version.as_str()),
+                    ("version_type", "external"),
+                    ("refresh", "true"),
+                ]),
                 Some(JsonBody::new(body)),
                 None,
             )
@@ -303,6 +307,7 @@ impl OpenSearchIndex {
             .delete(DeleteParts::IndexId(&self.alias, article_id))
             .version(external_version(version)?)
             .version_type(VersionType::External)
+            .refresh(Refresh::True)
             .send()
             .await;
         deleted(answer("deleting an article", sent).await?)

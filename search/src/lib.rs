@@ -13,9 +13,6 @@ pub mod embedded;
 pub mod opensearch_adapter;
 pub mod versions;
 
-#[cfg(test)]
-mod parity_tests;
-
 use std::path::PathBuf;
 
 pub use embedded::EmbeddedIndex;
@@ -269,6 +266,11 @@ impl SearchIndex {
     /// Removes the article at `version` unless a version >= `version` is already there; an
     /// older upsert arriving later is [`Written::Stale`]. Deleting an unknown article is
     /// [`Written::Applied`] (the version is remembered).
+    ///
+    /// How long a deletion's version is remembered differs: the embedded engine keeps it for
+    /// good, OpenSearch for `index.gc_deletes` (60 s by default) and not across a restart of
+    /// the shard. After that an older upsert would bring the article back; the search
+    /// projector never sends one, its checkpoint applying each article's events in order.
     #[tracing::instrument(level = "debug", skip(self), fields(backend = self.backend()))]
     pub async fn delete(&self, article_id: &str, version: u64) -> Result<Written, SearchError> {
         match self {

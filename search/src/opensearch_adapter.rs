@@ -275,23 +275,36 @@ impl OpenSearchIndex {
         }
     }
 
-    /// See [`crate::SearchIndex::upsert`]: `PUT /<alias>/_doc/<id>?version=<v>&version_type=external`.
+    /// `require_alias=true` for a write through the alias: without it, a write to an alias
+    /// that does not exist (yet, or any more) makes OpenSearch create an index of that name
+    /// with a mapping guessed from the document (`action.auto_create_index` is on by
+    /// default, in Amazon OpenSearch Service too), which no alias move could then replace.
+    /// A handle on one concrete index has no alias to require.
+    fn require_alias(&self) -> Option<(&'static str, &'static str)> {
+        (self.alias != self.index).then_some(("require_alias", "true"))
+    }
+
+    /// See [`crate::SearchIndex::upsert`]: `PUT /<alias>/_doc/<id>?version=<v>&version_type=external&refresh=true`.
     pub async fn upsert(&self, doc: &ArticleDoc, version: u64) -> Result<Written, SearchError> {
         let body = document_body(doc)?;
         let version = external_version(version)?.to_string();
         // The typed `index` builder always POSTs; PUT is the documented create-or-replace by id.
         let path = IndexParts::IndexId(&self.alias, &doc.article_id).url();
+        let mut params = vec![
+            ("version", version.as_str()),
+            ("version_type", "external"),
+            // Searchable before this returns: the read-your-writes wait reports the write as
+            // applied from then on (a periodic refresh would leave up to a second's gap).
+            ("refresh", "true"),
+        ];
+        params.extend(self.require_alias());
         let sent = self
             .client
             .send(
                 Method::Put,
                 &path,
                 HeaderMap::new(),
-                Some(&[
-                    ("version", version.as_str()),
-                    ("version_type", "external"),
-                    ("refresh", "true"),
-                ]),
+                Some(&params),
                 Some(JsonBody::new(body)),
                 None,
             )
@@ -300,7 +313,7 @@ impl OpenSearchIndex {
             .map_err(|other| unexpected("indexing an article", other))
     }
 
-    /// See [`crate::SearchIndex::delete`]: `DELETE /<alias>/_doc/<id>?version=<v>&version_type=external`.
+    /// See [`crate::SearchIndex::delete`]: `DELETE /<alias>/_doc/<id>?version=<v>&version_type=external&refresh=true`.
     pub async fn delete(&self, article_id: &str, version: u64) -> Result<Written, SearchError> {
         let sent = self
             .client
@@ -352,13 +365,18 @@ impl OpenSearchIndex {
             HeaderValue::from_static("application/x-ndjson"),
         );
         let path = BulkParts::Index(&self.alias).url();
+        let params: Vec<(&str, &str)> = refresh
+            .then_some(("refresh", "true"))
+            .into_iter()
+            .chain(self.require_alias())
+            .collect();
         let sent = self
             .client
             .send(
                 Method::Post,
                 &path,
                 headers,
-                refresh.then_some(&[("refresh", "true")]),
+                Some(&params),
                 Some(body),
                 None,
             )

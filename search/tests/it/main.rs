@@ -3,4 +3,5 @@
 
 mod conformance;
 mod embedded;
+mod opensearch_node;
 mod opensearch_wire;

@@ -1,5 +1,9 @@
-//! The OpenSearch adapter at the wire level: a loopback stub records every request and answers
-//! as OpenSearch 2.x does. No OpenSearch server can run here; these tests pin what is sent.
+//! The OpenSearch adapter at the wire level, for what a local node cannot show: SigV4
+//! signing, refusals, throttling and server errors, an unreachable engine, answers of an
+//! unexpected shape, and how a bulk is cut into requests. A loopback stub records every
+//! request and plays back scripted answers. Everything a node can show (mapping, alias,
+//! queries, versions, bulk outcomes, refresh) is tested on a real one: `conformance` and
+//! `opensearch_node`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -14,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use search::opensearch_adapter::{BULK_MAX_ACTIONS, BULK_MAX_BYTES};
 use search::{
-    ArticleDoc, ArticleQuery, BulkOutcome, BulkWrite, Hit, OpenSearchIndex, SearchError,
-    SearchIndex, Written,
+    ArticleDoc, ArticleQuery, BulkOutcome, BulkWrite, OpenSearchIndex, SearchError, SearchIndex,
+    Written,
 };
 
 const ALIAS: &str = "t1-articles";
@@ -147,17 +151,6 @@ fn error_body(status: u16, kind: &str, reason: &str) -> Value {
     })
 }
 
-fn version_conflict() -> Scripted {
-    (
-        409,
-        Some(error_body(
-            409,
-            "version_conflict_engine_exception",
-            "[a1]: version conflict, current version [3] is higher or equal to the one provided [3]",
-        )),
-    )
-}
-
 fn write_result(id: &str, version: u64, result: &str, status: u16) -> Scripted {
     (
         status,
@@ -165,26 +158,6 @@ fn write_result(id: &str, version: u64, result: &str, status: u16) -> Scripted {
             "_index": INDEX, "_id": id, "_version": version, "result": result,
             "_shards": {"total": 2, "successful": 1, "failed": 0},
             "_seq_no": 7, "_primary_term": 1
-        })),
-    )
-}
-
-fn search_result(total: u64, hits: &[(&str, &str)]) -> Scripted {
-    let hits: Vec<Value> = hits
-        .iter()
-        .enumerate()
-        .map(|(i, (article, author))| {
-            json!({"_index": INDEX, "_id": article, "_score": null,
-                "_source": {"articleId": article, "authorId": author},
-                "sort": [1_704_067_200_000_000_000i64 - i as i64]})
-        })
-        .collect();
-    (
-        200,
-        Some(json!({
-            "took": 3, "timed_out": false,
-            "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-            "hits": {"total": {"value": total, "relation": "eq"}, "max_score": null, "hits": hits}
         })),
     )
 }
@@ -203,102 +176,6 @@ fn article() -> ArticleDoc {
 }
 
 #[tokio::test]
-async fn ensure_index_creates_the_strict_mapping_then_the_alias() {
-    let stub = Stub::start(vec![
-        (
-            200,
-            Some(json!({"acknowledged": true, "shards_acknowledged": true, "index": INDEX})),
-        ),
-        (404, None),
-        (200, Some(json!({"acknowledged": true}))),
-    ])
-    .await;
-    stub.index().ensure_index().await.unwrap();
-
-    let requests = stub.requests();
-    assert_eq!(requests.len(), 3, "{requests:#?}");
-    assert_eq!(
-        (
-            &requests[0].method,
-            requests[0].path.as_str(),
-            &requests[0].query
-        ),
-        (&Method::PUT, "/t1-articles-v1", &None)
-    );
-    assert_eq!(
-        requests[0].body,
-        Some(json!({
-            "settings": {"index": {"number_of_shards": 1, "max_result_window": 10100}},
-            "mappings": {
-                "dynamic": "strict",
-                "properties": {
-                    "articleId": {"type": "keyword"},
-                    "authorId": {"type": "keyword"},
-                    "slug": {"type": "keyword"},
-                    "title": {"type": "text"},
-                    "description": {"type": "text"},
-                    "tagList": {"type": "keyword"},
-                    "createdAt": {"type": "date"},
-                    "updatedAt": {"type": "date"},
-                    "sortKey": {"type": "long"}
-                }
-            }
-        }))
-    );
-    assert_eq!(
-        (
-            &requests[1].method,
-            requests[1].path.as_str(),
-            &requests[1].body
-        ),
-        (&Method::HEAD, "/_alias/t1-articles", &None)
-    );
-    assert_eq!(
-        (
-            &requests[2].method,
-            requests[2].path.as_str(),
-            &requests[2].query,
-            &requests[2].body
-        ),
-        (
-            &Method::PUT,
-            "/t1-articles-v1/_alias/t1-articles",
-            &None,
-            &None
-        )
-    );
-}
-
-#[tokio::test]
-async fn ensure_index_tolerates_an_existing_index_and_alias() {
-    let stub = Stub::start(vec![
-        (
-            400,
-            Some(error_body(
-                400,
-                "resource_already_exists_exception",
-                "index [t1-articles-v1/kXq2d3pTQ9aT6bq9u1Xb5w] already exists",
-            )),
-        ),
-        (200, None),
-    ])
-    .await;
-    stub.index().ensure_index().await.unwrap();
-    let requests = stub.requests();
-    let calls: Vec<(Method, &str)> = requests
-        .iter()
-        .map(|r| (r.method.clone(), r.path.as_str()))
-        .collect();
-    assert_eq!(
-        calls,
-        vec![
-            (Method::PUT, "/t1-articles-v1"),
-            (Method::HEAD, "/_alias/t1-articles")
-        ]
-    );
-}
-
-#[tokio::test]
 async fn ensure_index_reports_a_refusal() {
     let stub = Stub::start(vec![(
         403,
@@ -313,48 +190,6 @@ async fn ensure_index_reports_a_refusal() {
     assert!(
         matches!(&error, SearchError::Rejected(m) if m.contains("security_exception")),
         "{error:?}"
-    );
-}
-
-#[tokio::test]
-async fn upsert_indexes_through_the_alias_with_an_external_version() {
-    let stub = Stub::start(vec![write_result("a1", 3, "created", 201)]).await;
-    let doc = article();
-    assert_eq!(
-        stub.index().upsert(&doc, 3).await.unwrap(),
-        Written::Applied
-    );
-
-    let request = stub.single_request();
-    assert_eq!(request.method, Method::PUT);
-    assert_eq!(request.path, "/t1-articles/_doc/a1");
-    assert_eq!(
-        request.query.as_deref(),
-        Some("version=3&version_type=external")
-    );
-    assert_eq!(
-        request.body,
-        Some(json!({
-            "articleId": "a1", "authorId": "u1", "slug": "how-to-train-your-dragon",
-            "title": "How to train your dragon", "description": "Ever wonder how?",
-            "tagList": ["dragons", "training"],
-            "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-02T10:00:00.500Z",
-            "sortKey": search::sort_key("a1", 1_704_067_200_000).unwrap()
-        }))
-    );
-    assert_eq!(
-        request.headers["content-type"], "application/json",
-        "{:?}",
-        request.headers
-    );
-}
-
-#[tokio::test]
-async fn upsert_of_an_old_version_is_stale() {
-    let stub = Stub::start(vec![version_conflict()]).await;
-    assert_eq!(
-        stub.index().upsert(&article(), 3).await.unwrap(),
-        Written::Stale
     );
 }
 
@@ -413,170 +248,6 @@ async fn a_document_that_cannot_be_indexed_is_never_sent() {
 }
 
 #[tokio::test]
-async fn delete_is_versioned_and_maps_every_outcome() {
-    let stub = Stub::start(vec![
-        write_result("a1", 4, "deleted", 200),
-        write_result("a9", 5, "not_found", 404),
-        version_conflict(),
-        (
-            404,
-            Some(error_body(
-                404,
-                "index_not_found_exception",
-                "no such index [t1-articles]",
-            )),
-        ),
-    ])
-    .await;
-    let index = stub.index();
-    assert_eq!(index.delete("a1", 4).await.unwrap(), Written::Applied);
-    assert_eq!(index.delete("a9", 5).await.unwrap(), Written::Applied);
-    assert_eq!(index.delete("a1", 2).await.unwrap(), Written::Stale);
-    let error = index.delete("a1", 6).await.unwrap_err();
-    assert!(
-        matches!(&error, SearchError::Rejected(m) if m.contains("index_not_found_exception")),
-        "{error:?}"
-    );
-
-    let requests = stub.requests();
-    let sent: Vec<(Method, &str, Option<&str>, Option<&Value>)> = requests
-        .iter()
-        .map(|r| {
-            (
-                r.method.clone(),
-                r.path.as_str(),
-                r.query.as_deref(),
-                r.body.as_ref(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        sent,
-        vec![
-            (
-                Method::DELETE,
-                "/t1-articles/_doc/a1",
-                Some("version=4&version_type=external"),
-                None
-            ),
-            (
-                Method::DELETE,
-                "/t1-articles/_doc/a9",
-                Some("version=5&version_type=external"),
-                None
-            ),
-            (
-                Method::DELETE,
-                "/t1-articles/_doc/a1",
-                Some("version=2&version_type=external"),
-                None
-            ),
-            (
-                Method::DELETE,
-                "/t1-articles/_doc/a1",
-                Some("version=6&version_type=external"),
-                None
-            ),
-        ]
-    );
-}
-
-fn query(
-    tag: Option<&str>,
-    author: Option<&str>,
-    ids: Option<&[&str]>,
-    limit: usize,
-    offset: usize,
-) -> ArticleQuery {
-    ArticleQuery {
-        tag: tag.map(String::from),
-        author_id: author.map(String::from),
-        article_ids: ids.map(|ids| ids.iter().map(|id| id.to_string()).collect()),
-        limit,
-        offset,
-    }
-}
-
-#[tokio::test]
-async fn search_sends_one_filter_per_condition_and_reads_hits_and_total() {
-    let cases = [
-        (query(None, None, None, 20, 0), json!([])),
-        (
-            query(Some("dragons"), None, None, 20, 0),
-            json!([{"term": {"tagList": "dragons"}}]),
-        ),
-        (
-            query(None, Some("u1"), None, 5, 10),
-            json!([{"term": {"authorId": "u1"}}]),
-        ),
-        (
-            query(None, None, Some(&["a1", "a2"]), 20, 0),
-            json!([{"terms": {"articleId": ["a1", "a2"]}}]),
-        ),
-        (
-            query(None, None, Some(&[]), 20, 0),
-            json!([{"terms": {"articleId": []}}]),
-        ),
-        (
-            query(Some("dragons"), Some("u1"), Some(&["a2"]), 1, 1),
-            json!([{"term": {"tagList": "dragons"}}, {"term": {"authorId": "u1"}},
-                {"terms": {"articleId": ["a2"]}}]),
-        ),
-    ];
-    for (query, filter) in cases {
-        let stub = Stub::start(vec![search_result(2, &[("a2", "u2"), ("a1", "u1")])]).await;
-        let page = stub.index().search(&query).await.unwrap();
-        assert_eq!(page.total, 2);
-        assert_eq!(
-            page.hits,
-            vec![
-                Hit {
-                    article_id: "a2".into(),
-                    author_id: "u2".into()
-                },
-                Hit {
-                    article_id: "a1".into(),
-                    author_id: "u1".into()
-                },
-            ]
-        );
-
-        let request = stub.single_request();
-        assert_eq!(
-            (
-                &request.method,
-                request.path.as_str(),
-                request.query.as_deref()
-            ),
-            (&Method::POST, "/t1-articles/_search", None)
-        );
-        assert_eq!(
-            request.body,
-            Some(json!({
-                "query": {"bool": {"filter": filter}},
-                "sort": [{"sortKey": "desc"}],
-                "from": query.offset,
-                "size": query.limit,
-                "track_total_hits": true,
-                "_source": ["articleId", "authorId"]
-            })),
-            "{query:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_page_past_the_end_keeps_the_total() {
-    let stub = Stub::start(vec![search_result(2, &[])]).await;
-    let page = stub
-        .index()
-        .search(&query(None, None, None, 20, 40))
-        .await
-        .unwrap();
-    assert_eq!((page.hits.len(), page.total), (0, 2));
-}
-
-#[tokio::test]
 async fn an_unexpected_search_answer_is_unavailable() {
     let stub = Stub::start(vec![(200, Some(json!({"hits": {"hits": []}})))]).await;
     let error = stub
@@ -585,47 +256,6 @@ async fn an_unexpected_search_answer_is_unavailable() {
         .await
         .unwrap_err();
     assert!(matches!(error, SearchError::Unavailable(_)), "{error:?}");
-}
-
-#[tokio::test]
-async fn tags_are_one_terms_aggregation_read_in_bucket_order() {
-    let stub = Stub::start(vec![(
-        200,
-        Some(json!({
-            "took": 2, "timed_out": false,
-            "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-            "hits": {"total": {"value": 3, "relation": "eq"}, "max_score": null, "hits": []},
-            "aggregations": {"tags": {
-                "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0,
-                "buckets": [
-                    {"key": "rust", "doc_count": 2},
-                    {"key": "dragons", "doc_count": 1},
-                    {"key": "training", "doc_count": 1}
-                ]
-            }}
-        })),
-    )])
-    .await;
-    assert_eq!(
-        stub.index().tags().await.unwrap(),
-        vec!["rust", "dragons", "training"]
-    );
-    let request = stub.single_request();
-    assert_eq!(
-        (
-            &request.method,
-            request.path.as_str(),
-            request.query.as_deref()
-        ),
-        (&Method::POST, "/t1-articles/_search", None)
-    );
-    assert_eq!(
-        request.body,
-        Some(json!({"size": 0, "aggs": {"tags": {"terms": {
-            "field": "tagList", "size": 1000,
-            "order": [{"_count": "desc"}, {"_key": "asc"}]
-        }}}}))
-    );
 }
 
 #[tokio::test]
@@ -728,51 +358,6 @@ fn all_applied(writes: &[BulkWrite]) -> Scripted {
 }
 
 #[tokio::test]
-async fn bulk_sends_index_and_delete_actions_with_external_versions_as_ndjson() {
-    let writes = vec![upsert("a1", 3), delete("a2", 5), upsert("a3", 1)];
-    let stub = Stub::start(vec![all_applied(&writes)]).await;
-    let outcome = stub.index().bulk(writes).await.unwrap();
-    assert_eq!(
-        outcome,
-        BulkOutcome {
-            applied: 3,
-            stale: 0
-        }
-    );
-
-    let request = stub.single_request();
-    assert_eq!(
-        (
-            &request.method,
-            request.path.as_str(),
-            request.query.as_deref()
-        ),
-        (&Method::POST, "/t1-articles/_bulk", Some("refresh=true"))
-    );
-    assert_eq!(request.headers["content-type"], "application/x-ndjson");
-    // The same document body as a single upsert sends.
-    let source = |id: &str| {
-        json!({
-            "articleId": id, "authorId": "u1", "slug": "how-to-train-your-dragon",
-            "title": "How to train your dragon", "description": "Ever wonder how?",
-            "tagList": ["dragons", "training"],
-            "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-02T10:00:00.500Z",
-            "sortKey": search::sort_key(id, 1_704_067_200_000).unwrap()
-        })
-    };
-    assert_eq!(
-        request.ndjson(),
-        vec![
-            json!({"index": {"_id": "a1", "version": 3, "version_type": "external"}}),
-            source("a1"),
-            json!({"delete": {"_id": "a2", "version": 5, "version_type": "external"}}),
-            json!({"index": {"_id": "a3", "version": 1, "version_type": "external"}}),
-            source("a3"),
-        ]
-    );
-}
-
-#[tokio::test]
 async fn bulk_sends_at_most_a_thousand_actions_a_request_in_order() {
     let writes: Vec<BulkWrite> = (0..2_500)
         .map(|i| {
@@ -806,9 +391,17 @@ async fn bulk_sends_at_most_a_thousand_actions_a_request_in_order() {
         })
         .collect();
     assert_eq!(actions, [1_000, 1_000, 500]);
-    // Only the last request asks for the refresh that makes the whole bulk searchable.
+    // Only the last request asks for the refresh that makes the whole bulk searchable; each
+    // writes only through an existing alias.
     let queries: Vec<Option<&str>> = requests.iter().map(|r| r.query.as_deref()).collect();
-    assert_eq!(queries, [None, None, Some("refresh=true")]);
+    assert_eq!(
+        queries,
+        [
+            Some("require_alias=true"),
+            Some("require_alias=true"),
+            Some("refresh=true&require_alias=true")
+        ]
+    );
     let ids: Vec<String> = requests
         .iter()
         .flat_map(Recorded::ndjson)
@@ -848,53 +441,6 @@ async fn bulk_keeps_each_request_under_the_byte_limit() {
         })
         .collect();
     assert_eq!(sizes, [(5, true), (5, true), (2, true)]);
-}
-
-#[tokio::test]
-async fn bulk_counts_version_conflicts_as_stale_and_a_missing_delete_as_a_single_delete_does() {
-    let stub = Stub::start(vec![bulk_answer(vec![
-        bulk_item("index", "a1", 201, "created"),
-        bulk_error_item(
-            "index",
-            "a2",
-            409,
-            "version_conflict_engine_exception",
-            "[a2]: version conflict, current version [4] is higher or equal to the one provided [3]",
-        ),
-        bulk_error_item(
-            "delete",
-            "a3",
-            409,
-            "version_conflict_engine_exception",
-            "[a3]: version conflict, current version [9] is higher or equal to the one provided [2]",
-        ),
-        bulk_item("delete", "a4", 404, "not_found"),
-    ])])
-    .await;
-    let outcome = stub
-        .index()
-        .bulk(vec![
-            upsert("a1", 3),
-            upsert("a2", 3),
-            delete("a3", 2),
-            delete("a4", 5),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(
-        outcome,
-        BulkOutcome {
-            applied: 2,
-            stale: 2
-        }
-    );
-    // The single delete of a missing document is applied too (see
-    // `delete_is_versioned_and_maps_every_outcome`).
-    let stub = Stub::start(vec![write_result("a4", 5, "not_found", 404)]).await;
-    assert_eq!(
-        stub.index().delete("a4", 5).await.unwrap(),
-        Written::Applied
-    );
 }
 
 #[tokio::test]

@@ -62,7 +62,6 @@ public final class LocalNode {
                 .put("transport.type", "netty4")
                 // A developer's disk may be fuller than the watermarks a cluster allows.
                 .put("cluster.routing.allocation.disk.threshold_enabled", false)
-                .put("action.auto_create_index", false)
                 .build();
         Environment environment =
                 InternalSettingsPreparer.prepareEnvironment(settings, Map.of(), null, () -> "conduit-local");

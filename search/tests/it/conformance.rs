@@ -624,7 +624,13 @@ async fn awkward_tags_and_ids_are_found_exactly() {
                 let id = format!("id \"{n}\" \\ * : ü");
                 let author = format!("author:{tag}");
                 let created = format!("2024-05-01T00:00:{n:02}.000Z");
-                upsert(engine, &index, &article(&id, &author, &[tag], &created), 1).await;
+                let mut doc = article(&id, &author, &[tag], &created);
+                // A title and a description at the API's limits (256 and 1,024 characters),
+                // of four-byte characters and query syntax.
+                doc.title = format!("{tag} {}", "🦀".repeat(255 - tag.chars().count()));
+                doc.description = "\"*:\\ OR (x) ".repeat(1_024 / 16);
+                doc.slug = doc.title.clone();
+                upsert(engine, &index, &doc, 1).await;
             }
             for (n, tag) in awkward.iter().enumerate() {
                 let id = format!("id \"{n}\" \\ * : ü");

@@ -2,23 +2,12 @@
 
 use std::path::PathBuf;
 
-use search::{
-    fnv1a_64, sort_key, ArticleDoc, ArticleQuery, BulkOutcome, BulkWrite, EmbeddedIndex,
-    SearchConfig, SearchError, SearchIndex, Written, MAX_TAGS,
-};
+use crate::conformance::article;
 
-fn article(id: &str, author: &str, tags: &[&str], created_at: &str) -> ArticleDoc {
-    ArticleDoc {
-        article_id: id.into(),
-        author_id: author.into(),
-        slug: format!("slug-{id}"),
-        title: format!("Title {id}"),
-        description: format!("About {id}"),
-        tag_list: tags.iter().map(|t| t.to_string()).collect(),
-        created_at: created_at.into(),
-        updated_at: created_at.into(),
-    }
-}
+use search::{
+    fnv1a_64, sort_key, ArticleQuery, BulkOutcome, BulkWrite, EmbeddedIndex, SearchConfig,
+    SearchError, SearchIndex, Written, MAX_TAGS,
+};
 
 fn in_ram() -> SearchIndex {
     SearchIndex::Embedded(EmbeddedIndex::in_ram().expect("an index in RAM"))

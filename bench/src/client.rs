@@ -25,7 +25,7 @@ pub async fn own_stack(
         listen: ([127, 0, 0, 1], 0).into(),
         retry_delay: Some(Duration::from_secs(1)),
         stream_poll_interval: stream_poll,
-        search_dir: None,
+        search: local_stack::SearchBackend::Embedded { dir: None },
         api_meter,
         pipeline_meter: None,
     })

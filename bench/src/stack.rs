@@ -63,7 +63,7 @@ pub(crate) async fn start(endpoints: &LocalEndpoints, prefix: &str) -> anyhow::R
         listen: ([127, 0, 0, 1], 0).into(),
         retry_delay: Some(Duration::from_secs(1)),
         stream_poll_interval: STREAM_POLL,
-        search_dir: None,
+        search: local_stack::SearchBackend::Embedded { dir: None },
         api_meter: Some(api_meter.clone()),
         pipeline_meter: Some(pipeline.clone()),
     })

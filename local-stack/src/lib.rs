@@ -24,12 +24,14 @@ use local_aws::provision::Provisioned;
 use local_aws::{Clients, LocalEndpoints};
 use projectors::runtime::{CatchUp, ProjectionError, Projector};
 use projectors::{FanOut, VersionedProjector};
-use search::{SearchBackend, SearchConfig, SearchIndex, VersionedSearch};
+use search::{SearchConfig, SearchIndex, VersionedSearch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use gateway::gateway;
+/// The search engines a stack can run on (re-exported: callers need no `search` dependency).
+pub use search::SearchBackend;
 
 /// Everything the stack needs to start.
 #[derive(Clone, Debug)]
@@ -45,9 +47,10 @@ pub struct StackConfig {
     pub retry_delay: Option<Duration>,
     /// How long the stream poller waits between empty reads.
     pub stream_poll_interval: Duration,
-    /// Where the embedded search engine keeps its index. `None` keeps it in memory, which only
-    /// suits fresh tables (tests): the search checkpoints in DynamoDB would outlive it.
-    pub search_dir: Option<PathBuf>,
+    /// The engine of the search read model: the embedded one in a directory or in memory
+    /// (`Embedded { dir: None }`, which only suits fresh tables, as in tests: the search
+    /// checkpoints in DynamoDB would outlive it), or an OpenSearch node or domain.
+    pub search: SearchBackend,
     /// Counts the DynamoDB requests of the API (not of the pollers), for benchmarks.
     pub api_meter: Option<DynamoMeter>,
     /// Counts what the rest of the pipeline does (projectors' DynamoDB capacity, SNS
@@ -303,14 +306,21 @@ async fn within(timeout: Duration, handler: &BatchHandler, batch: SqsEvent) -> S
     }
 }
 
-/// The search read model of the local stack: the embedded engine, in `dir` or in memory,
-/// one index per version (`<dir>/<prefix>articles-v<n>`).
-pub fn search_versions(prefix: &str, dir: Option<PathBuf>) -> VersionedSearch {
+/// The search read model of the stack under `prefix` on `backend`: one index per version,
+/// `<prefix>articles-v<n>` (in the embedded engine's directory, or on OpenSearch behind the
+/// alias `<prefix>articles`).
+pub fn versioned_search(prefix: &str, backend: SearchBackend) -> VersionedSearch {
     VersionedSearch::new(SearchConfig {
-        backend: SearchBackend::Embedded { dir },
+        backend,
         alias: format!("{prefix}articles"),
         index: format!("{prefix}articles-v1"),
     })
+}
+
+/// The search read model on the embedded engine, in `dir` or in memory (see
+/// [`versioned_search`]).
+pub fn search_versions(prefix: &str, dir: Option<PathBuf>) -> VersionedSearch {
+    versioned_search(prefix, SearchBackend::Embedded { dir })
 }
 
 /// The search index of version 1 of the local stack (see [`search_versions`]).
@@ -329,7 +339,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         .await
         .context("provisioning the local resources")?;
     let tables = TableNames::with_prefix(&config.prefix);
-    let search_versions = search_versions(&config.prefix, config.search_dir.clone());
+    let search_versions = versioned_search(&config.prefix, config.search.clone());
 
     // Events written while the stack was down, or whose messages died with the emulators,
     // reach the read models (their active versions) before the first request.

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use common::config::{optional, JwtSettings, DEFAULT_JWT_TTL_SECONDS, DEFAULT_TABLE_PREFIX};
 use local_aws::emulators::{
-    workspace_root, DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, Storage,
+    workspace_root, DynamoDbLocal, DynamoDbLocalOptions, Moto, MotoOptions, OpenSearchNode,
+    OpenSearchOptions, Storage,
 };
 use local_aws::LocalEndpoints;
-use local_stack::StackConfig;
+use local_stack::{SearchBackend, StackConfig};
+use search::SearchConfig;
 
 fn parse_env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
     match optional(name) {
@@ -50,13 +52,49 @@ fn jwt_settings(local: &Path) -> anyhow::Result<JwtSettings> {
     )?)
 }
 
-/// Runs DynamoDB Local and moto, provisions every resource and serves the API on
-/// http://127.0.0.1:3000/api until Ctrl-C.
+/// Where the search read model lives.
+enum Search {
+    /// A backend the stack does not start: the embedded engine, or `OPENSEARCH_URL`.
+    Given(SearchBackend),
+    /// A local OpenSearch node to start (`CONDUIT_SEARCH=opensearch` without `OPENSEARCH_URL`).
+    LocalNode { port: u16 },
+}
+
+/// The search read model as the environment asks for it, read (and checked, with the errors
+/// of [`SearchConfig::from_env`]) before anything starts. The embedded engine keeps its
+/// indexes under `<local>/data/search` unless CONDUIT_SEARCH_DIR says otherwise.
+fn search_from_env(prefix: &str, local: &Path) -> anyhow::Result<Search> {
+    if optional("CONDUIT_SEARCH").as_deref() == Some("opensearch")
+        && optional("OPENSEARCH_URL").is_none()
+    {
+        return Ok(Search::LocalNode {
+            port: parse_env("CONDUIT_OPENSEARCH_PORT", 8102u16)?,
+        });
+    }
+    let backend = match SearchConfig::from_env(prefix)
+        .map_err(anyhow::Error::msg)?
+        .backend
+    {
+        SearchBackend::Embedded { dir: None } => SearchBackend::Embedded {
+            dir: Some(local.join("data").join("search")),
+        },
+        backend => backend,
+    };
+    Ok(Search::Given(backend))
+}
+
+/// Runs DynamoDB Local and moto (and, with CONDUIT_SEARCH=opensearch, an OpenSearch node),
+/// provisions every resource and serves the API on http://127.0.0.1:3000/api until Ctrl-C.
 ///
 /// Configured by environment variables only (see the README): CONDUIT_LISTEN,
 /// CONDUIT_LOCAL_DIR, CONDUIT_TABLE_PREFIX, CONDUIT_DYNAMODB_PORT, CONDUIT_MOTO_PORT,
 /// CONDUIT_RETRY_DELAY_SECONDS, CONDUIT_STREAM_POLL_MS, CONDUIT_WRITE_WAIT_MS,
-/// CONDUIT_READ_WAIT_MS, JWT_SECRET, JWT_TTL_SECONDS, RUST_LOG.
+/// CONDUIT_READ_WAIT_MS, JWT_SECRET, JWT_TTL_SECONDS, RUST_LOG; for the search read model
+/// CONDUIT_SEARCH (`embedded`, the default, or `opensearch`), CONDUIT_SEARCH_DIR (the embedded
+/// engine's indexes; default `<local dir>/data/search`), OPENSEARCH_URL (an OpenSearch to use;
+/// unset with `opensearch`: a local node is started, its data under
+/// `<local dir>/data/opensearch`), CONDUIT_OPENSEARCH_PORT (that node's port, default 8102),
+/// OPENSEARCH_SIGV4.
 #[derive(clap::Parser, Debug)]
 #[command(name = "local-stack")]
 struct Args {}
@@ -74,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         optional("CONDUIT_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_TABLE_PREFIX.to_owned());
     let retry_delay = Duration::from_secs(parse_env("CONDUIT_RETRY_DELAY_SECONDS", 2u64)?);
     let stream_poll_interval = Duration::from_millis(parse_env("CONDUIT_STREAM_POLL_MS", 20u64)?);
+    let search = search_from_env(&prefix, &local)?;
     let jwt = jwt_settings(&local)?;
     let logs = local.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -97,6 +136,33 @@ fn main() -> anyhow::Result<()> {
         log_file: Some(logs.join("moto.log")),
         ..MotoOptions::default()
     })?;
+    let (search, opensearch) = match search {
+        Search::Given(backend) => (backend, None),
+        Search::LocalNode { port } => {
+            let home = local.join("data").join("opensearch");
+            println!(
+                "local-stack: starting OpenSearch (data in {})",
+                home.display()
+            );
+            let node_started = Instant::now();
+            let node = OpenSearchNode::start(OpenSearchOptions {
+                port: Some(port),
+                home: Some(home),
+                log_file: Some(logs.join("opensearch.log")),
+                ..OpenSearchOptions::default()
+            })?;
+            println!(
+                "local-stack: OpenSearch at {} after {:.1} s",
+                node.endpoint(),
+                node_started.elapsed().as_secs_f64()
+            );
+            let backend = SearchBackend::OpenSearch {
+                url: node.endpoint(),
+                sigv4: false,
+            };
+            (backend, Some(node))
+        }
+    };
     let endpoints = LocalEndpoints {
         dynamodb: dynamodb.endpoint(),
         moto: moto.endpoint(),
@@ -114,7 +180,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             retry_delay: Some(retry_delay),
             stream_poll_interval,
-            search_dir: Some(local.join("data").join("search")),
+            search,
             api_meter: None,
             pipeline_meter: None,
         })
@@ -135,6 +201,7 @@ fn main() -> anyhow::Result<()> {
         stack.stop().await;
         anyhow::Ok(())
     });
+    drop(opensearch);
     drop(moto);
     drop(dynamodb);
     result

@@ -1,6 +1,11 @@
 //! The black-box test harness: one local stack per test binary, an HTTP client for its API, and
 //! helpers to wait for the read models and to forge tokens.
 //!
+//! The stack's search read model is the embedded engine, except in a test binary whose name
+//! ends in `_opensearch` (`tests/tests/api_opensearch/`): there it is the binary's own
+//! OpenSearch node ([`local_aws::testkit::opensearch`]), so that the same test modules run
+//! against the real engine.
+//!
 //! ```no_run
 //! # async fn example() {
 //! let api = tests::Api::new();
@@ -13,14 +18,13 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::config::JwtSettings;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use local_stack::StackConfig;
+use local_stack::{SearchBackend, StackConfig};
 use rand::RngCore;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
@@ -52,24 +56,41 @@ pub struct TestStack {
     pub prefix: String,
     /// The key the stack signs tokens with, so that tests can forge tokens.
     pub jwt_secret: Vec<u8>,
-    /// Where the embedded search engine keeps its indexes (`None`: in memory).
-    pub search_dir: Option<PathBuf>,
+    /// The engine of the search read model: embedded (in memory, or in a directory of its own
+    /// after [`stack_with_search_on_disk`]) or OpenSearch (see the crate docs).
+    pub search: SearchBackend,
 }
 
 static STACK: OnceLock<Result<TestStack, String>> = OnceLock::new();
 static SEARCH_ON_DISK: AtomicBool = AtomicBool::new(false);
 
-/// The stack of this test binary with its search indexes in a directory of their own, so that
-/// another process (the `replay` binary) can build a search version the stack then serves.
-/// Call it before anything else starts the stack (first thing in every test of the binary).
+/// The stack of this test binary with its search indexes outside the process (in a directory
+/// of their own, or on OpenSearch), so that another process (the `replay` binary) can build a
+/// search version the stack then serves. Call it before anything else starts the stack (first
+/// thing in every test of the binary).
 pub fn stack_with_search_on_disk() -> &'static TestStack {
     SEARCH_ON_DISK.store(true, Ordering::SeqCst);
     let stack = stack();
     assert!(
-        stack.search_dir.is_some(),
+        stack.search != SearchBackend::Embedded { dir: None },
         "the stack was started with its search in memory before stack_with_search_on_disk"
     );
     stack
+}
+
+/// Whether this test binary's stack runs its search on OpenSearch: its name (as cargo builds
+/// it, `<target name>-<hash>`) ends in `_opensearch`.
+fn binary_on_opensearch() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            let stem = exe.file_stem()?.to_str()?.to_owned();
+            let target = stem
+                .rsplit_once('-')
+                .map_or(stem.as_str(), |(name, _)| name);
+            Some(target.ends_with("_opensearch"))
+        })
+        .unwrap_or(false)
 }
 
 /// The stack of this test binary, started on the first call (concurrent callers wait for it).
@@ -91,7 +112,7 @@ fn start_stack() -> Result<TestStack, String> {
     let mut jwt_secret = vec![0_u8; 48];
     rand::rng().fill_bytes(&mut jwt_secret);
     let jwt = JwtSettings::new(jwt_secret.clone(), TOKEN_TTL).map_err(|e| e.to_string())?;
-    let search_dir = SEARCH_ON_DISK.load(Ordering::SeqCst).then(|| {
+    let search_dir = || {
         // In memory all the same where there is a tmpfs: every search write is a commit, and
         // a commit's fsync on a real disk makes a rebuild of the index ten times slower.
         let shm = std::path::Path::new("/dev/shm");
@@ -114,7 +135,17 @@ fn start_stack() -> Result<TestStack, String> {
             }
         }
         root.join(&prefix)
-    });
+    };
+    let search = if binary_on_opensearch() {
+        SearchBackend::OpenSearch {
+            url: local_aws::testkit::opensearch().to_owned(),
+            sigv4: false,
+        }
+    } else {
+        SearchBackend::Embedded {
+            dir: SEARCH_ON_DISK.load(Ordering::SeqCst).then(search_dir),
+        }
+    };
     let config = StackConfig {
         endpoints,
         prefix: prefix.clone(),
@@ -123,8 +154,8 @@ fn start_stack() -> Result<TestStack, String> {
         retry_delay: Some(Duration::from_secs(1)),
         stream_poll_interval: Duration::from_millis(20),
         // Fresh tables every run, so an in-memory index matches them; on disk, a directory
-        // as fresh as the prefix.
-        search_dir: search_dir.clone(),
+        // as fresh as the prefix; on OpenSearch, indexes named after the prefix.
+        search: search.clone(),
         api_meter: None,
         pipeline_meter: None,
     };
@@ -165,7 +196,7 @@ fn start_stack() -> Result<TestStack, String> {
         api_url,
         prefix,
         jwt_secret,
-        search_dir,
+        search,
     })
 }
 

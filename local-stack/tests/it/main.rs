@@ -22,7 +22,7 @@ pub(crate) fn test_config(prefix: &str) -> StackConfig {
         listen: ([127, 0, 0, 1], 0).into(),
         retry_delay: Some(Duration::from_secs(1)),
         stream_poll_interval: Duration::from_millis(20),
-        search_dir: None,
+        search: local_stack::SearchBackend::Embedded { dir: None },
         api_meter: None,
         pipeline_meter: None,
     }

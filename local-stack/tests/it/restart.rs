@@ -12,7 +12,9 @@ fn config(prefix: &str) -> StackConfig {
         .join("conduit-restart-search")
         .join(prefix);
     StackConfig {
-        search_dir: Some(search_dir),
+        search: local_stack::SearchBackend::Embedded {
+            dir: Some(search_dir),
+        },
         ..crate::test_config(prefix)
     }
 }
@@ -141,7 +143,7 @@ async fn events_written_while_the_stack_was_down_are_projected_after_a_restart()
     second.stop().await;
     assert_eq!(seen.as_deref(), Some("written while down"));
     assert_eq!(after, [slug]);
-    if let Some(dir) = config(&prefix).search_dir {
+    if let local_stack::SearchBackend::Embedded { dir: Some(dir) } = config(&prefix).search {
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -63,7 +63,7 @@ async fn replay_context() -> Replay {
         clients.dynamodb,
         clients.streams,
         TableNames::with_prefix(&stack.prefix),
-        local_stack::search_versions(&stack.prefix, stack.search_dir.clone()),
+        local_stack::versioned_search(&stack.prefix, stack.search.clone()),
     )
 }
 
@@ -567,7 +567,15 @@ async fn a_replay_killed_mid_way_resumes_to_the_same_result(replay: &Replay) {
     settled(replay).await;
     let stack = tests::stack_with_search_on_disk();
     let endpoints = local_aws::testkit::emulators();
-    let search_dir = stack.search_dir.clone().expect("search on disk");
+    let local_stack::SearchBackend::Embedded {
+        dir: Some(search_dir),
+    } = &stack.search
+    else {
+        panic!(
+            "the stack's search is not in a directory: {:?}",
+            stack.search
+        );
+    };
     let command = |args: &[&str]| {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_replay"));
         command
@@ -576,7 +584,7 @@ async fn a_replay_killed_mid_way_resumes_to_the_same_result(replay: &Replay) {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CONDUIT_TABLE_PREFIX", &stack.prefix)
             .env("CONDUIT_SEARCH", "embedded")
-            .env("CONDUIT_SEARCH_DIR", &search_dir)
+            .env("CONDUIT_SEARCH_DIR", search_dir)
             .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoints.dynamodb)
             .env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", &endpoints.dynamodb)
             .env("AWS_ENDPOINT_URL_SQS", &endpoints.moto)

@@ -388,6 +388,12 @@ pub async fn start(config: StackConfig) -> anyhow::Result<RunningStack> {
         .index(search_state.state.active)
         .await
         .context("opening the search index")?;
+    // As the search projector Lambda does at start: on OpenSearch, the alias readers that know
+    // no version use, on the active version's index (a no-op for the embedded engine).
+    search_versions
+        .ensure_alias(search_state.state.active)
+        .await
+        .context("creating the search alias")?;
 
     let (shutdown, receiver) = watch::channel(false);
     let mut tasks = JoinSet::new();

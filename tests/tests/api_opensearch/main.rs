@@ -18,14 +18,15 @@ use local_stack::SearchBackend;
 use serde_json::{json, Value};
 use tests::{eventually, unique_name, unique_title, Api, CONSISTENCY_BOUND};
 
-/// The number of documents tagged `tag` in the stack's search index (version 1) on the node.
+/// The number of documents tagged `tag` in the stack's search index on the node, read through
+/// the alias every reader that knows no version uses (`<prefix>articles`).
 async fn documents_on_the_node(url: &str, prefix: &str, tag: &str) -> Result<u64, Value> {
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("an HTTP client");
     let response = http
-        .post(format!("{url}/{prefix}articles-v1/_count"))
+        .post(format!("{url}/{prefix}articles/_count"))
         .json(&json!({"query": {"term": {"tagList": tag}}}))
         .send()
         .await

@@ -28,6 +28,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 mod cloudwatch;
 mod dlq;
+mod opensearch;
 mod scenario;
 mod tail;
 mod upcasting;

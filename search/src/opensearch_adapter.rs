@@ -477,12 +477,15 @@ impl OpenSearchIndex {
 }
 
 /// The index: one shard (the corpus is small, and a terms aggregation over one shard is exact),
-/// a result window that fits every page callers may ask for, and a strict mapping.
+/// a replica wherever a second data node can hold it (none on a one-node domain, whose index
+/// would otherwise stay yellow for good), a result window that fits every page callers may
+/// ask for, and a strict mapping.
 pub(crate) fn index_definition() -> Value {
     json!({
         "settings": {
             "index": {
                 "number_of_shards": 1,
+                "auto_expand_replicas": "0-1",
                 "max_result_window": MAX_OFFSET + MAX_LIMIT
             }
         },

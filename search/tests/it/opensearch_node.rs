@@ -78,6 +78,14 @@ async fn ensure_index_creates_the_settings_mapping_and_alias_once() {
     let settings = &settings[&config.index]["settings"]["index"];
     assert_eq!(settings["number_of_shards"], "1", "{settings}");
     assert_eq!(settings["max_result_window"], "10100", "{settings}");
+    // No replica on a single node, so the index is green, not yellow for good.
+    assert_eq!(settings["auto_expand_replicas"], "0-1", "{settings}");
+    let (_, health) = get(&format!(
+        "/_cluster/health/{}?wait_for_status=green&timeout=10s",
+        config.index
+    ))
+    .await;
+    assert_eq!(health["status"], "green", "{health}");
 
     let (_, mapping) = get(&format!("/{}/_mapping", config.index)).await;
     assert_eq!(

@@ -156,7 +156,7 @@ async fn start_once(
             function.log_tail(30)
         ),
     };
-    let peak = peak_rss_kib(function.pid())
+    let peak = crate::memory::peak_rss_kib(function.pid())
         .with_context(|| format!("reading the peak memory of {name}"))?;
     function.kill();
     Ok((ready, peak, answer))
@@ -178,17 +178,6 @@ fn beside_hello(run: &mut BinaryRun, hello: &BinaryRun) {
         "hello-lambda peak RSS (KiB)",
         hello.peak_rss_kib as f64,
     ));
-}
-
-/// `VmHWM` of `/proc/<pid>/status`: the peak resident set size, KiB.
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("{path} has no VmHWM line"))
 }
 
 /// `HTTP 201`, `0 batch item failures`, or the JSON itself (cut short).

@@ -15,6 +15,7 @@ pub mod history;
 pub mod lag;
 pub mod lambdas;
 pub mod markdown;
+pub mod memory;
 pub mod replay_rate;
 pub mod report;
 pub mod stack;

@@ -165,7 +165,8 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             "| **all** | {} | {} | {:.1} | | {:.1} | **{}** | | | | |\n\n**all** is `replay rebuild \
              all`, run after the four above: one read of the log for the four full passes ({:.1} s \
              for the four one after the other). Raw `BatchWriteItem` in the same run: {:.0} \
-             items/s.\n",
+             items/s. Peak resident memory of the process during `rebuild all`: {:.0} MiB \
+             ({:.0} MiB resident before it began).\n",
             replay.events,
             replay.items,
             replay.seconds,
@@ -173,6 +174,8 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             replay.vs.ratio_text(),
             replay.one_by_one_seconds,
             replay.raw_batch_write_per_second,
+            replay.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            replay.rss_before_bytes as f64 / (1024.0 * 1024.0),
         );
         md.push_str(
             "DynamoDB requests of each rebuild (the scan, the bulk writes, the catch-up and the \

@@ -107,9 +107,16 @@ async fn measure_on(
     );
     // `all`: the four again, as `replay rebuild all` does it (one read of the log).
     let ticker = tokio::spawn(report_progress(replay.progress.clone(), Instant::now()));
+    let memory = crate::memory::PeakOfThisProcess::start()?;
     let together = crate::history::rebuild_all_together(&replay, &options).await;
+    let peak_kib = memory.peak_kib()?;
     ticker.abort();
     let (together, took) = together.context("rebuilding all projections together")?;
+    eprintln!(
+        "bench:   replay: all: peak resident memory {:.0} MiB ({:.0} MiB resident before)",
+        peak_kib as f64 / 1024.0,
+        memory.before_kib as f64 / 1024.0
+    );
     for report in &together {
         eprintln!("bench:   replay: all: {}", report.summary());
     }
@@ -161,6 +168,8 @@ async fn measure_on(
         items: all_items,
         raw_seconds: all_items as f64 / raw.per_second.max(1e-9),
         projections,
+        peak_rss_bytes: peak_kib * 1024,
+        rss_before_bytes: memory.before_kib * 1024,
         raw_batch_write_per_second: raw.per_second,
         // Items written a second beside raw items a second: raw time / rebuild time.
         vs: VsBaseline::new(

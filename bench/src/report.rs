@@ -184,6 +184,14 @@ pub struct ReplaySection {
     #[serde(default)]
     pub raw_seconds: f64,
     pub projections: Vec<ReplayProjection>,
+    /// The peak resident memory of the benchmark's process during `replay rebuild all` (the
+    /// kernel's high-water mark reset just before it): the rebuild's own, plus whatever of
+    /// `rss_before_bytes` is still resident.
+    #[serde(default)]
+    pub peak_rss_bytes: u64,
+    /// What the process held resident just before that rebuild began.
+    #[serde(default)]
+    pub rss_before_bytes: u64,
     /// Raw `BatchWriteItem` items per second, in the same run and emulator.
     pub raw_batch_write_per_second: f64,
     /// Items written per second of rebuild beside `raw_batch_write_per_second`: the ratio is

@@ -143,6 +143,11 @@ async fn the_replay_rebuilds_every_projection_from_the_whole_log() {
     // hold as many items as theirs together.
     let items: u64 = replay.projections.iter().map(|p| p.items).sum();
     assert_eq!(replay.items, items, "{replay:?}");
+    // Its peak memory, measured over it alone.
+    assert!(
+        replay.rss_before_bytes > 0 && replay.peak_rss_bytes >= replay.rss_before_bytes,
+        "{replay:?}"
+    );
     assert!(replay.one_by_one_seconds > 0.0, "{replay:?}");
     let expected = (items as f64 / replay.seconds) / replay.raw_batch_write_per_second;
     let ratio = replay.vs.ratio.expect("a ratio");

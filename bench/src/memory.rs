@@ -1,0 +1,62 @@
+//! Resident memory of a process, read from `/proc` (Linux).
+
+use anyhow::Context as _;
+
+/// A `kB` line of `/proc/<pid>/status` (`self` for this process), in KiB.
+fn status_kib(pid: &str, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("{path} has no {field} line"))
+}
+
+/// `VmHWM` of process `pid`: its peak resident set size, KiB.
+pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(&pid.to_string(), "VmHWM")
+}
+
+/// The peak resident memory of this process over one piece of work: the kernel's high-water
+/// mark is reset first (`5` into `/proc/self/clear_refs`), so what was resident before only
+/// counts as far as it still is.
+pub struct PeakOfThisProcess {
+    /// `VmRSS` when the measure began, KiB.
+    pub before_kib: u64,
+}
+
+impl PeakOfThisProcess {
+    /// Resets the high-water mark and notes what is resident now.
+    pub fn start() -> anyhow::Result<Self> {
+        std::fs::write("/proc/self/clear_refs", "5")
+            .context("resetting the peak resident memory (/proc/self/clear_refs)")?;
+        Ok(Self {
+            before_kib: status_kib("self", "VmRSS")?,
+        })
+    }
+
+    /// `VmHWM` since [`Self::start`], KiB.
+    pub fn peak_kib(&self) -> anyhow::Result<u64> {
+        status_kib("self", "VmHWM")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peak_covers_what_was_allocated_and_touched_since_the_start() {
+        let measure = PeakOfThisProcess::start().unwrap();
+        let block = vec![1u8; 64 << 20];
+        let peak = measure.peak_kib().unwrap();
+        assert!(block.iter().all(|&b| b == 1));
+        assert!(
+            peak >= measure.before_kib + 60 * 1024,
+            "{peak} vs {}",
+            measure.before_kib
+        );
+        assert!(peak_rss_kib(std::process::id()).unwrap() >= peak);
+    }
+}

@@ -467,16 +467,6 @@ impl OpenSearchNode {
         self.proc.endpoint()
     }
 
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.proc.port
-    }
-
-    /// Process id of the child (`None` once stopped).
-    pub fn pid(&self) -> Option<u32> {
-        self.proc.child.as_ref().map(Child::id)
-    }
-
     /// The file that receives the child's output.
     pub fn log_file(&self) -> &Path {
         &self.proc.log
@@ -872,19 +862,18 @@ async fn probe_once(clients: &Clients, probe: Probe, port: u16) -> anyhow::Resul
 /// `GET /_cluster/health` answers 200: the node serves REST requests (a single node is
 /// its own cluster manager by then).
 async fn cluster_answers(port: u16) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
-    stream
-        .write_all(b"GET /_cluster/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    let status_line = answer.split(|&b| b == b'\n').next().unwrap_or_default();
-    let status_line = String::from_utf8_lossy(status_line);
-    if status_line.starts_with("HTTP/1.1 200") {
+    let url = format!("http://127.0.0.1:{port}/_cluster/health");
+    let status = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(&url)
+        .send()
+        .await?
+        .status();
+    if status.is_success() {
         Ok(())
     } else {
-        bail!("GET /_cluster/health answered {:?}", status_line.trim())
+        bail!("GET /_cluster/health answered {status}")
     }
 }
 

@@ -57,15 +57,9 @@ pub fn emulators() -> &'static LocalEndpoints {
 }
 
 fn start_emulators() -> Result<LocalEndpoints, String> {
-    let logs = log_dir();
-    prune_old_logs(&logs);
-    let stem = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "test".to_owned());
-    let pid = std::process::id();
-    let ddb_log = logs.join(format!("{stem}-{pid}-dynamodb-local.log"));
-    let moto_log = logs.join(format!("{stem}-{pid}-moto.log"));
+    prune_old_logs(&log_dir());
+    let ddb_log = emulator_log("dynamodb-local");
+    let moto_log = emulator_log("moto");
 
     let ddb = keep_alive("conduit-test-dynamodb-local", {
         let log = ddb_log.clone();
@@ -116,12 +110,7 @@ pub fn opensearch() -> &'static str {
 }
 
 fn start_opensearch() -> Result<String, String> {
-    let logs = log_dir();
-    let stem = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "test".to_owned());
-    let log = logs.join(format!("{stem}-{}-opensearch.log", std::process::id()));
+    let log = emulator_log("opensearch");
     let started = std::time::Instant::now();
     let ready = keep_alive("conduit-test-opensearch", {
         let log = log.clone();
@@ -211,6 +200,15 @@ impl OwnDynamoDbLocal {
             _stop: stop,
         })
     }
+}
+
+/// The log file of this test binary's emulator `kind`: `<binary>-<pid>-<kind>.log` in [`log_dir`].
+fn emulator_log(kind: &str) -> PathBuf {
+    let stem = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "test".to_owned());
+    log_dir().join(format!("{stem}-{}-{kind}.log", std::process::id()))
 }
 
 /// Where the emulators of test binaries write their logs.

@@ -81,6 +81,39 @@ impl Projection {
         }
     }
 
+    /// The rounds of a bulk full pass: each round folds the events of its aggregate types and
+    /// writes its own tables ([`Projection::round_tables`]); a round reads the tables of the
+    /// rounds before it as they were left (they are done) and sees the tables of the rounds
+    /// after it empty. Every table a round writes is written by it alone, and each item of it
+    /// by one stream's fold, so the units of a round (scan segments) are independent and a
+    /// unit done again writes the same items. The order is one the live path could have taken
+    /// (it converges whatever the order of aggregates). The one exception, a counter of an
+    /// earlier round's item that many streams move (an article's favorites), is added up
+    /// apart and merged after the rounds.
+    pub fn rounds(self) -> &'static [&'static [&'static str]] {
+        match self {
+            Projection::Users => &[&["User"]],
+            // Articles first: comments and favorites read whether their article is deleted.
+            Projection::Articles => &[&["Article"], &["ArticleComments", "Favorite"]],
+            // Articles first: a follow copies the author's articles into the follower's feed.
+            Projection::Feed => &[&["Article"], &["User"]],
+            Projection::Search => &[&["Article"]],
+        }
+    }
+
+    /// The tables round `round` (from 0) of [`Projection::rounds`] writes.
+    pub fn round_tables(self, round: usize, tables: &TableNames) -> Vec<String> {
+        let names: Vec<&String> = match (self, round) {
+            (Projection::Users, 0) => vec![&tables.users, &tables.follows],
+            (Projection::Articles, 0) => vec![&tables.articles, &tables.article_bodies],
+            (Projection::Articles, 1) => vec![&tables.comments, &tables.favorites],
+            (Projection::Feed, 0) => vec![&tables.feed_articles],
+            (Projection::Feed, 1) => vec![&tables.feed_followers, &tables.feeds],
+            _ => Vec::new(),
+        };
+        names.into_iter().cloned().collect()
+    }
+
     /// The projections a write that appended events of `aggregate_type` waits for before it
     /// answers: every one that applies them, but the feed for `Article` events. The writer's
     /// own next reads show those read models (a follow, a `User` event, puts the author's
@@ -463,6 +496,28 @@ impl FromStr for Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rounds_of_a_bulk_pass_cover_each_type_and_table_once() {
+        let tables = TableNames::with_prefix("c-");
+        for projection in Projection::ALL {
+            let mut types: Vec<&str> = projection.rounds().concat();
+            let mut written: Vec<String> = (0..projection.rounds().len())
+                .flat_map(|round| projection.round_tables(round, &tables))
+                .collect();
+            let (mut expected_types, mut expected_tables) = (
+                projection.aggregate_types().to_vec(),
+                projection.tables(&tables),
+            );
+            for list in [&mut types, &mut expected_types] {
+                list.sort_unstable();
+            }
+            written.sort();
+            expected_tables.sort();
+            assert_eq!(types, expected_types, "{projection}");
+            assert_eq!(written, expected_tables, "{projection}");
+        }
+    }
 
     #[test]
     fn versions_suffix_only_the_projections_own_tables() {

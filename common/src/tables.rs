@@ -185,6 +185,19 @@ pub const MIN_SEGMENTS: u32 = 8;
 /// The most segments [`segments_for`] gives (DynamoDB allows 1,000,000).
 pub const MAX_SEGMENTS: u32 = 1000;
 
+/// The most segments DynamoDB allows in one parallel scan: what a rebuild's full pass, whose
+/// units are segments, may go up to (one per [`SEGMENT_BYTES`], so that a unit's memory stays
+/// the same however large the table).
+pub const MAX_TOTAL_SEGMENTS: u32 = 1_000_000;
+
+/// Segments for a rebuild's full pass over a table of `bytes`: one per [`SEGMENT_BYTES`],
+/// within [`MIN_SEGMENTS`]..=[`MAX_TOTAL_SEGMENTS`].
+pub fn unit_segments_for(bytes: u64) -> u32 {
+    bytes
+        .div_ceil(SEGMENT_BYTES)
+        .clamp(MIN_SEGMENTS.into(), MAX_TOTAL_SEGMENTS.into()) as u32
+}
+
 /// Segments read at once by [`each_segment`], however many there are.
 pub const SEGMENTS_IN_FLIGHT: usize = 64;
 

@@ -1,21 +1,36 @@
-//! Bulk: a fresh version of a read model built from whole streams, with no live writer on it: each aggregate's events folded in memory through the same plans the live runtime commits ([`crate::ops`]), then the resulting items written with `BatchWriteItem`, each aggregate's checkpoint after every item.
+//! Bulk: a fresh version of a read model built from whole streams, with no live writer on it, one unit (a scan segment of one round) at a time: each aggregate's events folded in memory through the same plans the live runtime commits ([`crate::ops`]), then the unit's items written with `BatchWriteItem`, its checkpoints first.
 //!
 //! Nothing else writes the version until it is switched to, so there are no checkpoint
-//! conditions, transactions or leases: the fold is the only writer, and the live path's
-//! convergence (every projection ends the same whatever order aggregates are applied in)
-//! makes folding aggregate after aggregate equal to the live build.
+//! conditions, transactions or leases on items: the live path's convergence (every
+//! projection ends the same whatever order aggregates are applied in) makes folding
+//! aggregate after aggregate equal to the live build. A projection's aggregate types are
+//! folded in rounds ([`common::projections::Projection::rounds`]); within a round each table
+//! is written by that round alone, each item by one stream, so a unit needs in memory only
+//! its own streams' items ([`UnitFold`]), reads what earlier rounds left through a bounded
+//! cache ([`Foreign`]), and a unit folded again writes the same items. A counter that
+//! streams of several units move on an earlier round's item is added up apart ([`Add`]) and
+//! set once after the rounds ([`merge_adds`]).
+//!
+//! A unit done again after a crash folds each stream only up to the checkpoint its first
+//! attempt wrote ([`Folded::with_cuts`]): checkpoints go first, so an attempt that wrote any
+//! item had already fixed how far each of its streams goes, and the events appended since are
+//! the catch-up's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
+use common::config::TableNames;
+use common::projections::Projection;
 use events::views::{checkpoints, n, s, Item};
 use events::StoredEvent;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::batch::BATCH_WRITE_LIMIT;
-use crate::ops::{Memory, ReadModel};
-use crate::runtime::ProjectionError;
+use crate::ops::{Key, Memory, Op, Plan, ReadModel, State};
+use crate::runtime::{unavailable, ProjectionError};
 
 /// The last sequence folded per stream: which of an aggregate's events a fold takes next, and
 /// the checkpoints the version gets.
@@ -23,12 +38,22 @@ use crate::runtime::ProjectionError;
 pub struct Folded {
     last: BTreeMap<String, u64>,
     events: u64,
+    /// How far a stream may go at most (a unit folded again goes as far as its first attempt).
+    cuts: HashMap<String, u64>,
 }
 
 impl Folded {
+    /// A fold that takes no stream of `cuts` past its sequence there.
+    pub fn with_cuts(cuts: HashMap<String, u64>) -> Self {
+        Self {
+            cuts,
+            ..Self::default()
+        }
+    }
+
     /// Of `events` (one aggregate's, in sequence order), those that follow the last folded
-    /// one: earlier ones are skipped, and a gap ends the run (what follows it is left to the
-    /// catch-up, which fills gaps from the log).
+    /// one, up to the stream's cut: earlier ones are skipped, and a gap ends the run (what
+    /// follows it is left to the catch-up, which fills gaps from the log).
     pub fn next_run<'a>(&self, events: &'a [StoredEvent]) -> &'a [StoredEvent] {
         let Some(first) = events.first() else {
             return events;
@@ -45,7 +70,11 @@ impl Folded {
         if end < run.len() {
             tracing::warn!(%stream, last = last + end as u64, next = run[end].sequence, "a gap in a stream: the rest of it is left to the catch-up");
         }
-        &run[..end]
+        let run = &run[..end];
+        match self.cuts.get(&stream) {
+            Some(cut) => &run[..run.partition_point(|e| e.sequence <= *cut)],
+            None => run,
+        }
     }
 
     /// Records that `event` was folded.
@@ -82,20 +111,331 @@ impl Folded {
     }
 }
 
-/// A read model folded in memory, to be written into a fresh version.
-#[derive(Debug)]
-pub struct BulkBuild<P> {
-    projector: P,
-    memory: Memory,
-    folded: Folded,
+/// The checkpoints `projector` has in `table` for `streams`, as cuts ([`Folded::with_cuts`]):
+/// what a unit folded again reads first. `BatchGetItem`, 100 keys a request.
+pub async fn read_cuts(
+    client: &Client,
+    projector: &str,
+    table: &str,
+    streams: impl IntoIterator<Item = String>,
+) -> Result<HashMap<String, u64>, ProjectionError> {
+    let streams: Vec<String> = streams.into_iter().collect();
+    let mut cuts = HashMap::new();
+    for chunk in streams.chunks(100) {
+        let mut keys: Vec<Item> = chunk
+            .iter()
+            .map(|stream| {
+                HashMap::from([(
+                    checkpoints::PK.to_owned(),
+                    s(checkpoints::key(projector, stream)),
+                )])
+            })
+            .collect();
+        while !keys.is_empty() {
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| ProjectionError::Unavailable(format!("a checkpoint read: {e}")))?;
+            let output = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output
+                .responses()
+                .and_then(|r| r.get(table))
+                .into_iter()
+                .flatten()
+            {
+                let key = events::views::text(item, checkpoints::PK).unwrap_or_default();
+                let stream = key
+                    .strip_prefix(projector)
+                    .and_then(|rest| rest.strip_prefix('#'));
+                if let (Some(stream), Some(last)) =
+                    (stream, events::views::number(item, checkpoints::LAST_SEQ))
+                {
+                    cuts.insert(stream.to_owned(), last);
+                }
+            }
+            if let Some(unprocessed) = output.unprocessed_keys().and_then(|u| u.get(table)) {
+                keys = unprocessed.keys().to_vec();
+            }
+        }
+    }
+    Ok(cuts)
 }
 
-impl<P: ReadModel> BulkBuild<P> {
-    pub fn new(projector: P) -> Self {
+/// The tables of one round of a projection's bulk pass, as a unit of it sees them: its own
+/// (in the unit's memory: no one else writes them), and those of earlier rounds (done: read
+/// through [`Foreign`]). Any other table is a later round's, empty for now.
+#[derive(Clone, Debug, Default)]
+pub struct RoundTables {
+    own: HashSet<String>,
+    earlier: HashSet<String>,
+}
+
+impl RoundTables {
+    /// Round `round` of `projection`, over `tables` (the version's).
+    pub fn of(projection: Projection, round: usize, tables: &TableNames) -> Self {
+        Self {
+            own: projection.round_tables(round, tables).into_iter().collect(),
+            earlier: (0..round)
+                .flat_map(|earlier| projection.round_tables(earlier, tables))
+                .collect(),
+        }
+    }
+}
+
+/// What units read of the tables of earlier rounds: DynamoDB, strongly consistent, through
+/// a least-recently-used cache of at most `budget` bytes (those tables do not change while
+/// the units that read them run).
+#[derive(Debug)]
+pub struct Foreign {
+    client: Client,
+    cache: Mutex<Cache>,
+    /// Requests made (cache misses).
+    reads: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Cache {
+    entries: lru::LruCache<(String, String), Arc<Vec<Item>>>,
+    bytes: usize,
+    budget: usize,
+}
+
+/// About what an item takes in memory.
+fn item_bytes(item: &Item) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        32 + match v {
+            AttributeValue::S(text) | AttributeValue::N(text) => text.len(),
+            AttributeValue::L(list) => list.iter().map(value).sum(),
+            AttributeValue::M(map) => map.iter().map(|(k, v)| k.len() + value(v)).sum(),
+            _ => 8,
+        }
+    }
+    64 + item
+        .iter()
+        .map(|(name, v)| 32 + name.len() + value(v))
+        .sum::<usize>()
+}
+
+impl Foreign {
+    pub fn new(client: &Client, budget_bytes: usize) -> Self {
+        Self {
+            client: client.clone(),
+            cache: Mutex::new(Cache {
+                entries: lru::LruCache::unbounded(),
+                bytes: 0,
+                budget: budget_bytes,
+            }),
+            reads: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests made to DynamoDB so far (what the cache did not have).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    fn cached(&self, key: &(String, String)) -> Option<Arc<Vec<Item>>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.entries.get(key).cloned()
+    }
+
+    fn keep(&self, key: (String, String), items: Arc<Vec<Item>>) {
+        let size = key.0.len() + key.1.len() + items.iter().map(item_bytes).sum::<usize>();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if size > cache.budget {
+            return;
+        }
+        if let Some(old) = cache.entries.put(key, items) {
+            cache.bytes -= old.iter().map(item_bytes).sum::<usize>().min(cache.bytes);
+        }
+        cache.bytes += size;
+        while cache.bytes > cache.budget {
+            let Some((key, items)) = cache.entries.pop_lru() else {
+                cache.bytes = 0;
+                break;
+            };
+            let freed = key.0.len() + key.1.len() + items.iter().map(item_bytes).sum::<usize>();
+            cache.bytes -= freed.min(cache.bytes);
+        }
+    }
+
+    /// The item at `key` of `table`.
+    pub async fn get(&self, table: &str, key: &Key) -> Result<Option<Item>, ProjectionError> {
+        let cache_key = (table.to_owned(), format!("i{:?}", key.memory()));
+        if let Some(items) = self.cached(&cache_key) {
+            return Ok(items.first().cloned());
+        }
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key.item()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = Arc::new(output.item().cloned().into_iter().collect::<Vec<_>>());
+        self.keep(cache_key, items.clone());
+        Ok(items.first().cloned())
+    }
+
+    /// Every item of `table` whose partition key `name` is `value`.
+    pub async fn partition(
+        &self,
+        table: &str,
+        (name, value): &(&'static str, AttributeValue),
+    ) -> Result<Arc<Vec<Item>>, ProjectionError> {
+        let cache_key = (table.to_owned(), format!("p{}", crate::ops::scalar(value)));
+        if let Some(items) = self.cached(&cache_key) {
+            return Ok(items);
+        }
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", *name)
+                .expression_attribute_values(":pk", value.clone())
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        let items = Arc::new(items);
+        self.keep(cache_key, items.clone());
+        Ok(items)
+    }
+}
+
+/// A counter of an earlier round's item moved by the streams of one unit (an article's
+/// favorites): `by` in all. The units' adds of one item are summed and set by [`merge_adds`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Add {
+    pub table: String,
+    /// The item's key attributes.
+    pub key: Item,
+    pub attribute: String,
+    pub by: i64,
+}
+
+impl Add {
+    /// What tells the adds of one counter from those of another.
+    fn slot(&self) -> (String, String, Vec<(String, String)>) {
+        let mut key: Vec<(String, String)> = self
+            .key
+            .iter()
+            .map(|(name, value)| (name.clone(), crate::ops::scalar(value)))
+            .collect();
+        key.sort();
+        (self.table.clone(), self.attribute.clone(), key)
+    }
+}
+
+/// Sums the adds of each counter.
+pub fn sum_adds(adds: impl IntoIterator<Item = Add>) -> Vec<Add> {
+    let mut sums: BTreeMap<(String, String, Vec<(String, String)>), Add> = BTreeMap::new();
+    for add in adds {
+        sums.entry(add.slot())
+            .and_modify(|sum| sum.by += add.by)
+            .or_insert(add);
+    }
+    sums.into_values().collect()
+}
+
+/// Sets each counter of `sums` (one per item, [`sum_adds`]) to its sum, `in_flight` requests
+/// at once. On an item whose counter is there already with another value the earlier round
+/// set (which no round does), it fails rather than add to it; set again to the same value (a
+/// merge done again), it changes nothing.
+pub async fn merge_adds(
+    client: &Client,
+    sums: Vec<Add>,
+    in_flight: usize,
+) -> Result<u64, ProjectionError> {
+    let total = sums.len() as u64;
+    stream::iter(sums)
+        .map(|add| async move {
+            client
+                .update_item()
+                .table_name(&add.table)
+                .set_key(Some(add.key.clone()))
+                .update_expression("SET #a = :sum")
+                .condition_expression("attribute_not_exists(#a) OR #a = :sum")
+                .expression_attribute_names("#a", &add.attribute)
+                .expression_attribute_values(":sum", n(add.by))
+                .send()
+                .await
+                .map_err(|e| {
+                    ProjectionError::Unavailable(format!(
+                        "setting {} of an item of {} to {}: {}",
+                        add.attribute,
+                        add.table,
+                        add.by,
+                        common::error::one_line(&e)
+                    ))
+                })
+        })
+        .buffer_unordered(in_flight.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(total)
+}
+
+/// What a unit's fold reads: its memory for its own tables, [`Foreign`] for earlier rounds'.
+struct UnitView<'a> {
+    round: &'a RoundTables,
+    memory: &'a Memory,
+    foreign: &'a Foreign,
+}
+
+impl State for UnitView<'_> {
+    async fn get(&self, table: &str, key: &Key) -> Result<Option<Item>, ProjectionError> {
+        if self.round.own.contains(table) {
+            Ok(self.memory.item(table, key).cloned())
+        } else if self.round.earlier.contains(table) {
+            self.foreign.get(table, key).await
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// One unit of one round of a read model's bulk pass, folded in memory, to be written into a
+/// fresh version (see the module documentation).
+pub struct UnitFold<'f, P> {
+    projector: P,
+    round: RoundTables,
+    foreign: &'f Foreign,
+    memory: Memory,
+    folded: Folded,
+    adds: BTreeMap<(String, (String, String), &'static str), (Key, i64)>,
+}
+
+impl<'f, P: ReadModel> UnitFold<'f, P> {
+    pub fn new(projector: P, round: RoundTables, foreign: &'f Foreign, folded: Folded) -> Self {
         Self {
             projector,
+            round,
+            foreign,
             memory: Memory::default(),
-            folded: Folded::default(),
+            folded,
+            adds: BTreeMap::new(),
         }
     }
 
@@ -111,15 +451,95 @@ impl<P: ReadModel> BulkBuild<P> {
             if !self.projector.accepts(&event.aggregate_type) {
                 continue;
             }
-            let plan = self
-                .projector
-                .plan(&event.without_secrets(), &self.memory)
-                .await?;
-            self.memory.apply_plan(&plan)?;
+            let view = UnitView {
+                round: &self.round,
+                memory: &self.memory,
+                foreign: self.foreign,
+            };
+            let plan = self.projector.plan(&event.without_secrets(), &view).await?;
+            self.apply_plan(&plan).await?;
             self.folded.record(event);
             folded += 1;
         }
         Ok(folded)
+    }
+
+    /// Applies a plan: `first`, then every write of each `for_each`, then `commit`.
+    async fn apply_plan(&mut self, plan: &Plan) -> Result<(), ProjectionError> {
+        for op in &plan.first {
+            self.apply(op).await?;
+        }
+        for job in &plan.for_each {
+            let items: Vec<Item> = if self.round.own.contains(&job.table) {
+                self.memory
+                    .partition(&job.table, &job.partition.1)
+                    .cloned()
+                    .collect()
+            } else if self.round.earlier.contains(&job.table) {
+                self.foreign
+                    .partition(&job.table, &job.partition)
+                    .await?
+                    .to_vec()
+            } else {
+                Vec::new()
+            };
+            for item in &items {
+                if let Some(op) = (job.write)(item) {
+                    self.apply(&op).await?;
+                }
+            }
+        }
+        for op in &plan.commit {
+            self.apply(op).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies `op`: in memory on the round's own tables; on an earlier round's table, only
+    /// checks and counters ([`Add`]) are possible.
+    async fn apply(&mut self, op: &Op) -> Result<(), ProjectionError> {
+        let table = op.table();
+        if self.round.own.contains(table) {
+            return self.memory.apply(op);
+        }
+        let refused = || {
+            ProjectionError::Unavailable(format!(
+                "a bulk round of {} writes {table}, which another round writes: {op:?}",
+                self.projector.name()
+            ))
+        };
+        if !self.round.earlier.contains(table) {
+            return Err(refused());
+        }
+        match op {
+            Op::Check { key, condition, .. } => {
+                let item = self.foreign.get(table, key).await?;
+                if !condition.holds(item.as_ref()) {
+                    return Err(crate::ops::failed(table, *condition));
+                }
+            }
+            Op::Update {
+                key,
+                set,
+                remove,
+                add: Some((attribute, by)),
+                condition,
+                ..
+            } if set.is_empty() && remove.is_empty() => {
+                if let Some(condition) = condition {
+                    let item = self.foreign.get(table, key).await?;
+                    if !condition.holds(item.as_ref()) {
+                        return Err(crate::ops::failed(table, *condition));
+                    }
+                }
+                self.adds
+                    .entry((table.to_owned(), key.memory(), *attribute))
+                    .or_insert_with(|| (key.clone(), 0))
+                    .1 += by;
+            }
+            _ => return Err(refused()),
+        }
+        Ok(())
     }
 
     /// Events folded so far.
@@ -127,32 +547,43 @@ impl<P: ReadModel> BulkBuild<P> {
         self.folded.events()
     }
 
-    /// Items the version will hold: the read model's and one checkpoint per stream.
+    /// Items the unit will write: the read model's and one checkpoint per stream.
     pub fn items(&self) -> u64 {
         self.memory.len() as u64 + self.folded.streams()
     }
 
-    /// Writes every item into its table, then every checkpoint into `checkpoints_table`:
+    /// Writes the checkpoints into `checkpoints_table`, then every item into its table:
     /// [`BATCH_WRITE_LIMIT`] puts a `BatchWriteItem`, `in_flight` requests at once, what
     /// DynamoDB leaves unprocessed sent again with backoff ([`crate::batch::write`]).
-    /// `written` is told each request's count. Returns the items written.
+    /// `written` is told each request's count. Returns the items written and the unit's
+    /// counters of earlier rounds' items.
     pub async fn write(
         self,
         client: &Client,
         checkpoints_table: &str,
         in_flight: usize,
         written: impl Fn(u64) + Sync,
-    ) -> Result<u64, ProjectionError> {
+    ) -> Result<(u64, Vec<Add>), ProjectionError> {
+        let checkpoints = self
+            .folded
+            .checkpoint_items(self.projector.name(), checkpoints_table);
+        let mut total = write_items(client, checkpoints, in_flight, &written).await?;
         let mut items: Vec<(String, Item)> = Vec::with_capacity(self.memory.len());
         for (table, table_items) in self.memory.tables() {
             items.extend(table_items.map(|item| (table.clone(), item.clone())));
         }
-        let mut total = write_items(client, items, in_flight, &written).await?;
-        let checkpoints = self
-            .folded
-            .checkpoint_items(self.projector.name(), checkpoints_table);
-        total += write_items(client, checkpoints, in_flight, &written).await?;
-        Ok(total)
+        total += write_items(client, items, in_flight, &written).await?;
+        let adds = self
+            .adds
+            .into_iter()
+            .map(|((table, _, attribute), (key, by))| Add {
+                table,
+                key: key.item(),
+                attribute: attribute.to_owned(),
+                by,
+            })
+            .collect();
+        Ok((total, adds))
     }
 }
 
@@ -192,6 +623,11 @@ pub async fn write_items(
         .try_collect::<Vec<()>>()
         .await?;
     Ok(total)
+}
+
+/// The cache budget for [`Foreign`] when a process may use `memory` bytes: a quarter.
+pub fn foreign_budget(memory: usize) -> usize {
+    memory / 4
 }
 
 #[cfg(test)]
@@ -241,5 +677,27 @@ mod tests {
                 .map(String::as_str),
             Some("users#User#u1")
         );
+    }
+
+    #[test]
+    fn a_unit_folded_again_stops_each_stream_at_its_first_checkpoint() {
+        let folded = Folded::with_cuts(HashMap::from([("User#u1".to_owned(), 2)]));
+        let events: Vec<StoredEvent> = [1, 2, 3, 4].into_iter().map(event).collect();
+        assert_eq!(sequences(folded.next_run(&events)), [1, 2]);
+        let mut other = event(1);
+        other.aggregate_id = "u2".into();
+        assert_eq!(sequences(folded.next_run(&[other])), [1], "no cut: all");
+    }
+
+    #[test]
+    fn adds_of_one_counter_sum_whatever_their_units() {
+        let add = |article: &str, by: i64| Add {
+            table: "articles".into(),
+            key: HashMap::from([("articleId".to_owned(), s(article))]),
+            attribute: "favoritesCount".into(),
+            by,
+        };
+        let sums = sum_adds([add("a", 2), add("b", 1), add("a", -1), add("a", 3)]);
+        assert_eq!(sums, vec![add("a", 4), add("b", 1)]);
     }
 }

@@ -58,7 +58,7 @@ impl Key {
         Some(Key { partition, sort })
     }
 
-    fn memory(&self) -> (String, String) {
+    pub(crate) fn memory(&self) -> (String, String) {
         (
             scalar(&self.partition.1),
             self.sort
@@ -70,7 +70,7 @@ impl Key {
 }
 
 /// A key attribute as text (keys are strings or numbers).
-fn scalar(value: &AttributeValue) -> String {
+pub(crate) fn scalar(value: &AttributeValue) -> String {
     match value {
         AttributeValue::S(text) => format!("S{text}"),
         AttributeValue::N(number) => format!("N{number}"),
@@ -86,7 +86,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    fn holds(self, item: Option<&Item>) -> bool {
+    pub(crate) fn holds(self, item: Option<&Item>) -> bool {
         match self {
             Condition::Exists(name) => item.is_some_and(|item| item.contains_key(name)),
             Condition::NotExists(name) => !item.is_some_and(|item| item.contains_key(name)),
@@ -185,7 +185,7 @@ pub trait State: Sync {
 }
 
 /// A read model whose effects are plans over DynamoDB tables: driven live by
-/// [`crate::ProjectorRuntime`] and in bulk by [`crate::bulk::BulkBuild`].
+/// [`crate::ProjectorRuntime`] and in bulk by [`crate::bulk::UnitFold`].
 pub trait ReadModel: Projector {
     /// What `event` does, given the read model as `state` holds it.
     fn plan<S: State>(
@@ -289,6 +289,16 @@ impl Op {
             table: table.to_owned(),
             key,
             item,
+        }
+    }
+
+    /// The table the op writes (or checks).
+    pub fn table(&self) -> &str {
+        match self {
+            Op::Put { table, .. }
+            | Op::Update { table, .. }
+            | Op::Delete { table, .. }
+            | Op::Check { table, .. } => table,
         }
     }
 
@@ -488,6 +498,13 @@ pub async fn visit(
     }
 }
 
+/// A condition that does not hold in bulk: an error of the event, as it is live.
+pub(crate) fn failed(table: &str, condition: Condition) -> ProjectionError {
+    ProjectionError::Unavailable(format!(
+        "the condition {condition:?} does not hold on an item of {table}"
+    ))
+}
+
 /// Tables held in memory: the bulk [`State`], and what [`Op`]s change there.
 #[derive(Clone, Debug, Default)]
 pub struct Memory {
@@ -524,11 +541,6 @@ impl Memory {
     /// Applies `op` as DynamoDB would; a condition that does not hold is an error of the
     /// event, as it is live.
     pub fn apply(&mut self, op: &Op) -> Result<(), ProjectionError> {
-        let failed = |table: &str, condition: Condition| {
-            ProjectionError::Unavailable(format!(
-                "the condition {condition:?} does not hold on an item of {table}"
-            ))
-        };
         match op {
             Op::Put { table, key, item } => {
                 self.tables
@@ -609,7 +621,7 @@ impl Memory {
     }
 
     /// The items of `table` whose partition key is `value`.
-    fn partition<'a>(
+    pub(crate) fn partition<'a>(
         &'a self,
         table: &str,
         value: &AttributeValue,

@@ -109,8 +109,8 @@ impl SearchProjector {
 }
 
 /// The search read model folded in memory for a fresh index version (see [`crate::bulk`]):
-/// each article's last write, at its sequence, then one bulk request to the index and the
-/// checkpoints after it.
+/// each article's last write, at its sequence; the checkpoints, then one bulk request to the
+/// index.
 #[derive(Clone, Debug, Default)]
 pub struct SearchBulk {
     /// Each article's last write.
@@ -119,6 +119,14 @@ pub struct SearchBulk {
 }
 
 impl SearchBulk {
+    /// A fold that takes no stream past its cut ([`Folded::with_cuts`]).
+    pub fn new(folded: Folded) -> Self {
+        Self {
+            writes: BTreeMap::new(),
+            folded,
+        }
+    }
+
     /// Folds events of one aggregate in sequence order ([`Folded::next_run`]). Returns the
     /// events folded.
     pub fn fold(&mut self, events: &[StoredEvent]) -> Result<u64, ProjectionError> {
@@ -158,8 +166,9 @@ impl SearchBulk {
         docs as u64 + self.folded.streams()
     }
 
-    /// Writes every article's last write to `index` in one bulk (deletes too, so that a
-    /// document written by an earlier, killed attempt goes), then the checkpoints.
+    /// Writes the checkpoints (first, as every unit of a bulk pass does: see
+    /// [`crate::bulk`]), then every article's last write to `index` in one bulk (deletes too,
+    /// so that a document written by an earlier, killed attempt goes).
     pub async fn write(
         self,
         index: &SearchIndex,
@@ -169,6 +178,9 @@ impl SearchBulk {
         written: impl Fn(u64) + Sync,
     ) -> Result<u64, ProjectionError> {
         let docs = self.items() - self.folded.streams();
+        let checkpoints = self.folded.checkpoint_items("search", checkpoints_table);
+        let written_checkpoints =
+            crate::bulk::write_items(client, checkpoints, in_flight, &written).await?;
         index
             .bulk(self.writes.into_values().collect())
             .await
@@ -177,9 +189,6 @@ impl SearchBulk {
                 other => ProjectionError::Unavailable(format!("search bulk: {other}")),
             })?;
         written(docs);
-        let checkpoints = self.folded.checkpoint_items("search", checkpoints_table);
-        let written_checkpoints =
-            crate::bulk::write_items(client, checkpoints, in_flight, &written).await?;
         Ok(docs + written_checkpoints)
     }
 }

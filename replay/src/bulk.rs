@@ -1,48 +1,60 @@
-//! The full pass of a rebuild, in bulk: the whole events table read with parallel scan segments (once for all the projections rebuilt together), each aggregate's events folded in memory through the projector's own plans, and the resulting items written with `BatchWriteItem` into the fresh version ([`projectors::bulk`]).
+//! One unit of a bulk full pass: one scan segment of the events table read for one round ([`common::projections::Projection::rounds`]) of every projection rebuilt together, each projection's streams in it folded in memory through the projector's own plans, and the result written into its version ([`projectors::bulk`]).
 //!
-//! A full pass that was killed starts again from nothing on `--resume`: the version's tables
-//! are emptied first ([`crate::versions::truncate`]), so that no item of a fold that saw
-//! fewer events survives. The search index needs no emptying: every article's last write
-//! is sent again, deletes included, at a version no lower than before.
+//! Which units there are, who does them and in what order is [`crate::units`].
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::projections::Projection;
 use events::StoredEvent;
-use projectors::bulk::BulkBuild;
+use projectors::bulk::{read_cuts, Add, Folded, Foreign, RoundTables, UnitFold};
 use projectors::search::SearchBulk;
 use projectors::{ArticlesProjector, FeedProjector, ProjectionError, UsersProjector};
 use search::SearchIndex;
-use tokio::sync::Mutex;
 
 use crate::scan::Key;
 use crate::{scan, Replay, ReplayError};
 
-/// A projection folded in memory, whichever it is.
-enum AnyBulk {
-    Users(BulkBuild<UsersProjector>),
-    Articles(BulkBuild<ArticlesProjector>),
-    Feed(BulkBuild<FeedProjector>),
+/// A projection's unit folded in memory, whichever projection it is.
+enum AnyFold<'f> {
+    Users(UnitFold<'f, UsersProjector>),
+    Articles(UnitFold<'f, ArticlesProjector>),
+    Feed(UnitFold<'f, FeedProjector>),
     Search(SearchBulk, SearchIndex),
 }
 
-impl AnyBulk {
+impl<'f> AnyFold<'f> {
     async fn open(
         replay: &Replay,
-        projection: Projection,
-        version: u32,
+        (projection, version): (Projection, u32),
+        round: usize,
+        foreign: &'f Foreign,
+        folded: Folded,
     ) -> Result<Self, ReplayError> {
         let tables = replay.tables(projection, version);
         let client = &replay.client;
+        let round_tables = RoundTables::of(projection, round, &tables);
         Ok(match projection {
-            Projection::Users => Self::Users(BulkBuild::new(UsersProjector::new(client, &tables))),
-            Projection::Articles => {
-                Self::Articles(BulkBuild::new(ArticlesProjector::new(client, &tables)))
-            }
-            Projection::Feed => Self::Feed(BulkBuild::new(FeedProjector::new(client, &tables))),
+            Projection::Users => Self::Users(UnitFold::new(
+                UsersProjector::new(client, &tables),
+                round_tables,
+                foreign,
+                folded,
+            )),
+            Projection::Articles => Self::Articles(UnitFold::new(
+                ArticlesProjector::new(client, &tables),
+                round_tables,
+                foreign,
+                folded,
+            )),
+            Projection::Feed => Self::Feed(UnitFold::new(
+                FeedProjector::new(client, &tables),
+                round_tables,
+                foreign,
+                folded,
+            )),
             Projection::Search => {
-                Self::Search(SearchBulk::default(), replay.search.index(version).await?)
+                Self::Search(SearchBulk::new(folded), replay.search.index(version).await?)
             }
         })
     }
@@ -56,140 +68,152 @@ impl AnyBulk {
         }
     }
 
-    fn items(&self) -> u64 {
-        match self {
-            Self::Users(b) => b.items(),
-            Self::Articles(b) => b.items(),
-            Self::Feed(b) => b.items(),
-            Self::Search(b, _) => b.items(),
-        }
-    }
-
     async fn write(
         self,
         replay: &Replay,
         checkpoints_table: &str,
         in_flight: usize,
-    ) -> Result<u64, ProjectionError> {
+    ) -> Result<(u64, Vec<Add>), ProjectionError> {
         let client = &replay.client;
-        let written = |n: u64| replay.progress.add(n, n);
+        let written = |_: u64| {};
         match self {
             Self::Users(b) => b.write(client, checkpoints_table, in_flight, written).await,
             Self::Articles(b) => b.write(client, checkpoints_table, in_flight, written).await,
             Self::Feed(b) => b.write(client, checkpoints_table, in_flight, written).await,
-            Self::Search(b, index) => {
-                b.write(&index, client, checkpoints_table, in_flight, written)
-                    .await
-            }
+            Self::Search(b, index) => b
+                .write(&index, client, checkpoints_table, in_flight, written)
+                .await
+                .map(|items| (items, Vec::new())),
         }
     }
 }
 
-/// What a bulk full pass did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FullPass {
-    /// Items of the events table read.
+/// What one unit did for one projection.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UnitDone {
+    /// Items of the events table read (the segment's, for every projection of the unit).
     pub scanned: u64,
-    /// Events folded.
     pub folded: u64,
     /// Items written into the version (its tables or index, and its checkpoints).
     pub items: u64,
-    /// The read of the events table (shared by the projections read together).
-    pub read: Duration,
-    /// Projections the read was shared by (1 when the projection was read alone).
-    pub shared_by: usize,
-    pub fold: Duration,
-    pub write: Duration,
+    /// Counters of earlier rounds' items the unit moved.
+    pub adds: Vec<Add>,
 }
 
-/// Reads the whole events table once (`segments` parallel scan segments) for every one of
-/// `builds` (a projection and the version it builds), then, one after the other, folds each
-/// projection's events and writes the result into its version, `in_flight`
-/// `BatchWriteItem`s at once. `replay rebuild all` reads the log once for four projections
-/// this way. Progress: the read against the table's approximate item count, then each
-/// version's items written. Each projection's [`FullPass`] has the one read's figures.
-pub async fn full_pass(
+/// What a bulk full pass did, for one projection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FullPass {
+    /// Items of the events table read (every round's reads of the projection's units).
+    pub scanned: u64,
+    /// Events folded.
+    pub folded: u64,
+    /// Items written into the version (its tables or index, its checkpoints, and the
+    /// counters set after the rounds).
+    pub items: u64,
+    /// Units of the pass and rounds (the merge of counters included) it had.
+    pub units: u64,
+    pub rounds: usize,
+    /// Projections it was made for (1 when the projection was rebuilt alone).
+    pub shared_by: usize,
+    /// Units this process did again after a worker stopped (a kill, a lost lease).
+    pub redone: u64,
+    pub elapsed: Duration,
+}
+
+/// Does unit (`round`, `segment` of `segments`) for every build of `builds` that has that
+/// round: reads the segment (the round's aggregate types of them all, one page after
+/// another), folds each one's streams, writes each one's items (`in_flight`
+/// `BatchWriteItem`s at once). `again`: an earlier attempt of the unit may have written, so
+/// each stream is folded only as far as its checkpoint there says.
+pub async fn unit(
     replay: &Replay,
     builds: &[(Projection, u32)],
-    segments: u32,
+    (round, segment, segments): (usize, u32, u32),
+    foreign: &Foreign,
+    again: bool,
     in_flight: usize,
-) -> Result<Vec<FullPass>, ReplayError> {
-    let projections: Vec<Projection> = builds.iter().map(|(p, _)| *p).collect();
-    let names: Vec<String> = builds.iter().map(|(p, v)| format!("{p} v{v}")).collect();
+) -> Result<Vec<((Projection, u32), UnitDone)>, ReplayError> {
+    let builds: Vec<(Projection, u32)> = builds
+        .iter()
+        .copied()
+        .filter(|(p, _)| round < p.rounds().len())
+        .collect();
+    let types: Vec<&str> = builds
+        .iter()
+        .flat_map(|(p, _)| p.rounds()[round])
+        .copied()
+        .collect();
     let started = Instant::now();
-    replay.progress.start(
-        &format!("{} full pass: read", names.join(", ")),
-        0,
-        scan::describe_events(replay).await.map(|(count, _)| count),
-    );
-    let streams: Mutex<BTreeMap<String, Vec<StoredEvent>>> = Mutex::new(BTreeMap::new());
-    let scanned = Mutex::new(0u64);
-    common::tables::each_segment::<ReplayError, _, _>(segments, |segment| {
-        let (streams, scanned, projections) = (&streams, &scanned, &projections);
-        async move {
-            let mut start: Option<Key> = None;
-            loop {
-                let page =
-                    scan::page(replay, projections, segment, segments, start.take(), None).await?;
-                replay.progress.add(page.scanned, 0);
-                *scanned.lock().await += page.scanned;
-                {
-                    let mut streams = streams.lock().await;
-                    for event in page.events {
-                        streams.entry(event.stream_key()).or_default().push(event);
-                    }
-                }
-                match page.next {
-                    Some(key) => start = Some(key),
-                    None => return Ok(()),
-                }
-            }
+    let mut streams: BTreeMap<String, Vec<StoredEvent>> = BTreeMap::new();
+    let mut scanned = 0;
+    let mut start: Option<Key> = None;
+    loop {
+        let page = scan::page_of_types(replay, &types, segment, segments, start.take()).await?;
+        scanned += page.scanned;
+        for event in page.events {
+            streams.entry(event.stream_key()).or_default().push(event);
         }
-    })
-    .await?;
-    replay.progress.finish();
-    let read = started.elapsed();
-    let scanned = scanned.into_inner();
-    let mut streams = streams.into_inner();
+        match page.next {
+            Some(key) => start = Some(key),
+            None => break,
+        }
+    }
     for events in streams.values_mut() {
         events.sort_by_key(|e| e.sequence);
         events.dedup_by_key(|e| e.sequence);
     }
+    tracing::debug!(round, segment, scanned, took = ?started.elapsed(), "a unit read");
 
-    let mut passes = Vec::with_capacity(builds.len());
-    for &(projection, version) in builds {
-        let started = Instant::now();
-        let mut bulk = AnyBulk::open(replay, projection, version).await?;
-        let mut folded = 0;
+    let mut done = Vec::with_capacity(builds.len());
+    for build in builds {
+        let (projection, version) = build;
+        let round_types = projection.rounds()[round];
+        let mine = || {
+            streams
+                .iter()
+                .filter(|(_, events)| {
+                    events
+                        .first()
+                        .is_some_and(|e| round_types.contains(&e.aggregate_type.as_str()))
+                })
+                .map(|(stream, _)| stream.clone())
+        };
+        let checkpoints_table = replay.tables(projection, version).checkpoints;
+        let folded = if again {
+            Folded::with_cuts(
+                read_cuts(
+                    &replay.client,
+                    projection.name(),
+                    &checkpoints_table,
+                    mine(),
+                )
+                .await?,
+            )
+        } else {
+            Folded::default()
+        };
+        let mut fold = AnyFold::open(replay, build, round, foreign, folded).await?;
+        let mut count = 0;
         for events in streams.values() {
             if events
                 .first()
-                .is_some_and(|e| projection.accepts(&e.aggregate_type))
+                .is_some_and(|e| round_types.contains(&e.aggregate_type.as_str()))
             {
-                folded += bulk.fold(events).await?;
+                count += fold.fold(events).await?;
             }
         }
-        let fold = started.elapsed();
-
-        let started = Instant::now();
-        let items = bulk.items();
-        replay.progress.start(
-            &format!("{projection} v{version} full pass: write"),
-            0,
-            Some(items),
-        );
-        let checkpoints_table = replay.tables(projection, version).checkpoints;
-        let written = bulk.write(replay, &checkpoints_table, in_flight).await?;
-        replay.progress.finish();
-        passes.push(FullPass {
-            scanned,
-            folded,
-            items: written,
-            read,
-            shared_by: builds.len(),
-            fold,
-            write: started.elapsed(),
-        });
+        let (items, adds) = fold.write(replay, &checkpoints_table, in_flight).await?;
+        replay.progress.add(0, count);
+        done.push((
+            build,
+            UnitDone {
+                scanned,
+                folded: count,
+                items,
+                adds,
+            },
+        ));
     }
-    Ok(passes)
+    replay.progress.add(scanned, 0);
+    Ok(done)
 }

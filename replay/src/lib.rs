@@ -41,6 +41,7 @@ pub mod registry;
 pub mod scan;
 pub mod status;
 pub mod tail;
+pub mod units;
 pub mod verify;
 pub mod versions;
 

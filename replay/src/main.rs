@@ -28,9 +28,9 @@ enum Command {
     Rebuild {
         /// users, articles, feed, search or all.
         target: Target,
-        /// Parallel scan segments of the events table, at most 64 read at once [default: one
-        /// per 768 KiB of the table, at least 8]
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        /// Parallel scan segments of the events table: the full pass's units, one per segment
+        /// and round [default: one per 768 KiB of the table, at least 8]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         segments: Option<u32>,
         /// Aggregates applied at once within a catch-up pass.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -44,6 +44,18 @@ enum Command {
         /// After the switch, compare the new version with the one it replaced.
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        work: WorkArgs,
+    },
+    /// Help the full passes of the rebuilds in progress (started by `replay rebuild`, here or
+    /// on another machine): claim their units until every one is done. The rebuild that
+    /// started a pass then catches up and switches.
+    Worker {
+        /// How long to wait for a full pass to begin when none is in progress.
+        #[arg(long, default_value_t = 0)]
+        wait_secs: u64,
+        #[command(flatten)]
+        work: WorkArgs,
     },
     /// Show every projection's versions and the rebuilds in progress, then each projector's
     /// queue, in-flight messages, age of the oldest message (from CloudWatch, on AWS), dead
@@ -71,6 +83,22 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+}
+
+/// How the workers of a full pass run in this process.
+#[derive(Debug, clap::Args)]
+struct WorkArgs {
+    /// Workers in this process, each claiming units with leases of its own.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: u32,
+    /// Seconds a worker's lease on a unit holds without renewal (renewed every third): after
+    /// a kill, its units are taken up again after this.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_secs: u64,
+    /// Memory the full pass may use, in MiB: a quarter caches what earlier rounds wrote, and
+    /// one unit is done at once per 32 MiB (at most 16).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    memory_mib: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +230,7 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
             in_flight,
             resume,
             verify,
+            work,
         } => {
             let options = RebuildOptions {
                 segments,
@@ -209,6 +238,9 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
                 in_flight: in_flight as usize,
                 resume,
                 verify,
+                workers: work.workers as usize,
+                lease: std::time::Duration::from_secs(work.lease_secs),
+                memory_bytes: (work.memory_mib << 20) as usize,
                 ..RebuildOptions::default()
             };
             let drawing = replay.progress.spawn_drawing();
@@ -235,6 +267,30 @@ async fn run(cli: Cli) -> Result<Outcome, ReplayError> {
                 }
             }
             Ok(outcome)
+        }
+        Command::Worker { wait_secs, work } => {
+            let options = replay::units::WorkOptions {
+                workers: work.workers as usize,
+                lease: std::time::Duration::from_secs(work.lease_secs),
+                memory_bytes: (work.memory_mib << 20) as usize,
+                ..replay::units::WorkOptions::default()
+            };
+            let drawing = replay.progress.spawn_drawing();
+            let helped =
+                replay::units::help(&replay, &options, std::time::Duration::from_secs(wait_secs))
+                    .await;
+            replay.progress.stop();
+            if let Some(drawing) = drawing {
+                let _ = drawing.join();
+            }
+            let helped = helped?;
+            if helped.is_empty() {
+                println!("no full pass is in progress");
+            }
+            for id in helped {
+                println!("full pass {id}: every unit is done");
+            }
+            Ok(Outcome::Done)
         }
         Command::Status => {
             print!("{}", replay::versions::status(&replay).await?);

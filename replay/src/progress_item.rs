@@ -57,6 +57,8 @@ pub struct ProgressItem {
     /// Whether a full pass began, and so may have written into the version: one that did not
     /// finish starts again on an emptied version.
     pub full_pass_started: bool,
+    /// The full pass it is made in ([`crate::units::PassPlan`]), once it began.
+    pub full_pass: Option<String>,
     /// The catch-up pass to run next (from 1).
     pub pass: u32,
     /// Its `recordedAt` bound (Unix ms).
@@ -91,6 +93,7 @@ impl ProgressItem {
             total: None,
             full_started_at: now_ms(),
             full_pass_started: false,
+            full_pass: None,
             pass: 1,
             pass_since: None,
             pass_started_at: None,
@@ -120,6 +123,9 @@ impl ProgressItem {
         ]);
         if self.full_pass_started {
             item.insert("fullPassStarted".to_owned(), AttributeValue::Bool(true));
+        }
+        if let Some(id) = &self.full_pass {
+            item.insert("fullPass".to_owned(), AttributeValue::S(id.clone()));
         }
         for (name, value) in [
             ("total", self.total),
@@ -171,7 +177,7 @@ impl ProgressItem {
             .and_then(|s| Phase::parse(s))
             .ok_or_else(|| bad("phase"))?;
         let segments = number(item, "segments")
-            .filter(|s| (1..=1000).contains(s))
+            .filter(|s| (1..=u64::from(common::tables::MAX_TOTAL_SEGMENTS)).contains(s))
             .ok_or_else(|| bad("segments"))? as u32;
         let tail = match item.get("tailStream").map(|v| v.as_s()) {
             None => None,
@@ -212,6 +218,7 @@ impl ProgressItem {
                 .and_then(|v| v.as_bool().ok())
                 .copied()
                 .unwrap_or(false),
+            full_pass: events::views::text(item, "fullPass"),
             pass: number(item, "pass").unwrap_or(1) as u32,
             pass_since: number(item, "passSince"),
             pass_started_at: number(item, "passStartedAt"),
@@ -251,6 +258,32 @@ impl ProgressItem {
             .send()
             .await
             .map_err(store_error("saving the replay progress"))?;
+        Ok(())
+    }
+
+    /// Adds what a unit of the full pass read and applied to the counters `status` shows.
+    pub async fn count(
+        replay: &Replay,
+        projection: Projection,
+        version: u32,
+        scanned: u64,
+        applied: u64,
+    ) -> Result<(), ReplayError> {
+        replay
+            .client
+            .update_item()
+            .table_name(&replay.base.checkpoints)
+            .key(PK, AttributeValue::S(Self::key(projection, version)))
+            .update_expression("ADD #scanned :scanned, #applied :applied")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#scanned", "scanned")
+            .expression_attribute_names("#applied", "applied")
+            .expression_attribute_values(":scanned", n(scanned))
+            .expression_attribute_values(":applied", n(applied))
+            .send()
+            .await
+            .map_err(store_error("counting the replay progress"))?;
         Ok(())
     }
 
@@ -301,6 +334,7 @@ mod tests {
         item.pass = 2;
         item.pass_since = Some(5);
         item.full_pass_started = true;
+        item.full_pass = Some("feed.v3".into());
         item.scanned = 60;
         item.applied = 12;
         item.tail = Some(TailPositions {

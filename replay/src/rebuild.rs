@@ -12,6 +12,7 @@ use crate::progress::format_count;
 use crate::progress_item::{Phase, ProgressItem};
 use crate::scan::{self, AnyRuntime};
 use crate::tail::{self, TailError, TailHandle, TailPositions};
+use crate::units::{PassPlan, WorkOptions};
 use crate::verify::{self, VerifyReport};
 use crate::{registry, versions, Replay, ReplayError};
 
@@ -41,6 +42,15 @@ pub struct RebuildOptions {
     pub freeze_lease: Duration,
     /// `BatchWriteItem` requests in flight while the full pass writes the version.
     pub in_flight: usize,
+    /// Workers this process runs on the full pass's units (`replay worker` processes can
+    /// join them).
+    pub workers: usize,
+    /// How long a worker's lease on a unit holds without renewal: a unit whose worker was
+    /// killed is taken up again by another after this.
+    pub lease: Duration,
+    /// The memory the full pass may use, in bytes: a quarter caches what earlier rounds wrote,
+    /// and it sets how many units are done at once (one per 32 MiB, at most 16).
+    pub memory_bytes: usize,
 }
 
 impl Default for RebuildOptions {
@@ -54,6 +64,9 @@ impl Default for RebuildOptions {
             margin: Duration::from_secs(5 * 60),
             freeze_lease: Duration::from_secs(15),
             in_flight: 64,
+            workers: 1,
+            lease: Duration::from_secs(30),
+            memory_bytes: 512 << 20,
         }
     }
 }
@@ -119,16 +132,21 @@ impl RebuildReport {
             .collect();
         let steps = self.bulk.map_or_else(String::new, |b| {
             format!(
-                " (read {:.1} s{}, fold {:.1} s, {} items written in {:.1} s)",
-                b.read.as_secs_f64(),
+                " ({} units in {} round{}{}{}, {} items written)",
+                format_count(b.units),
+                b.rounds,
+                if b.rounds == 1 { "" } else { "s" },
                 if b.shared_by > 1 {
-                    format!(" for {} projections", b.shared_by)
+                    format!(", read for {} projections", b.shared_by)
                 } else {
                     String::new()
                 },
-                b.fold.as_secs_f64(),
+                if b.redone > 0 {
+                    format!(", {} done again", format_count(b.redone))
+                } else {
+                    String::new()
+                },
                 format_count(b.items),
-                b.write.as_secs_f64()
             )
         });
         format!(
@@ -244,6 +262,9 @@ struct Begun {
     started: Instant,
     /// The stream tail its full pass started, in this run.
     tail: Option<TailHandle>,
+    /// Why its first catch-up pass must also scan the table (its full pass was resumed: the
+    /// tail started in this run misses what came before).
+    scan_first: Option<String>,
 }
 
 /// Begins a rebuild of `projection` (or resumes the one in progress, with `resume`).
@@ -307,6 +328,7 @@ async fn begin(
         report,
         started,
         tail: None,
+        scan_first: None,
     })
 }
 
@@ -322,9 +344,10 @@ async fn finish(
         mut report,
         started,
         tail,
+        scan_first,
     } = run;
     let (projection, version, previous) = (item.projection, item.version, item.previous);
-    build(replay, item, tail, options, &mut report).await?;
+    build(replay, item, tail, scan_first, options, &mut report).await?;
     report.elapsed = started.elapsed();
     if options.verify {
         replay.progress.note(&format!(
@@ -339,66 +362,141 @@ async fn finish(
 /// calls for.
 async fn segments(replay: &Replay, options: &RebuildOptions) -> u32 {
     match options.segments {
-        Some(segments) => segments.max(1),
-        None => common::tables::scan_segments(&replay.client, &replay.base.events).await,
+        Some(segments) => segments.clamp(1, common::tables::MAX_TOTAL_SEGMENTS),
+        None => common::tables::unit_segments_for(
+            scan::describe_events(replay)
+                .await
+                .map_or(0, |(_, bytes)| bytes),
+        ),
     }
 }
 
-/// The full passes of the rebuilds in `begun` that have one to make, with one read of the
-/// log ([`crate::bulk::full_pass`]): each one's stream tail is started before that read, and
-/// each one goes on to its catch-up passes afterwards.
+/// The full passes of the rebuilds in `begun` that have one to make, in one pass of units
+/// ([`crate::units`]) read for all of them: each one's stream tail is started before it, and
+/// each one goes on to its catch-up passes afterwards. Rebuilds whose pass began in an
+/// earlier run go on with it: its units done stay done.
 async fn full_passes(
     replay: &Replay,
     begun: &mut [Begun],
     options: &RebuildOptions,
 ) -> Result<(), ReplayError> {
     let margin = options.margin.as_millis() as u64;
+    // The pass they share, if it began in an earlier run and its plan is there.
+    let mut plan = None;
+    for run in begun.iter().filter(|run| run.item.phase == Phase::Full) {
+        if let Some(id) = &run.item.full_pass {
+            if let Some(found) = PassPlan::read(replay, id).await? {
+                plan = Some(found);
+                break;
+            }
+        }
+    }
+    let resumed = plan.is_some();
     let mut builds = Vec::new();
     let mut segments = 1;
     for run in begun.iter_mut().filter(|run| run.item.phase == Phase::Full) {
         let item = &mut run.item;
         let (projection, version) = (item.projection, item.version);
-        // A killed full pass starts again from nothing (see `crate::bulk`).
-        if item.full_pass_started {
+        let in_plan = plan
+            .as_ref()
+            .is_some_and(|p| p.builds.contains(&(projection, version)));
+        if in_plan {
             replay.progress.note(&format!(
-                "{projection}: the full pass of version {version} did not finish: emptying the version and starting it again"
+                "{projection}: going on with the full pass of version {version}: its units done stay done"
             ));
-            versions::truncate(replay, projection, version).await?;
+            // What came before this run's tail is scanned for by the first catch-up pass.
+            run.scan_first = Some(format!(
+                "the full pass was resumed: its stream tail started in this run, after {}",
+                iso_millis(item.full_started_at)
+            ));
+        } else {
+            if item.full_pass_started {
+                // A pass of which nothing says what was done: start again from nothing.
+                replay.progress.note(&format!(
+                    "{projection}: the full pass of version {version} did not finish: emptying the version and starting it again"
+                ));
+                versions::truncate(replay, projection, version).await?;
+            }
+            item.full_started_at = now_ms();
         }
-        item.full_started_at = now_ms();
         item.full_pass_started = true;
-        item.save(replay).await?;
-        // Every event committed from here on is the tail's; every one before, the scan's.
-        run.tail = Some(TailHandle::start(replay, projection).await?);
-        builds.push((projection, version));
         segments = segments.max(item.segments);
+        builds.push((projection, version));
     }
     if builds.is_empty() {
         return Ok(());
     }
-    let passes = crate::bulk::full_pass(replay, &builds, segments, options.in_flight).await?;
-    let runs = begun.iter_mut().filter(|run| run.item.phase == Phase::Full);
-    for (run, full) in runs.zip(passes) {
+    let plan = match plan {
+        Some(plan) if resumed && builds.iter().all(|b| plan.builds.contains(b)) => plan,
+        _ => PassPlan::new(&builds, segments),
+    };
+    plan.save(replay).await?;
+    for run in begun.iter_mut().filter(|run| run.item.phase == Phase::Full) {
+        run.item.full_pass = Some(plan.id.clone());
+        run.item.save(replay).await?;
+        // Every event committed from here on is the tail's; every one before, the scan's.
+        run.tail = Some(TailHandle::start(replay, run.item.projection).await?);
+    }
+    let names: Vec<String> = plan
+        .builds
+        .iter()
+        .map(|(p, v)| format!("{p} v{v}"))
+        .collect();
+    replay.progress.start(
+        &format!(
+            "{} full pass: {} units a round, {} round{}",
+            names.join(", "),
+            plan.segments,
+            plan.rounds(),
+            if plan.rounds() == 1 { "" } else { "s" }
+        ),
+        0,
+        scan::describe_events(replay)
+            .await
+            .map(|(count, _)| count * plan.rounds() as u64),
+    );
+    let work = WorkOptions {
+        workers: options.workers,
+        in_flight: options.in_flight,
+        lease: options.lease,
+        memory_bytes: options.memory_bytes,
+        ..WorkOptions::default()
+    };
+    let passes = crate::units::run(replay, &plan, &work).await?;
+    replay.progress.finish();
+    for (build, full) in plan.builds.iter().zip(passes) {
+        let Some(run) = begun
+            .iter_mut()
+            .find(|run| (run.item.projection, run.item.version) == *build)
+        else {
+            continue;
+        };
         let (item, report) = (&mut run.item, &mut run.report);
         replay.progress.note(&format!(
-            "{}: full pass: {} events read in {:.1} s{}, {} folded in {:.1} s, {} items written in {:.1} s",
+            "{}: full pass: {} events read, {} folded, {} items written in {:.1} s ({} units in {} round{}{}{})",
             item.projection,
             format_count(full.scanned),
-            full.read.as_secs_f64(),
+            format_count(full.folded),
+            format_count(full.items),
+            full.elapsed.as_secs_f64(),
+            format_count(full.units),
+            full.rounds,
+            if full.rounds == 1 { "" } else { "s" },
             if full.shared_by > 1 {
-                format!(" (one read for {} projections)", full.shared_by)
+                format!(", read for {} projections", full.shared_by)
             } else {
                 String::new()
             },
-            format_count(full.folded),
-            full.fold.as_secs_f64(),
-            format_count(full.items),
-            full.write.as_secs_f64()
+            if full.redone > 0 {
+                format!(", {} done again", format_count(full.redone))
+            } else {
+                String::new()
+            },
         ));
         report.full = PassReport {
             scanned: full.scanned,
             applied: full.folded,
-            elapsed: full.read + full.fold + full.write,
+            elapsed: full.elapsed,
             ..PassReport::default()
         };
         report.items = full.items;
@@ -412,6 +510,7 @@ async fn full_passes(
         item.pass_started_at = None;
         item.save(replay).await?;
     }
+    plan.forget(replay).await?;
     Ok(())
 }
 
@@ -419,6 +518,7 @@ async fn build(
     replay: &Replay,
     mut item: ProgressItem,
     started_tail: Option<TailHandle>,
+    scan_first: Option<String>,
     options: &RebuildOptions,
     report: &mut RebuildReport,
 ) -> Result<(), ReplayError> {
@@ -430,7 +530,7 @@ async fn build(
     // The stream tail, and why the next pass must also scan the table if it must (the tail
     // does not reach back to where the last pass, or the full pass, left off).
     let (mut tail, mut fallback) = match started_tail {
-        Some(started) => (started, None),
+        Some(started) => (started, scan_first),
         None => resume_tail(replay, &item).await?,
     };
 

@@ -99,12 +99,35 @@ pub async fn page(
     start: Option<Key>,
     since: Option<&str>,
 ) -> Result<Page, ReplayError> {
-    // Only the projection's aggregate types come back: DynamoDB still reads (and bills) every
-    // item, but sends, and the client decodes, only those.
-    let mut types: Vec<&str> = projections
+    let types: Vec<&str> = projections
         .iter()
         .flat_map(|p| p.aggregate_types().iter().copied())
         .collect();
+    read_page(replay, &types, segment, segments, start, since).await
+}
+
+/// [`page`], for the events of `types`.
+pub async fn page_of_types(
+    replay: &Replay,
+    types: &[&str],
+    segment: u32,
+    segments: u32,
+    start: Option<Key>,
+) -> Result<Page, ReplayError> {
+    read_page(replay, types, segment, segments, start, None).await
+}
+
+async fn read_page(
+    replay: &Replay,
+    types: &[&str],
+    segment: u32,
+    segments: u32,
+    start: Option<Key>,
+    since: Option<&str>,
+) -> Result<Page, ReplayError> {
+    // Only these aggregate types come back: DynamoDB still reads (and bills) every item, but
+    // sends, and the client decodes, only those.
+    let mut types = types.to_vec();
     types.sort_unstable();
     types.dedup();
     let placeholders: Vec<String> = (0..types.len()).map(|i| format!(":t{i}")).collect();
@@ -140,7 +163,7 @@ pub async fn page(
                 "an item of the events table: {e}"
             )))
         })?;
-        if projections.iter().any(|p| p.accepts(&event.aggregate_type)) {
+        if types.contains(&event.aggregate_type.as_str()) {
             events.push(event);
         }
     }

@@ -52,6 +52,10 @@ pub struct Scale {
     pub lag_seconds: f64,
     /// Events in the replayed log.
     pub replay_events: usize,
+    /// Workers the rebuilds run on the full pass's units (`replay rebuild --workers`).
+    pub replay_workers: usize,
+    /// Also kill a `rebuild all` half way through (its task aborted) and resume it.
+    pub replay_kill_resume: bool,
     /// Calls per endpoint whose whole-pipeline cost is counted.
     pub cost_calls: usize,
     /// Starts of each Lambda binary.
@@ -110,6 +114,8 @@ impl Scale {
             lag_rates: vec![10.0, 50.0, 100.0],
             lag_seconds: 20.0,
             replay_events: 100_000,
+            replay_workers: 1,
+            replay_kill_resume: false,
             cost_calls: 50,
             lambda_starts: 10,
             feed_followers: 10_000,
@@ -134,6 +140,8 @@ impl Scale {
             lag_rates: vec![2.0, 5.0],
             lag_seconds: 1.0,
             replay_events: 600,
+            replay_workers: 1,
+            replay_kill_resume: false,
             cost_calls: 2,
             lambda_starts: 1,
             feed_followers: 30,

@@ -36,6 +36,13 @@ struct Args {
     /// Events in the replayed log (overrides the scale).
     #[arg(long)]
     replay_events: Option<usize>,
+    /// Workers the replay section's rebuilds run (`replay rebuild --workers`) [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: Option<u32>,
+    /// In the replay section, also kill a `rebuild all` half way through its full pass and
+    /// resume it with `--verify`.
+    #[arg(long)]
+    kill_resume: bool,
     /// Commands sent to each stream of the stream-length section (overrides the scale).
     #[arg(long)]
     stream_samples: Option<usize>,
@@ -45,7 +52,7 @@ struct Args {
     only: Vec<bench::Section>,
     /// Measure nothing: redraw report.md and the charts of the folder given from its
     /// report.json (after a change to how the report looks).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["smoke", "out", "users", "articles", "replay_events", "stream_samples", "only"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["smoke", "out", "users", "articles", "replay_events", "workers", "stream_samples", "only"])]
     render: Option<PathBuf>,
 }
 
@@ -76,6 +83,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(events) = args.replay_events {
         scale.replay_events = events;
+    }
+    scale.replay_kill_resume = args.kill_resume;
+    if let Some(workers) = args.workers {
+        scale.replay_workers = workers as usize;
     }
     if let Some(samples) = args.stream_samples {
         scale.stream_samples = samples;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::history::rate;
 use anyhow::Context;
 use common::config::TableNames;
+use common::projections::Projection;
 use local_aws::testkit::OwnDynamoDbLocal;
 use local_aws::{Clients, LocalEndpoints};
 use replay::{Progress, RebuildOptions, RebuildReport, Replay};
@@ -61,7 +62,10 @@ async fn measure_on(
 ) -> anyhow::Result<ReplaySection> {
     let client = &clients.dynamodb;
     let tables = TableNames::with_prefix(prefix);
-    let options = RebuildOptions::default();
+    let options = RebuildOptions {
+        workers: scale.replay_workers,
+        ..RebuildOptions::default()
+    };
     let in_flight = crate::history::in_flight(&options);
 
     let loaded = crate::history::load_history(client, &tables, scale.replay_events, in_flight)
@@ -127,6 +131,27 @@ async fn measure_on(
         took.as_secs_f64()
     );
 
+    let kill_resume = if scale.replay_kill_resume {
+        let measured = match kill_and_resume(&replay, &options, took / 2).await {
+            Ok(measured) => measured,
+            Err(error) => {
+                eprintln!("bench:   replay: the kill and resume failed: {error:#}");
+                crate::report::KillResume::default()
+            }
+        };
+        eprintln!(
+            "bench:   replay: all, killed after {:.1} s and resumed: {:.1} s more, {} of {} units done again, {}",
+            measured.killed_after_seconds,
+            measured.resumed_seconds,
+            measured.redone,
+            measured.units,
+            if measured.equal { "every version equal to the one it replaced" } else { "DIFFERENCES" }
+        );
+        Some(measured)
+    } else {
+        None
+    };
+
     // As many items as the versions hold, written the way the rebuild writes them.
     let raw = crate::history::raw_batch_writes(client, prefix, items.max(1), in_flight)
         .await
@@ -162,6 +187,8 @@ async fn measure_on(
     }
     Ok(ReplaySection {
         events: loaded.events as usize,
+        workers: scale.replay_workers,
+        kill_resume,
         seconds: took.as_secs_f64(),
         one_by_one_seconds: rebuilt.took.as_secs_f64(),
         per_second,
@@ -177,6 +204,51 @@ async fn measure_on(
             "DynamoDB Local BatchWriteItem items/s",
             raw.per_second,
         ),
+    })
+}
+
+/// `rebuild all` killed after `after` (its task aborted: its leases stay held until they
+/// lapse, as after a kill), then resumed with `--verify`.
+async fn kill_and_resume(
+    replay: &Replay,
+    options: &RebuildOptions,
+    after: std::time::Duration,
+) -> anyhow::Result<crate::report::KillResume> {
+    let started = Instant::now();
+    let run = tokio::spawn({
+        let (replay, options) = (replay.clone(), options.clone());
+        async move { replay::rebuild_all(&replay, &Projection::ALL, &options).await }
+    });
+    tokio::time::sleep(after).await;
+    anyhow::ensure!(
+        !run.is_finished(),
+        "the rebuild finished before it was killed"
+    );
+    run.abort();
+    let _ = run.await;
+    let killed_after_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let resume = RebuildOptions {
+        resume: true,
+        verify: true,
+        ..options.clone()
+    };
+    let reports = replay::rebuild_all(replay, &Projection::ALL, &resume)
+        .await
+        .context("resuming the killed rebuild")?;
+    // The articles' units: every segment of its two rounds, and its merge.
+    let bulk = reports
+        .iter()
+        .filter_map(|r| r.bulk)
+        .max_by_key(|b| b.units);
+    Ok(crate::report::KillResume {
+        killed_after_seconds,
+        resumed_seconds: started.elapsed().as_secs_f64(),
+        units: bulk.map_or(0, |b| b.units),
+        redone: bulk.map_or(0, |b| b.redone),
+        equal: reports
+            .iter()
+            .all(|r| r.verify.as_ref().is_some_and(|v| v.is_equal())),
     })
 }
 

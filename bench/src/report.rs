@@ -170,6 +170,12 @@ pub struct LagRun {
 pub struct ReplaySection {
     /// Events in the log.
     pub events: usize,
+    /// Workers the rebuilds ran on their full passes' units.
+    #[serde(default)]
+    pub workers: usize,
+    /// A `rebuild all` killed half way through and resumed (`--kill-resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_resume: Option<KillResume>,
     /// Wall time of `replay rebuild all` (one read of the log for the four).
     pub seconds: f64,
     /// Wall time of the four rebuilt one after the other, each reading the log.
@@ -197,6 +203,20 @@ pub struct ReplaySection {
     /// Items written per second of rebuild beside `raw_batch_write_per_second`: the ratio is
     /// raw time for the items / rebuild wall time (1 = as fast as raw writes).
     pub vs: VsBaseline,
+}
+
+/// A `rebuild all` killed half way through its full pass, then resumed with `--verify`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct KillResume {
+    /// When it was killed, from its start.
+    pub killed_after_seconds: f64,
+    /// Wall time of the resumed run, to the last switch and its verification.
+    pub resumed_seconds: f64,
+    /// Units of the full pass, and those the resumed run did again (in flight at the kill).
+    pub units: u64,
+    pub redone: u64,
+    /// Whether every new version equals the version it replaced.
+    pub equal: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

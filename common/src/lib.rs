@@ -4,6 +4,7 @@ pub mod applied;
 pub mod auth;
 pub mod aws;
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod jwt;

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::Client;
 use common::projections::Projection;
 use futures::stream::{self, StreamExt};
 
-use crate::versions::now_ms;
+use common::clock::now_ms;
 
 /// The attributes of a failure item.
 pub mod attr {

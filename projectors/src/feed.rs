@@ -27,7 +27,7 @@
 //! with [`ProjectionError::Paused`]; the redelivered message continues from the cursor. Every
 //! write is idempotent, so a crash anywhere only repeats work.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
@@ -231,13 +231,6 @@ enum Write {
     Delete,
 }
 
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// The lease an event holds on its author while it runs.
 struct Lease {
     key: String,
@@ -289,7 +282,7 @@ impl FeedProjector {
         let started = Instant::now();
         let mut failures = 0;
         loop {
-            let now = now_millis();
+            let now = common::clock::now_ms();
             let result = self
                 .client
                 .put_item()

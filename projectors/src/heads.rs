@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use common::projections::Projection;
 
-use crate::versions::now_ms;
+use common::clock::now_ms;
 
 pub const RECORDED_AT: &str = "recordedAt";
 pub const APPLIED_AT: &str = "appliedAt";

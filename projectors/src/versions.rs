@@ -11,7 +11,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use common::clock::now_ms;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::Client;
@@ -52,14 +54,6 @@ impl Registry {
     pub fn frozen_at(&self, now_ms: u64) -> bool {
         self.state.frozen && self.frozen_until.is_none_or(|until| now_ms < until)
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Reads `projection`'s registry item from the base checkpoints table, strongly consistent.

@@ -107,9 +107,10 @@ pub struct FullPass {
     pub scanned: u64,
     /// Events folded.
     pub folded: u64,
-    /// Items written into the version (its tables or index, its checkpoints, and the
-    /// counters set after the rounds).
+    /// Items written into the version (its tables or index, and its checkpoints).
     pub items: u64,
+    /// Counters set after the rounds on items already written (an article's favorites).
+    pub counters: u64,
     /// Units of the pass and rounds (the merge of counters included) it had.
     pub units: u64,
     pub rounds: usize,

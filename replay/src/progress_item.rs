@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use common::clock::now_ms;
 use common::projections::Projection;
-use projectors::versions::now_ms;
 use schema::checkpoints::PK;
 
 use crate::progress::format_count;

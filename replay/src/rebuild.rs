@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::clock::now_ms;
 use common::projections::Projection;
-use projectors::versions::now_ms;
 use tokio::sync::Mutex;
 
 use crate::progress::format_count;

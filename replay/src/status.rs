@@ -93,11 +93,7 @@ pub async fn status(
             in_flight,
             oldest_s: ages.get(queue).copied(),
             dead,
-            lag_ms: lag_ms(
-                queued + in_flight,
-                head.as_ref(),
-                projectors::versions::now_ms(),
-            ),
+            lag_ms: lag_ms(queued + in_flight, head.as_ref(), common::clock::now_ms()),
             head,
         });
     }

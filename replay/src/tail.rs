@@ -54,9 +54,9 @@ use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::{
     AttributeValue as StreamValue, OperationType, Shard, ShardIteratorType,
 };
+use common::clock::now_ms;
 use common::projections::Projection;
 use events::StoredEvent;
-use projectors::versions::now_ms;
 use projectors::ProjectionError;
 use tokio::sync::Mutex;
 

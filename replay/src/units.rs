@@ -19,11 +19,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use common::clock::now_ms;
 use common::projections::Projection;
 use events::views::{n, number};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use projectors::bulk::{merge_adds, sum_adds, Add, Foreign};
-use projectors::versions::now_ms;
 use schema::checkpoints::PK;
 
 use crate::bulk::{FullPass, UnitDone};
@@ -601,7 +601,9 @@ async fn work(
         .map(|r| plan.round(r))
         .chain([plan.merges()])
         .collect();
-    let in_flight = (options.in_flight / (options.workers * at_once)).max(1);
+    // Twice its share: a unit spends part of its time reading, when it writes nothing.
+    let in_flight = (2 * options.in_flight / (options.workers.max(1) * at_once)).max(2);
+    let mut waiting = false;
     for units in stages {
         loop {
             // A pass whose rebuild went on to catch up is forgotten: nothing is left to do.
@@ -650,7 +652,18 @@ async fn work(
             redone += did.iter().map(|(_, r)| r).sum::<u64>();
             if did.iter().all(|(claimed, _)| *claimed == 0) {
                 // Every pending unit is someone else's: wait for them (or their leases).
+                if !waiting {
+                    replay.progress.note(&format!(
+                        "waiting for {} unit{} other workers hold (a stopped worker's lease lapses within {} s)",
+                        pending.len(),
+                        if pending.len() == 1 { "" } else { "s" },
+                        options.lease.as_secs()
+                    ));
+                    waiting = true;
+                }
                 tokio::time::sleep((options.lease / 10).min(Duration::from_secs(1))).await;
+            } else {
+                waiting = false;
             }
         }
     }
@@ -709,11 +722,14 @@ async fn summarize(
                 elapsed,
                 ..FullPass::default()
             };
-            for state in states.values() {
+            for (unit, state) in &states {
                 if let Some(r) = state.results.get(projection) {
                     pass.scanned += r.scanned;
                     pass.folded += r.folded;
-                    pass.items += r.items;
+                    match unit {
+                        Unit::Segment { .. } => pass.items += r.items,
+                        Unit::Merge(_) => pass.counters += r.items,
+                    }
                     pass.units += 1;
                 }
             }
@@ -770,7 +786,7 @@ pub async fn help(
             if !helped.is_empty() || Instant::now() >= until {
                 return Ok(helped);
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
         }
         for plan in plans {

@@ -226,7 +226,7 @@ pub async fn status(replay: &Replay) -> Result<String, ReplayError> {
             state
                 .building
                 .map_or_else(|| "-".to_owned(), |v| format!("v{v}")),
-            if registry.frozen_at(projectors::versions::now_ms()) {
+            if registry.frozen_at(common::clock::now_ms()) {
                 "yes"
             } else {
                 "no"

@@ -6,9 +6,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use common::clock::now_ms;
 use common::config::TableNames;
 use common::projections::{registry, Projection};
-use projectors::versions::{now_ms, FROZEN_UNTIL};
+use projectors::versions::FROZEN_UNTIL;
 use serde_json::{json, Value};
 
 async fn send(

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use crate::support::{failed, messages, sqs_event};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use common::clock::now_ms;
 use common::config::TableNames;
 use common::projections::{registry, Projection};
 use events::user::UserEvent;
 use events::views::{checkpoints, users};
 use events::StoredEvent;
-use projectors::versions::{now_ms, RuntimeFactory, FROZEN_UNTIL};
+use projectors::versions::{RuntimeFactory, FROZEN_UNTIL};
 use projectors::{
     ProjectionError, Projector, ProjectorRuntime, UsersProjector, VersionedProjector,
 };

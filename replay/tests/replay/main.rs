@@ -448,6 +448,66 @@ async fn a_full_replay_of_every_projection_equals_the_live_read_models() {
 /// A replay while writes go on, then a replay killed mid-way and resumed with `--verify`:
 /// the resumed one is built from the log alone and compared with the versions the first one
 /// built under writes, so one rebuild checks both.
+/// A full pass shared by several workers, three in the rebuilding process and two more that
+/// join it as `replay worker` does: every unit is done once, the rounds in order, and the
+/// versions equal the live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_share_a_full_pass_and_give_the_same_result() {
+    let _turn = TURN.lock().await;
+    let replay = replay_context().await;
+    workload().await;
+    settled(&replay).await;
+    let segments = 5;
+    let options = RebuildOptions {
+        verify: true,
+        segments: Some(segments),
+        workers: 3,
+        lease: Duration::from_secs(2),
+        ..RebuildOptions::default()
+    };
+    let helper = replay::units::WorkOptions {
+        workers: 2,
+        lease: Duration::from_secs(2),
+        ..replay::units::WorkOptions::default()
+    };
+    let projections = [Projection::Articles, Projection::Feed, Projection::Users];
+    let (reports, helped) = tokio::join!(
+        rebuild_all(&replay, &projections, &options),
+        replay::units::help(&replay, &helper, Duration::from_secs(30)),
+    );
+    let reports = reports.expect("rebuilding with workers");
+    let helped = helped.expect("helping");
+    assert_equal(&reports);
+    assert_eq!(
+        helped.len(),
+        1,
+        "the helper joined the one pass: {helped:?}"
+    );
+    for report in &reports {
+        let bulk = report.bulk.expect("a full pass");
+        let rounds = report.projection.rounds().len() as u64;
+        // Every segment of every round once, and the merge of counters for the projections
+        // of two rounds.
+        assert_eq!(
+            bulk.units,
+            segments as u64 * rounds + u64::from(rounds > 1),
+            "{}",
+            report.summary()
+        );
+        assert_eq!(bulk.redone, 0, "{}", report.summary());
+    }
+    let articles = reports[0].bulk.expect("articles");
+    assert!(
+        articles.counters > 0,
+        "favorites counted apart and set: {articles:?}"
+    );
+    // The pass is forgotten once its rebuilds went on: a worker finds nothing to do.
+    let idle = replay::units::help(&replay, &helper, Duration::ZERO)
+        .await
+        .expect("an idle worker");
+    assert!(idle.is_empty(), "{idle:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replay_under_writes_then_a_replay_killed_mid_way_and_resumed() {
     let _turn = TURN.lock().await;

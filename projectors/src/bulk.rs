@@ -235,6 +235,13 @@ impl Foreign {
         }
     }
 
+    /// Puts an item in the cache, as if read from DynamoDB.
+    #[cfg(test)]
+    fn prime(&self, table: &str, key: &Key, item: Option<Item>) {
+        let cache_key = (table.to_owned(), format!("i{:?}", key.memory()));
+        self.keep(cache_key, Arc::new(item.into_iter().collect()));
+    }
+
     /// Requests made to DynamoDB so far (what the cache did not have).
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
@@ -687,6 +694,130 @@ mod tests {
         let mut other = event(1);
         other.aggregate_id = "u2".into();
         assert_eq!(sequences(folded.next_run(&[other])), [1], "no cut: all");
+    }
+
+    mod articles {
+        use super::*;
+        use crate::ArticlesProjector;
+        use events::article::ArticleEvent;
+        use events::favorite::{favorite_id, FavoriteEvent};
+        use events::EventSchema;
+
+        const AT: &str = "2024-01-01T00:00:00.000Z";
+
+        fn client() -> Client {
+            let config = aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .build();
+            Client::from_conf(config)
+        }
+
+        fn stored(kind: &str, id: &str, sequence: u64, event: impl EventSchema) -> StoredEvent {
+            let (event_type, event_version, payload) = event.to_stored();
+            StoredEvent {
+                aggregate_type: kind.into(),
+                aggregate_id: id.into(),
+                sequence,
+                event_id: uuid::Uuid::new_v4(),
+                event_type,
+                event_version,
+                payload,
+                metadata: Default::default(),
+                recorded_at: AT.into(),
+            }
+        }
+
+        fn published(article: &str) -> StoredEvent {
+            stored(
+                "Article",
+                article,
+                1,
+                ArticleEvent::ArticlePublished {
+                    article_id: article.into(),
+                    author_id: "u1".into(),
+                    slug: article.into(),
+                    title: "T".into(),
+                    description: "D".into(),
+                    body: "B".into(),
+                    tag_list: Vec::new(),
+                    created_at: AT.into(),
+                },
+            )
+        }
+
+        fn favorited(article: &str, user: &str) -> StoredEvent {
+            stored(
+                "Favorite",
+                &favorite_id(article, user),
+                1,
+                FavoriteEvent::ArticleFavorited {
+                    article_id: article.into(),
+                    user_id: user.into(),
+                    favorited_at: AT.into(),
+                },
+            )
+        }
+
+        fn article_key(article: &str) -> Key {
+            Key::new("articleId", s(article))
+        }
+
+        #[tokio::test]
+        async fn a_later_round_reads_the_earlier_one_and_counts_favorites_apart() {
+            let tables = TableNames::with_prefix("p-");
+            let client = client();
+            let foreign = Foreign::new(&client, 1 << 20);
+            // Round 1: the article, in the unit's memory.
+            let round = RoundTables::of(Projection::Articles, 0, &tables);
+            let mut first = UnitFold::new(
+                ArticlesProjector::new(&client, &tables),
+                round,
+                &foreign,
+                Folded::default(),
+            );
+            assert_eq!(first.fold(&[published("a1")]).await.expect("folds"), 1);
+            assert_eq!(first.items(), 3, "article, body, checkpoint");
+            let article = first
+                .memory
+                .item("p-articles", &article_key("a1"))
+                .cloned()
+                .expect("the article");
+            // Round 2 reads it as round 1 left it (here from the cache, not DynamoDB).
+            foreign.prime("p-articles", &article_key("a1"), Some(article));
+            let tombstone = HashMap::from([
+                ("articleId".to_owned(), s("a2")),
+                ("deleted".to_owned(), AttributeValue::Bool(true)),
+                ("lastSeq".to_owned(), n(2)),
+            ]);
+            foreign.prime("p-articles", &article_key("a2"), Some(tombstone));
+            let round = RoundTables::of(Projection::Articles, 1, &tables);
+            let mut second = UnitFold::new(
+                ArticlesProjector::new(&client, &tables),
+                round,
+                &foreign,
+                Folded::default(),
+            );
+            for (article, user) in [("a1", "u2"), ("a1", "u3"), ("a2", "u2")] {
+                second
+                    .fold(&[favorited(article, user)])
+                    .await
+                    .expect("folds");
+            }
+            assert_eq!(foreign.reads(), 0, "every read came from the cache");
+            // Two favorites of a1 (a2 is deleted: dropped), three checkpoints; a1's count
+            // apart, never a write of the article itself.
+            assert_eq!(second.items(), 2 + 3);
+            let adds: Vec<(String, i64)> = second
+                .adds
+                .iter()
+                .map(|((table, _, attribute), (_, by))| (format!("{table}.{attribute}"), *by))
+                .collect();
+            assert_eq!(adds, [("p-articles.favoritesCount".to_owned(), 2)]);
+            // A round never writes another round's table.
+            let put = Op::put("p-articles", article_key("a3"), Vec::new());
+            let refused = second.apply(&put).await.expect_err("refused");
+            assert!(refused.to_string().contains("p-articles"), "{refused}");
+        }
     }
 
     #[test]

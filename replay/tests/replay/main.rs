@@ -448,6 +448,108 @@ async fn a_full_replay_of_every_projection_equals_the_live_read_models() {
 /// A replay while writes go on, then a replay killed mid-way and resumed with `--verify`:
 /// the resumed one is built from the log alone and compared with the versions the first one
 /// built under writes, so one rebuild checks both.
+/// A unit done again after a kill folds each stream only as far as the checkpoint its first
+/// attempt wrote (checkpoints go first), so it writes the same items even though events were
+/// appended since: those are the catch-up's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_unit_done_again_folds_each_stream_only_as_far_as_its_first_checkpoint() {
+    let _turn = TURN.lock().await;
+    let replay = replay_context().await;
+    workload().await;
+    settled(&replay).await;
+    let projection = Projection::Users;
+    let (version, _) = replay::registry::allocate(&replay, projection)
+        .await
+        .expect("allocating a version");
+    replay::versions::create(&replay, projection, version)
+        .await
+        .expect("creating the version");
+    let tables = replay.tables(projection, version);
+    // Two users of the workload: registered, profile, ten follows, two unfollows.
+    let users: Vec<(String, u64)> = heads(&replay.client, &replay.base.events)
+        .await
+        .into_iter()
+        .filter(|((kind, _), head)| kind == "User" && *head >= 14)
+        .map(|((_, id), head)| (id, head))
+        .take(2)
+        .collect();
+    let [(cut_user, _), (whole_user, whole_head)] = &users[..] else {
+        panic!("two users with their follows: {users:?}");
+    };
+    // The first attempt had got as far as the fifth event of one of them: three follows.
+    let checkpoint = |user: &str| format!("users#User#{user}");
+    replay
+        .client
+        .put_item()
+        .table_name(&tables.checkpoints)
+        .item("pk", AttributeValue::S(checkpoint(cut_user)))
+        .item("lastSeq", AttributeValue::N("5".into()))
+        .send()
+        .await
+        .expect("planting the first attempt's checkpoint");
+    let foreign = projectors::bulk::Foreign::new(&replay.client, 1 << 20);
+    let done = replay::bulk::unit(
+        &replay,
+        &[(projection, version)],
+        (0, 0, 1),
+        &foreign,
+        true,
+        8,
+    )
+    .await
+    .expect("doing the unit again");
+    assert!(done[0].1.folded > 0, "{done:?}");
+    let last_seq = |user: String| {
+        let replay = &replay;
+        let table = tables.checkpoints.clone();
+        async move {
+            let item = replay
+                .client
+                .get_item()
+                .table_name(&table)
+                .key("pk", AttributeValue::S(user))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("reading a checkpoint")
+                .item
+                .expect("a checkpoint");
+            events::views::number(&item, "lastSeq").expect("lastSeq")
+        }
+    };
+    assert_eq!(last_seq(checkpoint(cut_user)).await, 5);
+    assert_eq!(last_seq(checkpoint(whole_user)).await, *whole_head);
+    let follows = |user: String| {
+        let replay = &replay;
+        let table = tables.follows.clone();
+        async move {
+            replay
+                .client
+                .query()
+                .table_name(&table)
+                .key_condition_expression("followerId = :u")
+                .expression_attribute_values(":u", AttributeValue::S(user))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("reading follows")
+                .count()
+        }
+    };
+    assert_eq!(follows(cut_user.clone()).await, 3, "events 3 to 5 only");
+    assert_eq!(
+        follows(whole_user.clone()).await,
+        8,
+        "ten follows, two unfollowed"
+    );
+    replay::registry::abort(&replay, projection)
+        .await
+        .expect("aborting");
+    replay::versions::remove(&replay, projection, version)
+        .await
+        .expect("removing the version");
+}
+
 /// A full pass shared by several workers, three in the rebuilding process and two more that
 /// join it as `replay worker` does: every unit is done once, the rounds in order, and the
 /// versions equal the live ones.
@@ -470,9 +572,8 @@ async fn workers_share_a_full_pass_and_give_the_same_result() {
         lease: Duration::from_secs(2),
         ..replay::units::WorkOptions::default()
     };
-    let projections = [Projection::Articles, Projection::Feed, Projection::Users];
     let (reports, helped) = tokio::join!(
-        rebuild_all(&replay, &projections, &options),
+        rebuild_all(&replay, &Projection::ALL, &options),
         replay::units::help(&replay, &helper, Duration::from_secs(30)),
     );
     let reports = reports.expect("rebuilding with workers");
@@ -496,7 +597,11 @@ async fn workers_share_a_full_pass_and_give_the_same_result() {
         );
         assert_eq!(bulk.redone, 0, "{}", report.summary());
     }
-    let articles = reports[0].bulk.expect("articles");
+    let articles = reports
+        .iter()
+        .find(|r| r.projection == Projection::Articles)
+        .and_then(|r| r.bulk)
+        .expect("articles");
     assert!(
         articles.counters > 0,
         "favorites counted apart and set: {articles:?}"

@@ -126,8 +126,10 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     if let Some(replay) = &report.replay {
         let _ = writeln!(
             md,
-            "## 4. Replay: {} events, every projection rebuilt\n",
-            replay.events
+            "## 4. Replay: {} events, every projection rebuilt ({} worker{})\n",
+            replay.events,
+            replay.workers.max(1),
+            if replay.workers > 1 { "s" } else { "" }
         );
         md.push_str(
             "Each projection rebuilt into a new version (full pass, catch-up passes, freeze, last \
@@ -177,6 +179,22 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
             replay.peak_rss_bytes as f64 / (1024.0 * 1024.0),
             replay.rss_before_bytes as f64 / (1024.0 * 1024.0),
         );
+        if let Some(k) = &replay.kill_resume {
+            let _ = writeln!(
+                md,
+                "`rebuild all` killed after {:.1} s and resumed with `--verify`: {:.1} s more, {} of \
+                 {} units done again, {}.\n",
+                k.killed_after_seconds,
+                k.resumed_seconds,
+                k.redone,
+                k.units,
+                if k.equal {
+                    "every version equal to the one it replaced"
+                } else {
+                    "**differences**"
+                }
+            );
+        }
         md.push_str(
             "DynamoDB requests of each rebuild (the scan, the bulk writes, the catch-up and the \
              switch), with the capacity DynamoDB reported, counted in a round of rebuilds before \

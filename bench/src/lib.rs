@@ -56,6 +56,8 @@ pub struct Scale {
     pub replay_workers: usize,
     /// Also kill a `rebuild all` half way through (its task aborted) and resume it.
     pub replay_kill_resume: bool,
+    /// Count the rebuilds' requests, in a round of their own (not timed) before the timed ones.
+    pub replay_metered: bool,
     /// Calls per endpoint whose whole-pipeline cost is counted.
     pub cost_calls: usize,
     /// Starts of each Lambda binary.
@@ -116,6 +118,7 @@ impl Scale {
             replay_events: 100_000,
             replay_workers: 1,
             replay_kill_resume: false,
+            replay_metered: true,
             cost_calls: 50,
             lambda_starts: 10,
             feed_followers: 10_000,
@@ -142,6 +145,7 @@ impl Scale {
             replay_events: 600,
             replay_workers: 1,
             replay_kill_resume: false,
+            replay_metered: true,
             cost_calls: 2,
             lambda_starts: 1,
             feed_followers: 30,

@@ -39,6 +39,10 @@ struct Args {
     /// Workers the replay section's rebuilds run (`replay rebuild --workers`) [default: 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     workers: Option<u32>,
+    /// In the replay section, skip the round of rebuilds whose requests are counted (no
+    /// request counts in the report; the timed rounds are the same).
+    #[arg(long)]
+    no_meter: bool,
     /// In the replay section, also kill a `rebuild all` half way through its full pass and
     /// resume it with `--verify`.
     #[arg(long)]
@@ -85,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         scale.replay_events = events;
     }
     scale.replay_kill_resume = args.kill_resume;
+    scale.replay_metered = !args.no_meter;
     if let Some(workers) = args.workers {
         scale.replay_workers = workers as usize;
     }

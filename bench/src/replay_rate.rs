@@ -88,14 +88,19 @@ async fn measure_on(
     // DynamoDB for the capacity of every request and rewrites the request's body, which
     // slowed the rebuilds it measured and not the raw writes they are set beside (users'
     // writes: 3.4-5.3 s metered, 2.4 s not, where its own items take 2.3 s raw).
-    let ticker = tokio::spawn(report_progress(replay.progress.clone(), Instant::now()));
-    let metered = crate::history::rebuild_every_projection(&replay, &options, true).await;
-    ticker.abort();
-    let metered = metered.context("rebuilding every projection, metered")?;
-    eprintln!(
-        "bench:   replay: every projection rebuilt with its requests counted in {:.1} s (not timed)",
-        metered.took.as_secs_f64()
-    );
+    let tallies = if scale.replay_metered {
+        let ticker = tokio::spawn(report_progress(replay.progress.clone(), Instant::now()));
+        let metered = crate::history::rebuild_every_projection(&replay, &options, true).await;
+        ticker.abort();
+        let metered = metered.context("rebuilding every projection, metered")?;
+        eprintln!(
+            "bench:   replay: every projection rebuilt with its requests counted in {:.1} s (not timed)",
+            metered.took.as_secs_f64()
+        );
+        metered.tallies
+    } else {
+        vec![local_aws::meter::Tally::default(); 4]
+    };
 
     let ticker = tokio::spawn(report_progress(replay.progress.clone(), Instant::now()));
     let rebuilt = crate::history::rebuild_every_projection(&replay, &options, false).await;
@@ -163,7 +168,7 @@ async fn measure_on(
 
     // The second yardstick: each version's own items, written raw into tables like its own.
     let mut projections = Vec::new();
-    for (report, tally) in rebuilt.reports.iter().zip(&metered.tallies) {
+    for (report, tally) in rebuilt.reports.iter().zip(&tallies) {
         let mut row = projection_row(report, tally, raw.per_second);
         let (own_items, took) = crate::history::raw_own_items(
             &replay,

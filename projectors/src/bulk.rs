@@ -293,6 +293,77 @@ impl Foreign {
         Ok(items.first().cloned())
     }
 
+    /// Reads the items at `keys` that the cache does not have, 100 a `BatchGetItem`, a few
+    /// requests at once, into the cache (an absent item too).
+    pub async fn fetch(&self, keys: Vec<(String, Key)>) -> Result<(), ProjectionError> {
+        let missing: Vec<(String, Key)> = keys
+            .into_iter()
+            .filter(|(table, key)| {
+                self.cached(&(table.clone(), format!("i{:?}", key.memory())))
+                    .is_none()
+            })
+            .collect();
+        let mut by_table: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+        for (table, key) in missing {
+            by_table.entry(table).or_default().push(key);
+        }
+        let requests: Vec<(String, Vec<Key>)> = by_table
+            .into_iter()
+            .flat_map(|(table, keys)| {
+                keys.chunks(100)
+                    .map(|chunk| (table.clone(), chunk.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        stream::iter(requests)
+            .map(|(table, keys)| async move { self.fetch_batch(&table, keys).await })
+            .buffer_unordered(FETCHES_AT_ONCE)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch_batch(&self, table: &str, keys: Vec<Key>) -> Result<(), ProjectionError> {
+        let mut found: HashMap<(String, String), Item> = HashMap::new();
+        let mut pending: Vec<Item> = keys.iter().map(Key::item).collect();
+        while !pending.is_empty() {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| ProjectionError::Unavailable(format!("a batch read: {e}")))?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output
+                .responses()
+                .and_then(|r| r.get(table))
+                .into_iter()
+                .flatten()
+            {
+                if let Some(key) = keys.iter().find_map(|k| k.of_item(item)) {
+                    found.insert(key.memory(), item.clone());
+                }
+            }
+            if let Some(unprocessed) = output.unprocessed_keys().and_then(|u| u.get(table)) {
+                pending = unprocessed.keys().to_vec();
+            }
+        }
+        for key in keys {
+            let item = found.remove(&key.memory());
+            self.keep(
+                (table.to_owned(), format!("i{:?}", key.memory())),
+                Arc::new(item.into_iter().collect()),
+            );
+        }
+        Ok(())
+    }
+
     /// Every item of `table` whose partition key `name` is `value`.
     pub async fn partition(
         &self,
@@ -330,6 +401,9 @@ impl Foreign {
         Ok(items)
     }
 }
+
+/// Requests [`Foreign::fetch`] and [`UnitFold::prefetch`] make at once.
+const FETCHES_AT_ONCE: usize = 8;
 
 /// A counter of an earlier round's item moved by the streams of one unit (an article's
 /// favorites): `by` in all. The units' adds of one item are summed and set by [`merge_adds`].
@@ -423,6 +497,25 @@ impl State for UnitView<'_> {
     }
 }
 
+/// What a unit's plans will read of earlier rounds, found by planning its events once
+/// without any state ([`UnitFold::prefetch`]).
+struct Wanted<'a> {
+    round: &'a RoundTables,
+    items: Mutex<Vec<(String, Key)>>,
+}
+
+impl State for Wanted<'_> {
+    async fn get(&self, table: &str, key: &Key) -> Result<Option<Item>, ProjectionError> {
+        if self.round.earlier.contains(table) {
+            self.items
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((table.to_owned(), key.clone()));
+        }
+        Ok(None)
+    }
+}
+
 /// One unit of one round of a read model's bulk pass, folded in memory, to be written into a
 /// fresh version (see the module documentation).
 pub struct UnitFold<'f, P> {
@@ -448,6 +541,64 @@ impl<'f, P: ReadModel> UnitFold<'f, P> {
 
     pub fn projector(&self) -> &P {
         &self.projector
+    }
+
+    /// Reads ahead, in batches, what folding `streams` (each one aggregate's events) will read
+    /// of earlier rounds, so that the fold, one event after another, finds it in the cache:
+    /// each event is planned once without state, and the earlier rounds' items and partitions
+    /// its plan reads, checks, counts on or visits are fetched. Whatever this misses, the
+    /// fold reads itself.
+    pub async fn prefetch<'e>(
+        &self,
+        streams: impl IntoIterator<Item = &'e [StoredEvent]>,
+    ) -> Result<(), ProjectionError> {
+        if self.round.earlier.is_empty() {
+            return Ok(());
+        }
+        let wanted = Wanted {
+            round: &self.round,
+            items: Mutex::new(Vec::new()),
+        };
+        let mut partitions: Vec<(String, (&'static str, AttributeValue))> = Vec::new();
+        for events in streams {
+            for event in self.folded.next_run(events) {
+                if !self.projector.accepts(&event.aggregate_type) {
+                    continue;
+                }
+                let plan = self.projector.plan(event, &wanted).await?;
+                let mut items = wanted.items.lock().unwrap_or_else(|e| e.into_inner());
+                for op in plan.first.iter().chain(&plan.commit) {
+                    if let Op::Check { table, key, .. } | Op::Update { table, key, .. } = op {
+                        if self.round.earlier.contains(table) {
+                            items.push((table.clone(), key.clone()));
+                        }
+                    }
+                }
+                for job in &plan.for_each {
+                    if self.round.earlier.contains(&job.table) {
+                        partitions.push((job.table.clone(), job.partition.clone()));
+                    }
+                }
+            }
+        }
+        let mut items = wanted.items.into_inner().unwrap_or_else(|e| e.into_inner());
+        items.sort_by(|a, b| (&a.0, a.1.memory()).cmp(&(&b.0, b.1.memory())));
+        items.dedup_by(|a, b| a.0 == b.0 && a.1.memory() == b.1.memory());
+        self.foreign.fetch(items).await?;
+        partitions.sort_by(|a, b| {
+            (&a.0, crate::ops::scalar(&a.1 .1)).cmp(&(&b.0, crate::ops::scalar(&b.1 .1)))
+        });
+        partitions.dedup_by(|a, b| {
+            a.0 == b.0 && crate::ops::scalar(&a.1 .1) == crate::ops::scalar(&b.1 .1)
+        });
+        stream::iter(partitions)
+            .map(|(table, partition)| async move {
+                self.foreign.partition(&table, &partition).await.map(|_| ())
+            })
+            .buffer_unordered(FETCHES_AT_ONCE)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
     }
 
     /// Folds events of one aggregate in sequence order ([`Folded::next_run`]). Returns the
@@ -797,11 +948,17 @@ mod tests {
                 &foreign,
                 Folded::default(),
             );
-            for (article, user) in [("a1", "u2"), ("a1", "u3"), ("a2", "u2")] {
-                second
-                    .fold(&[favorited(article, user)])
-                    .await
-                    .expect("folds");
+            let streams: Vec<Vec<StoredEvent>> = [("a1", "u2"), ("a1", "u3"), ("a2", "u2")]
+                .into_iter()
+                .map(|(article, user)| vec![favorited(article, user)])
+                .collect();
+            // What the fold will read is cached already: nothing to fetch.
+            second
+                .prefetch(streams.iter().map(Vec::as_slice))
+                .await
+                .expect("prefetches");
+            for events in &streams {
+                second.fold(events).await.expect("folds");
             }
             assert_eq!(foreign.reads(), 0, "every read came from the cache");
             // Two favorites of a1 (a2 is deleted: dropped), three checkpoints; a1's count

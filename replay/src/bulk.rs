@@ -59,6 +59,18 @@ impl<'f> AnyFold<'f> {
         })
     }
 
+    async fn prefetch<'e>(
+        &self,
+        streams: impl IntoIterator<Item = &'e [StoredEvent]>,
+    ) -> Result<(), ProjectionError> {
+        match self {
+            Self::Users(b) => b.prefetch(streams).await,
+            Self::Articles(b) => b.prefetch(streams).await,
+            Self::Feed(b) => b.prefetch(streams).await,
+            Self::Search(..) => Ok(()),
+        }
+    }
+
     async fn fold(&mut self, events: &[StoredEvent]) -> Result<u64, ProjectionError> {
         match self {
             Self::Users(b) => b.fold(events).await,
@@ -194,14 +206,20 @@ pub async fn unit(
             Folded::default()
         };
         let mut fold = AnyFold::open(replay, build, round, foreign, folded).await?;
+        let ours = || {
+            streams
+                .values()
+                .filter(|events| {
+                    events
+                        .first()
+                        .is_some_and(|e| round_types.contains(&e.aggregate_type.as_str()))
+                })
+                .map(Vec::as_slice)
+        };
+        fold.prefetch(ours()).await?;
         let mut count = 0;
-        for events in streams.values() {
-            if events
-                .first()
-                .is_some_and(|e| round_types.contains(&e.aggregate_type.as_str()))
-            {
-                count += fold.fold(events).await?;
-            }
+        for events in ours() {
+            count += fold.fold(events).await?;
         }
         let (items, adds) = fold.write(replay, &checkpoints_table, in_flight).await?;
         replay.progress.add(0, count);

@@ -629,6 +629,11 @@ async fn work(
                     let Some(attempt) = claim(replay, plan, unit, me, options.lease).await? else {
                         return Ok::<_, ReplayError>((0, 0));
                     };
+                    // A merge runs alone: it takes every request in flight.
+                    let in_flight = match unit {
+                        Unit::Segment { .. } => in_flight,
+                        Unit::Merge(_) => options.in_flight,
+                    };
                     let work = do_unit(replay, plan, unit, attempt > 1, foreign, in_flight);
                     tokio::pin!(work);
                     let mut renewals = tokio::time::interval(options.lease / 3);

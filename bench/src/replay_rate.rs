@@ -242,6 +242,15 @@ async fn kill_and_resume(
         .await
         .context("resuming the killed rebuild")?;
     // The articles' units: every segment of its two rounds, and its merge.
+    for report in &reports {
+        if let Some(verify) = report.verify.as_ref().filter(|v| !v.is_equal()) {
+            eprintln!(
+                "bench:   replay: {} after the resume:\n{}",
+                report.projection,
+                verify.render()
+            );
+        }
+    }
     let bulk = reports
         .iter()
         .filter_map(|r| r.bulk)

@@ -315,15 +315,21 @@ impl Foreign {
                     .collect::<Vec<_>>()
             })
             .collect();
-        stream::iter(requests)
-            .map(|(table, keys)| async move { self.fetch_batch(&table, keys).await })
+        // The futures made first, then run (a closure that returns one borrowing `self` would
+        // make the caller's future not `Send` for every lifetime: rust-lang/rust#102211).
+        let fetches: Vec<_> = requests
+            .into_iter()
+            .map(|(table, keys)| self.fetch_batch(table, keys))
+            .collect();
+        stream::iter(fetches)
             .buffer_unordered(FETCHES_AT_ONCE)
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
     }
 
-    async fn fetch_batch(&self, table: &str, keys: Vec<Key>) -> Result<(), ProjectionError> {
+    async fn fetch_batch(&self, table: String, keys: Vec<Key>) -> Result<(), ProjectionError> {
+        let table = table.as_str();
         let mut found: HashMap<(String, String), Item> = HashMap::new();
         let mut pending: Vec<Item> = keys.iter().map(Key::item).collect();
         while !pending.is_empty() {
@@ -548,10 +554,7 @@ impl<'f, P: ReadModel> UnitFold<'f, P> {
     /// each event is planned once without state, and the earlier rounds' items and partitions
     /// its plan reads, checks, counts on or visits are fetched. Whatever this misses, the
     /// fold reads itself.
-    pub async fn prefetch<'e>(
-        &self,
-        streams: impl IntoIterator<Item = &'e [StoredEvent]>,
-    ) -> Result<(), ProjectionError> {
+    pub async fn prefetch(&self, streams: &[&[StoredEvent]]) -> Result<(), ProjectionError> {
         if self.round.earlier.is_empty() {
             return Ok(());
         }
@@ -591,11 +594,13 @@ impl<'f, P: ReadModel> UnitFold<'f, P> {
         partitions.dedup_by(|a, b| {
             a.0 == b.0 && crate::ops::scalar(&a.1 .1) == crate::ops::scalar(&b.1 .1)
         });
-        stream::iter(partitions)
-            .map(|(table, partition)| async move {
-                self.foreign.partition(&table, &partition).await.map(|_| ())
-            })
+        let reads: Vec<_> = partitions
+            .iter()
+            .map(|(table, partition)| self.foreign.partition(table, partition))
+            .collect();
+        stream::iter(reads)
             .buffer_unordered(FETCHES_AT_ONCE)
+            .map_ok(|_| ())
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
@@ -953,10 +958,8 @@ mod tests {
                 .map(|(article, user)| vec![favorited(article, user)])
                 .collect();
             // What the fold will read is cached already: nothing to fetch.
-            second
-                .prefetch(streams.iter().map(Vec::as_slice))
-                .await
-                .expect("prefetches");
+            let slices: Vec<&[StoredEvent]> = streams.iter().map(Vec::as_slice).collect();
+            second.prefetch(&slices).await.expect("prefetches");
             for events in &streams {
                 second.fold(events).await.expect("folds");
             }

@@ -59,10 +59,7 @@ impl<'f> AnyFold<'f> {
         })
     }
 
-    async fn prefetch<'e>(
-        &self,
-        streams: impl IntoIterator<Item = &'e [StoredEvent]>,
-    ) -> Result<(), ProjectionError> {
+    async fn prefetch(&self, streams: &[&[StoredEvent]]) -> Result<(), ProjectionError> {
         match self {
             Self::Users(b) => b.prefetch(streams).await,
             Self::Articles(b) => b.prefetch(streams).await,
@@ -206,19 +203,18 @@ pub async fn unit(
             Folded::default()
         };
         let mut fold = AnyFold::open(replay, build, round, foreign, folded).await?;
-        let ours = || {
-            streams
-                .values()
-                .filter(|events| {
-                    events
-                        .first()
-                        .is_some_and(|e| round_types.contains(&e.aggregate_type.as_str()))
-                })
-                .map(Vec::as_slice)
-        };
-        fold.prefetch(ours()).await?;
+        let ours: Vec<&[StoredEvent]> = streams
+            .values()
+            .filter(|events| {
+                events
+                    .first()
+                    .is_some_and(|e| round_types.contains(&e.aggregate_type.as_str()))
+            })
+            .map(Vec::as_slice)
+            .collect();
+        fold.prefetch(&ours).await?;
         let mut count = 0;
-        for events in ours() {
+        for events in ours {
             count += fold.fold(events).await?;
         }
         let (items, adds) = fold.write(replay, &checkpoints_table, in_flight).await?;

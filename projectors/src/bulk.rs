@@ -422,9 +422,15 @@ pub struct Add {
     pub by: i64,
 }
 
+/// What tells the adds of one counter from those of another: table, attribute, key.
+type Slot = (String, String, Vec<(String, String)>);
+
+/// A unit's adds: by table, item and attribute, the item's key and the sum.
+type UnitAdds = BTreeMap<(String, (String, String), &'static str), (Key, i64)>;
+
 impl Add {
     /// What tells the adds of one counter from those of another.
-    fn slot(&self) -> (String, String, Vec<(String, String)>) {
+    fn slot(&self) -> Slot {
         let mut key: Vec<(String, String)> = self
             .key
             .iter()
@@ -437,7 +443,7 @@ impl Add {
 
 /// Sums the adds of each counter.
 pub fn sum_adds(adds: impl IntoIterator<Item = Add>) -> Vec<Add> {
-    let mut sums: BTreeMap<(String, String, Vec<(String, String)>), Add> = BTreeMap::new();
+    let mut sums: BTreeMap<Slot, Add> = BTreeMap::new();
     for add in adds {
         sums.entry(add.slot())
             .and_modify(|sum| sum.by += add.by)
@@ -530,7 +536,7 @@ pub struct UnitFold<'f, P> {
     foreign: &'f Foreign,
     memory: Memory,
     folded: Folded,
-    adds: BTreeMap<(String, (String, String), &'static str), (Key, i64)>,
+    adds: UnitAdds,
 }
 
 impl<'f, P: ReadModel> UnitFold<'f, P> {

@@ -812,7 +812,7 @@ mod tests {
     #[test]
     fn a_plan_names_its_builds_and_orders_its_units() {
         let plan = PassPlan::new(&[(Projection::Users, 3), (Projection::Articles, 2)], 3);
-        assert_eq!(plan.id, "articles.v2+users.v3");
+        assert_eq!(plan.id, "users.v3+articles.v2");
         assert_eq!(plan.rounds(), 2);
         assert_eq!(plan.units().len(), 3 * 2 + 1);
         assert_eq!(
@@ -820,7 +820,7 @@ mod tests {
                 round: 1,
                 segment: 2
             }),
-            "fullpass#articles.v2+users.v3#1#2"
+            "fullpass#users.v3+articles.v2#1#2"
         );
         assert_eq!(
             plan.units().last(),

@@ -4,11 +4,11 @@
 //! 1. allocates version `n = max(versions) + 1` in `P`'s registry item (`building = n`);
 //! 2. creates version `n`'s tables from the same definitions (or its search index);
 //! 3. starts its own reader of the events table's stream at the stream's current end
-//!    ([`tail::TailHandle::start`]), then runs the full pass in bulk ([`bulk`]): the whole
-//!    table read with parallel scan segments, each aggregate's events folded in memory through
-//!    the projector's own plans ([`projectors::ops`]), the items written with
-//!    `BatchWriteItem` and the checkpoints after them; meanwhile the tail keeps what is
-//!    appended. A killed full pass starts again on an emptied version;
+//!    ([`tail::TailHandle::start`]), then runs the full pass in bulk, in units claimed through
+//!    leases ([`units`]): each unit one scan segment of one round, its aggregates' events
+//!    folded in memory through the projector's own plans ([`projectors::ops`]), its
+//!    checkpoints then its items written with `BatchWriteItem` ([`bulk`]); meanwhile the tail
+//!    keeps what is appended. A killed full pass goes on from the units done;
 //! 4. catches up with the events appended meanwhile: each catch-up pass takes what the tail
 //!    read since the previous one (`GetRecords` up to every shard's end: its cost follows
 //!    what was appended, not the size of the log), applies it, and saves the tail's
@@ -27,8 +27,9 @@
 //! (the argument is in [`tail`]).
 //!
 //! `rebuild all` ([`rebuild::rebuild_all`]) allocates every version first, then makes the
-//! full passes of all of them with one read of the log (each one's tail started before it),
-//! then catches up and switches each one in turn.
+//! full passes of all of them in one pass of units (each segment read once a round for all
+//! of them; each one's tail started before it), then catches up and switches each one in
+//! turn.
 
 pub mod bulk;
 pub mod dlq;

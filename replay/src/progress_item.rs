@@ -55,7 +55,8 @@ pub struct ProgressItem {
     /// When the full pass started (Unix ms).
     pub full_started_at: u64,
     /// Whether a full pass began, and so may have written into the version: one that did not
-    /// finish starts again on an emptied version.
+    /// finish goes on with its plan's units ([`Self::full_pass`]), or, with no plan (begun by
+    /// an older `replay`), starts again on an emptied version.
     pub full_pass_started: bool,
     /// The full pass it is made in ([`crate::units::PassPlan`]), once it began.
     pub full_pass: Option<String>,
